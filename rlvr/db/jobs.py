@@ -1,0 +1,145 @@
+"""The job lifecycle: every status change is a guarded UPDATE plus a `job_events` row.
+
+Owns: which transitions exist and what they write. A transition names the states it may
+start from; the UPDATE's `WHERE status IN (...)` makes it happen at most once however many
+processes race for it, which is what lets a redelivered message or a second reaper run
+harmlessly. Does not own: sending messages (the worker and web layers do that after commit).
+
+    queued -> running -> succeeded | failed | cancelled
+    queued -> cancelled;  running -> cancelling -> cancelled
+    running | cancelling -> crashed -> queued (attempts left) | cancelled (cancel was asked)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from rlvr.db.models import Job, JobEvent, utcnow
+
+ACTIVE = ("running", "cancelling")
+TERMINAL = ("succeeded", "failed", "cancelled", "crashed")
+
+
+def transition(
+    session: Session, job_id: int, to: str, *, from_: tuple[str, ...], where=(), message: str | None = None, **values
+) -> bool:
+    """Moves the job to `to` if its status is in `from_` (and `where` holds); True if it moved."""
+    now = utcnow()
+    moved = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(from_), *where)
+        .values(status=to, updated_at=now, **values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if moved:
+        session.add(JobEvent(job_id=job_id, status=to, message=message, at=now))
+    return bool(moved)
+
+
+def submit(
+    session: Session,
+    *,
+    user_id: int,
+    kind: str,
+    spec: dict[str, Any],
+    total: int,
+    max_attempts: int,
+    idempotency_key: str | None = None,
+    parent_id: int | None = None,
+) -> tuple[Job, bool]:
+    """Adds a queued job, or returns the user's job with the same idempotency key (False)."""
+    if idempotency_key is not None and (existing := _by_key(session, user_id, idempotency_key)):
+        return existing, False
+    job = Job(
+        user_id=user_id, kind=kind, spec=spec, progress_total=total, max_attempts=max_attempts,
+        idempotency_key=idempotency_key, parent_id=parent_id, status="queued",
+    )
+    try:
+        with session.begin_nested():
+            session.add(job)
+            session.flush()
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        return _by_key(session, user_id, idempotency_key), False  # a concurrent submit won the race
+    message = f"retry of job {parent_id}" if parent_id else "submitted"
+    session.add(JobEvent(job_id=job.id, status="queued", message=message, at=job.created_at))
+    return job, True
+
+
+def _by_key(session: Session, user_id: int, key: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.user_id == user_id, Job.idempotency_key == key))
+
+
+def mark_sent(session: Session, job_id: int) -> None:
+    session.execute(update(Job).where(Job.id == job_id).values(sent_at=utcnow()))
+
+
+def claim(session: Session, job_id: int, worker: str) -> bool:
+    """queued -> running for exactly one caller; counts the attempt and starts the heartbeat."""
+    now = utcnow()
+    return transition(
+        session, job_id, "running", from_=("queued",), message=f"claimed by {worker}",
+        attempt=Job.attempt + 1, worker=worker, started_at=now, heartbeat_at=now, error=None,
+    )
+
+
+def beat(session: Session, job_id: int) -> str | None:
+    """Touches the heartbeat of an active job; returns its status (`cancelling` means stop)."""
+    return session.execute(
+        update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE)).values(heartbeat_at=utcnow()).returning(Job.status)
+    ).scalar_one_or_none()
+
+
+def set_progress(session: Session, job_id: int, done: int) -> None:
+    session.execute(update(Job).where(Job.id == job_id).values(progress_done=done))
+
+
+def finish(session: Session, job_id: int, status: str, *, result=None, error: str | None = None) -> bool:
+    return transition(
+        session, job_id, status, from_=ACTIVE, message=error, result=result, error=error, finished_at=utcnow()
+    )
+
+
+def cancel(session: Session, job_id: int) -> bool:
+    """A queued job is cancelled at once; a running one is asked to wind down."""
+    if transition(session, job_id, "cancelled", from_=("queued",), message="cancelled before it ran",
+                  finished_at=utcnow()):
+        return True
+    return transition(session, job_id, "cancelling", from_=("running",), message="cancel requested")
+
+
+def reap(session: Session, *, stale_after: timedelta, now: datetime | None = None) -> list[int]:
+    """Marks active jobs with a stale heartbeat `crashed`; returns the ids requeued for a retry."""
+    cutoff = (now or utcnow()) - stale_after
+    stale = session.execute(select(Job.id, Job.status).where(Job.status.in_(ACTIVE), Job.heartbeat_at < cutoff)).all()
+    requeued = []
+    for job_id, status in stale:
+        # Guarded on the heartbeat too: a job that beat since the SELECT is alive after all.
+        if not transition(session, job_id, "crashed", from_=(status,), where=(Job.heartbeat_at < cutoff,),
+                          message=f"no heartbeat since {cutoff:%H:%M:%S} UTC"):
+            continue
+        job = session.get(Job, job_id, populate_existing=True)
+        if status == "cancelling":
+            transition(session, job_id, "cancelled", from_=("crashed",), message="worker lost while cancelling",
+                       finished_at=utcnow())
+        elif job.attempt < job.max_attempts:
+            transition(session, job_id, "queued", from_=("crashed",),
+                       message=f"requeued for attempt {job.attempt + 1} of {job.max_attempts}")
+            requeued.append(job_id)
+        else:
+            session.execute(update(Job).where(Job.id == job_id).values(
+                error=f"worker lost on each of {job.attempt} attempts", finished_at=utcnow()))
+    return requeued
+
+
+def unsent_since(session: Session, before: datetime) -> list[int]:
+    """Queued jobs whose message was last sent before `before` (or never)."""
+    return list(session.scalars(
+        select(Job.id).where(Job.status == "queued", (Job.sent_at.is_(None)) | (Job.sent_at < before))
+    ))

@@ -1,0 +1,225 @@
+"""Service fixtures for the whole suite: real Redis, Postgres and Celery worker processes.
+
+- `database_url` runs a test once on SQLite and once on Postgres (TEST_DATABASES picks);
+  a heavy test pins one backend with `@pytest.mark.parametrize("database_url", ["postgres"],
+  indirect=True)`. Each backend gets a fresh database, migrated by Alembic.
+- `redis_server` is a private redis-server on a free port, one per test, so no message
+  from one test reaches another test's workers and a test may restart it at will.
+- `stack_env` is the environment a test's processes share; `stack_settings` the same, parsed.
+- `procfile` starts lines of deploy/Procfile as real processes and waits until they serve.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+
+from rlvr.db import Database, accounts, load_settings
+from rlvr.db.migrate import upgrade
+from rlvr.db.settings import sqlalchemy_url
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN_URL = sqlalchemy_url(
+    os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"))
+BACKENDS = os.environ.get("TEST_DATABASES", "sqlite,postgres").split(",")
+
+# Short clocks so that crash, reap and redelivery happen within seconds in tests.
+FAST_CLOCKS = {
+    "RLVR_HEARTBEAT_SECONDS": "0.5",
+    "RLVR_STALE_AFTER_SECONDS": "4",
+    "RLVR_REAPER_SECONDS": "1",
+    "RLVR_RESEND_AFTER_SECONDS": "3",
+    "RLVR_VERIFY_HARD_SECONDS": "60",
+    "RLVR_VERIFY_SOFT_SECONDS": "50",
+    "RLVR_VISIBILITY_TIMEOUT": "90",
+    "RLVR_VERIFY_BATCH_SIZE": "4",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, what: str, every: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class RedisServer:
+    def __init__(self, workdir: Path):
+        self.workdir, self.port, self.proc = workdir, free_port(), None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)], stdout=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        wait_until(lambda: _pings(client), 10, f"redis-server on port {self.port}")
+
+    def stop(self) -> None:
+        """Stops it the way a crash or a restart without persistence would: everything is lost."""
+        self.proc.terminate()
+        self.proc.wait(10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def _pings(client) -> bool:
+    try:
+        return client.ping()
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url():
+    subprocess.run([ROOT / "scripts/services.sh", "postgres"], check=True)
+    return PG_ADMIN_URL
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request, tmp_path_factory):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'rlvr.sqlite3'}"
+        upgrade(url)
+        yield url
+        return
+    admin_url = request.getfixturevalue("postgres_admin_url")
+    name = f"rlvr_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture
+def db(database_url):
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def make_user(db):
+    """`make_user(admin=False) -> (user_id, token)`: a fresh user with one API token."""
+    def make(admin: bool = False) -> tuple[int, str]:
+        with db.begin() as session:
+            user = accounts.create_user(session, f"user-{uuid.uuid4().hex[:8]}", is_admin=admin)
+            return user.id, accounts.issue_token(session, user.id, "tests")
+    return make
+
+
+@pytest.fixture
+def stack_env(database_url, redis_server, tmp_path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RLVR_")}
+    env.update(FAST_CLOCKS)
+    env.update(DATABASE_URL=database_url, REDIS_URL=redis_server.url, RLVR_DATA_DIR=str(tmp_path / "data"),
+               PATH=f"{Path(sys.executable).parent}:{env['PATH']}", PYTHONUNBUFFERED="1")
+    return env
+
+
+@pytest.fixture
+def stack_settings(stack_env):
+    return load_settings(stack_env)
+
+
+class Process:
+    def __init__(self, name: str, command: str, env: dict, log: Path):
+        self.name, self.log = name, log
+        with open(log, "wb") as out:
+            self.popen = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=env, stdout=out,
+                                          stderr=subprocess.STDOUT, start_new_session=True)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, pattern: str, timeout: float = 60) -> None:
+        def ready():
+            if self.popen.poll() is not None:
+                raise AssertionError(f"{self.name} exited {self.popen.returncode}:\n{self.output()[-3000:]}")
+            return re.search(pattern, self.output())
+        wait_until(ready, timeout, f"{self.name} to be ready")
+
+    def kill(self, sig=signal.SIGKILL) -> None:
+        """Signals the whole process group: a Celery worker and its pool children alike."""
+        try:
+            os.killpg(self.popen.pid, sig)
+        except ProcessLookupError:
+            pass
+        self.popen.wait(30)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        try:  # pool children outlive a main process that was killed alone
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+READY = {"web": r"Booting worker", "train": r"ready\.", "verify": r"ready\.", "beat": r"beat: Starting"}
+
+
+def procfile_commands() -> dict[str, str]:
+    lines = (ROOT / "deploy/Procfile").read_text().splitlines()
+    return dict(line.split(": ", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
+@pytest.fixture
+def procfile(stack_env, tmp_path):
+    """`procfile("verify", VERIFY_CONCURRENCY="1") -> Process`, started and ready."""
+    started: list[Process] = []
+    commands = procfile_commands()
+
+    def start(line: str, **env) -> Process:
+        log = tmp_path / f"{line}-{len(started)}.log"
+        proc = Process(line, commands[line], {**stack_env, **env}, log)
+        started.append(proc)
+        proc.wait_ready(READY[line])
+        return proc
+
+    yield start
+    for proc in reversed(started):
+        proc.stop()
+
