@@ -22,8 +22,13 @@ import select
 import signal
 import sys
 
+# The program runs in this process and may patch builtins and modules; the harness keeps
+# its own references, taken before the program starts.
 _write = os.write
-_dumps = json.dumps
+_escape = json.encoder.encode_basestring_ascii  # the C implementation
+_isinstance, _type, _str, _int, _list, _dict = isinstance, type, str, int, list, dict
+_float, _complex, _bytes, _bytearray, _tuple, _set, _frozenset, _range = (
+    float, complex, bytes, bytearray, tuple, set, frozenset, range)
 _RESULT_FD = int(sys.argv[1])
 _STDERR_FD = int(sys.argv[2])
 _MAX_DEPTH = 100
@@ -34,9 +39,27 @@ class _TestTimeout(BaseException):
 
 
 def emit(**record):
-    data = (_dumps(record, separators=(",", ":")) + "\n").encode()
+    data = (_json(record) + "\n").encode()
     while data:
         data = data[_write(_RESULT_FD, data):]
+
+
+def _json(obj):
+    """JSON for what `encode` and `emit` build: dicts, lists, str, int, bool, None."""
+    t = _type(obj)
+    if t is _str:
+        return _escape(obj)
+    if obj is None:
+        return "null"
+    if obj is True or obj is False:
+        return "true" if obj else "false"
+    if t is _int:
+        return _int.__repr__(obj)
+    if t is _list:
+        return "[" + ",".join([_json(v) for v in obj]) + "]"
+    if t is _dict:
+        return "{" + ",".join([_escape(k) + ":" + _json(v) for k, v in _dict.items(obj)]) + "}"
+    raise TypeError("cannot encode %s" % t.__name__)
 
 
 def encode(value, depth=0):
@@ -51,28 +74,29 @@ def encode(value, depth=0):
     d = depth + 1
     if value is None or value is True or value is False:
         return value
-    if isinstance(value, int):
-        return {"int": int.__repr__(value)}
-    if isinstance(value, float):
-        return {"float": float.__repr__(value)}
-    if isinstance(value, complex):
-        return {"complex": [float.__repr__(value.real), float.__repr__(value.imag)]}
-    if isinstance(value, str):
-        return str.__str__(value)
-    if isinstance(value, (bytes, bytearray)):
-        return {"bytes": bytes(value).hex()}
-    if isinstance(value, list):
-        return {"list": [encode(v, d) for v in list.__iter__(value)]}
-    if isinstance(value, tuple):
-        return {"tuple": [encode(v, d) for v in tuple.__iter__(value)]}
-    if isinstance(value, (set, frozenset)):
-        items = [encode(v, d) for v in (set.__iter__(value) if isinstance(value, set) else frozenset.__iter__(value))]
-        return {"set" if isinstance(value, set) else "frozenset": items}
-    if isinstance(value, dict):
-        return {"dict": [[encode(k, d), encode(v, d)] for k, v in dict.items(value)]}
-    if isinstance(value, range):
+    if _isinstance(value, _int):
+        return {"int": _int.__repr__(value)}
+    if _isinstance(value, _float):
+        return {"float": _float.__repr__(value)}
+    if _isinstance(value, _complex):
+        real, imag = _complex.real.__get__(value), _complex.imag.__get__(value)
+        return {"complex": [_float.__repr__(real), _float.__repr__(imag)]}
+    if _isinstance(value, _str):
+        return _str.__str__(value)
+    if _isinstance(value, (_bytes, _bytearray)):
+        return {"bytes": _bytes(value).hex()}
+    if _isinstance(value, _list):
+        return {"list": [encode(v, d) for v in _list.__iter__(value)]}
+    if _isinstance(value, _tuple):
+        return {"tuple": [encode(v, d) for v in _tuple.__iter__(value)]}
+    if _isinstance(value, (_set, _frozenset)):
+        items = [encode(v, d) for v in (_set.__iter__(value) if _isinstance(value, _set) else _frozenset.__iter__(value))]
+        return {"set" if _isinstance(value, _set) else "frozenset": items}
+    if _isinstance(value, _dict):
+        return {"dict": [[encode(k, d), encode(v, d)] for k, v in _dict.items(value)]}
+    if _isinstance(value, _range):
         return {"range": [value.start, value.stop, value.step]}
-    return {"object": type(value).__name__}
+    return {"object": _type(value).__name__}
 
 
 def _on_alarm(signum, frame):
@@ -84,7 +108,11 @@ def _timer(seconds):
 
 
 def _error(exc):
-    return {"type": type(exc).__name__, "msg": str(exc)[:300]}
+    try:
+        message = _str(exc)[:300]
+    except BaseException:
+        message = "(the exception's message could not be read)"
+    return {"type": _type(exc).__name__, "msg": message}
 
 
 def run_function(plan):

@@ -18,14 +18,19 @@ its process could fake. `Check.judged_in_jail` marks those tests.
 from __future__ import annotations
 
 import ast
+import copy
 import math
 import operator
+import warnings
+from collections.abc import Set
 from dataclasses import dataclass
 from typing import Any
 
 
 class TestSpecError(ValueError):
     """The tests themselves are malformed (not the program's fault)."""
+
+    __test__ = False  # not a pytest class
 
 
 @dataclass(frozen=True)
@@ -60,20 +65,30 @@ _STRUCTURAL = (ast.Compare, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Tuple, ast.L
 _MAX_SIZE = 10_000_000  # bound on sizes the host will build from a program's values
 
 
-def parse_tests(tests: list[str] | str, *, entry_point: str | None = None) -> tuple[str, list[Check]]:
-    """Return (setup code for the jail, checks). Raises TestSpecError on malformed tests."""
+def parse_tests(
+    tests: list[str] | str, *, entry_point: str | None = None, program: str = ""
+) -> tuple[str, list[Check]]:
+    """Return (setup code for the jail, checks). Raises TestSpecError on malformed tests.
+
+    `program` is read (never run) for the names it binds at module level: an assert that
+    would otherwise not touch the program at all, like MBPP's `assert sum(10, 15) == 6`
+    for a program defining `sum`, calls the program's function instead of the built-in.
+    Only then: elsewhere a built-in stays the host's, so a program that redefines `set`
+    cannot take over the expected side of `assert f(x) == set([1, 2])`.
+    """
+    shadowed = frozenset(_module_names(program)) & _HOST_FUNCTIONS.keys()
     if isinstance(tests, list):
-        checks = [_check(_parse_assert(t), t) for t in tests]
+        checks = [_check(_parse_assert(t), t, shadowed) for t in tests]
         return "", checks
     module = _parse(tests)
     setup: list[ast.stmt] = []
     checks: list[Check] = []
     for stmt in module.body:
         if isinstance(stmt, ast.Assert):
-            checks.append(_check(stmt, ast.unparse(stmt)))
+            checks.append(_check(stmt, ast.unparse(stmt), shadowed))
         elif entry_point and isinstance(stmt, ast.FunctionDef) and stmt.name == "check":
             setup.append(stmt)
-            checks.extend(_check_function(stmt, entry_point))
+            checks.extend(_check_function(stmt, entry_point, shadowed))
         else:
             setup.append(stmt)
     if not checks:
@@ -95,13 +110,32 @@ def _parse_assert(source: str) -> ast.Assert:
     return body[0]
 
 
-def _check_function(fn: ast.FunctionDef, entry_point: str) -> list[Check]:
+def _module_names(program: str) -> set[str]:
+    """Names a program binds at module level (definitions, assignments, imports)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)  # invalid escapes: the program's business
+            module = ast.parse(program)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()  # the jail will report the program's own error
+    names: set[str] = set()
+    for stmt in module.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(stmt.name)
+        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in stmt.names)
+        else:
+            names.update(n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
+    return names
+
+
+def _check_function(fn: ast.FunctionDef, entry_point: str, shadowed: frozenset[str]) -> list[Check]:
     params = [a.arg for a in fn.args.args]
     if len(params) != 1:
         raise TestSpecError("check() must take exactly one argument, the candidate function")
     if all(isinstance(s, ast.Assert) or _is_docstring(s) for s in fn.body):
         rename = _Rename(params[0], entry_point)
-        return [_check(rename.visit(s), ast.unparse(s)) for s in fn.body if isinstance(s, ast.Assert)]
+        return [_check(rename.visit(s), ast.unparse(s), shadowed) for s in fn.body if isinstance(s, ast.Assert)]
     call = f"check({entry_point})"
     return [Check(source=call, expr=ast.Expression(ast.Constant(True)), probes=(call,), judged_in_jail=True)]
 
@@ -118,25 +152,29 @@ class _Rename(ast.NodeTransformer):
         return ast.copy_location(ast.Name(self.new, node.ctx), node) if node.id == self.old else node
 
 
-def _check(stmt: ast.Assert, source: str) -> Check:
+def _check(stmt: ast.Assert, source: str, shadowed: frozenset[str] = frozenset()) -> Check:
     probes: list[str] = []
-    expr = _split(stmt.test, probes)
+    host_names = _HOST_FUNCTIONS.keys()
+    expr = _split(copy.deepcopy(stmt.test), probes, host_names)
+    if not probes and shadowed:
+        expr = _split(copy.deepcopy(stmt.test), probes, host_names - shadowed)
     return Check(source=source, expr=ast.fix_missing_locations(ast.Expression(expr)), probes=tuple(probes))
 
 
-def _host_only(node: ast.AST) -> bool:
+def _host_only(node: ast.AST, host_names: Set[str]) -> bool:
     """True if the host can evaluate `node` without the program."""
     if isinstance(node, ast.Constant):
         return True
     if isinstance(node, ast.Name):
-        return node.id in _HOST_FUNCTIONS
+        return node.id in host_names
     if isinstance(node, ast.Attribute):
         return isinstance(node.value, ast.Name) and node.value.id == "math" and node.attr in _MATH
     if isinstance(node, ast.Call):
-        return _host_only(node.func) and all(_host_only(n) for n in [*node.args, *(k.value for k in node.keywords)]) \
+        return _host_only(node.func, host_names) \
+            and all(_host_only(n, host_names) for n in [*node.args, *(k.value for k in node.keywords)]) \
             and not any(isinstance(a, ast.Starred) for a in node.args)
     if isinstance(node, _STRUCTURAL):
-        return all(_host_only(child) for child in ast.iter_child_nodes(node) if not _is_operator(child))
+        return all(_host_only(child, host_names) for child in ast.iter_child_nodes(node) if not _is_operator(child))
     return False
 
 
@@ -144,24 +182,24 @@ def _is_operator(node: ast.AST) -> bool:
     return isinstance(node, (ast.operator, ast.unaryop, ast.cmpop, ast.boolop, ast.expr_context))
 
 
-def _split(node: ast.expr, probes: list[str]) -> ast.expr:
+def _split(node: ast.expr, probes: list[str], host_names: Set[str]) -> ast.expr:
     """Replace each maximal sub-expression that needs the program with a probe name."""
-    if _host_only(node):
+    if _host_only(node, host_names):
         return node
     structural_call = (
-        isinstance(node, ast.Call) and _host_only(node.func)
+        isinstance(node, ast.Call) and _host_only(node.func, host_names)
         and not any(isinstance(a, ast.Starred) for a in node.args)
         and not any(isinstance(n, ast.Lambda) for n in ast.walk(node))  # a key= function must run in the jail
     )
     if isinstance(node, _STRUCTURAL) or structural_call:
         for field, value in ast.iter_fields(node):
             if isinstance(value, ast.expr):
-                setattr(node, field, _split(value, probes))
+                setattr(node, field, _split(value, probes, host_names))
             elif isinstance(value, list):
-                setattr(node, field, [_split(v, probes) if isinstance(v, ast.expr) else v for v in value])
+                setattr(node, field, [_split(v, probes, host_names) if isinstance(v, ast.expr) else v for v in value])
         if isinstance(node, ast.Call):
             for kw in node.keywords:
-                kw.value = _split(kw.value, probes)
+                kw.value = _split(kw.value, probes, host_names)
         return node
     probes.append(ast.unparse(node))
     return ast.Name(f"P{len(probes) - 1}", ast.Load())

@@ -162,11 +162,8 @@ def run(nsjail: str, config: str, python: str, harness: str, stdin: bytes, limit
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.monotonic() - start
-        for fd in (*buffers, stdin_w):
-            try:
-                os.close(fd)
-            except OSError:  # stdin_w, when _pump closed it
-                pass
+        for fd in buffers:
+            os.close(fd)
     return RawRun(
         stdout=bytes(buffers[stdout_r]),
         stderr=bytes(buffers[stderr_r]),
@@ -184,36 +181,46 @@ def _pump(
     stdin_fd: int, data: bytes, buffers: dict[int, bytearray], deadline: float, cap: int
 ) -> tuple[bool, bool]:
     """Write `data` to the jail and read its outputs until all close, the deadline passes or
-    one output passes `cap`. Returns (timed_out, output_exceeded)."""
+    one output passes `cap`. Returns (timed_out, output_exceeded).
+
+    Closes `stdin_fd` exactly once, when the data is written or on the way out: threads
+    running other jails reuse descriptor numbers, so a second close could hit one of theirs.
+    """
     pending = memoryview(data)
     os.set_blocking(stdin_fd, False)
-    with selectors.DefaultSelector() as sel:
-        for fd in buffers:
-            sel.register(fd, selectors.EVENT_READ)
-        sel.register(stdin_fd, selectors.EVENT_WRITE)
-        open_reads = len(buffers)
-        while open_reads:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return True, False
-            for key, _ in sel.select(remaining):
-                fd = key.fd
-                if fd == stdin_fd:
-                    try:
-                        pending = pending[os.write(fd, pending[: 1 << 16]):]
-                    except BrokenPipeError:
-                        pending = pending[:0]  # the program stopped reading: that is its business
-                    if not pending:
+    stdin_open = True
+    try:
+        with selectors.DefaultSelector() as sel:
+            for fd in buffers:
+                sel.register(fd, selectors.EVENT_READ)
+            sel.register(stdin_fd, selectors.EVENT_WRITE)
+            open_reads = len(buffers)
+            while open_reads:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return True, False
+                for key, _ in sel.select(remaining):
+                    fd = key.fd
+                    if fd == stdin_fd:
+                        try:
+                            pending = pending[os.write(fd, pending[: 1 << 16]):]
+                        except BrokenPipeError:
+                            pending = pending[:0]  # the program stopped reading: its business
+                        if not pending:
+                            sel.unregister(fd)
+                            os.close(fd)
+                            stdin_open = False
+                        continue
+                    chunk = os.read(fd, 1 << 16)
+                    if not chunk:
                         sel.unregister(fd)
-                        os.close(fd)
-                    continue
-                chunk = os.read(fd, 1 << 16)
-                if not chunk:
-                    sel.unregister(fd)
-                    open_reads -= 1
-                    continue
-                buffers[fd] += chunk
-                if len(buffers[fd]) > cap:
-                    del buffers[fd][cap:]
-                    return False, True
-    return False, False
+                        open_reads -= 1
+                        continue
+                    buffers[fd] += chunk
+                    if len(buffers[fd]) > cap:
+                        del buffers[fd][cap:]
+                        return False, True
+            return False, False
+    finally:
+        if stdin_open:
+            os.close(stdin_fd)

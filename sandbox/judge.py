@@ -35,7 +35,7 @@ def plan(request: VerifyRequest) -> Plan:
     base = {"program": request.program, "test_seconds": limits.test_seconds}
     match tests:
         case FunctionTests():
-            parsed_setup, checks = parse_tests(tests.tests, entry_point=tests.entry_point)
+            parsed_setup, checks = parse_tests(tests.tests, entry_point=tests.entry_point, program=request.program)
             setup = "\n".join(s for s in (tests.setup, parsed_setup) if s)
             probes = [list(c.probes) for c in checks]
             return Plan({**base, "mode": "function", "setup": setup, "tests": probes}, checks, None)
@@ -207,8 +207,8 @@ def _status(raw: RawRun, memory: bool, case_output_limit: bool) -> Status:
 
 
 def _killed_by(raw: RawRun, sig: int) -> bool:
-    # nsjail reports a jailed process killed by signal N as exit status 100 + N.
-    return raw.exit_code == 100 + sig
+    # nsjail reports a jailed process killed by signal N as exit status 128 + N.
+    return raw.exit_code == 128 + sig
 
 
 def _missing_outcome(status: Status, finished: bool) -> TestOutcome:

@@ -19,10 +19,10 @@ class _Model(BaseModel):
 class Limits(_Model):
     """Resource limits for one jail (one program with all of its test cases)."""
 
-    wall_seconds: float = Field(10.0, gt=0, le=600, description="Wall-clock limit for the whole jail.")
-    cpu_seconds: int = Field(10, gt=0, le=600, description="CPU-time limit (RLIMIT_CPU) for the whole jail.")
+    wall_seconds: float = Field(20.0, gt=0, le=600, description="Wall-clock limit for the whole jail.")
+    cpu_seconds: int = Field(20, gt=0, le=600, description="CPU-time limit (RLIMIT_CPU) for the whole jail.")
     test_seconds: float = Field(
-        3.0, gt=0, le=600, description="Limit for a single test case; a slow case becomes `timeout`."
+        5.0, gt=0, le=600, description="Limit for a single test case; a slow case becomes `timeout`."
     )
     memory_mb: int = Field(512, ge=32, le=65536, description="Memory limit for everything in the jail.")
     max_pids: int = Field(16, ge=2, le=4096, description="Most processes and threads alive at once.")
@@ -84,6 +84,8 @@ Status = Literal["ok", "timeout", "memory", "output_limit", "sandbox_error"]
 
 
 class TestOutcome(_Model):
+    __test__ = False  # not a pytest class
+
     outcome: Outcome
     error_type: str | None = Field(None, description="Exception type name for `error`, e.g. `ZeroDivisionError`.")
     detail: str | None = Field(None, description="What the program returned or raised, shortened.")
