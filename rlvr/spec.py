@@ -1,0 +1,264 @@
+"""Job specs: ``TrainSpec``, ``EvalSpec`` and ``SFTSpec``, the objects the CLI and the API validate.
+
+Owns the shape, defaults and documentation of every job option, and loading a spec from a
+YAML or JSON file. Unknown keys are errors that name their path (``algorithm.clip_hgh``).
+Importing this module does not import torch: the web app validates specs with it.
+
+Algorithm presets are data (``ALGORITHM_PRESETS``); ``AlgorithmSpec.resolved()`` fills
+the fields a user left unset from the preset of the chosen algorithm.
+"""
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from rlvr.rewards import REWARDS
+from rlvr.tasks.arithmetic import ArithmeticOptions
+from rlvr.tasks.countdown import CountdownOptions
+from rlvr.tasks.gsm8k import GSM8KOptions
+from rlvr.tasks.jsonl import JsonlOptions
+from rlvr.tasks.math500 import Math500Options
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class LoraSpec(_Spec):
+    r: int = Field(16, ge=1, description="LoRA rank.")
+    alpha: int = Field(32, ge=1, description="LoRA alpha; the update is scaled by alpha / r.")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="Module names to adapt, or `all-linear`."
+    )
+
+
+class ModelSpec(_Spec):
+    name: str = Field(
+        "tiny",
+        description="Hugging Face hub name, local directory, or `tiny` for the project's tiny local "
+        "Llama (built on first use under $RLVR_HOME/models/tiny).",
+    )
+    init_from: str | None = Field(
+        None,
+        description="Start from this checkpoint (e.g. an SFT run's `final` directory): full weights, or a "
+        "LoRA adapter that is merged into `name` before new adapters are added.",
+    )
+    lora: LoraSpec | None = Field(
+        default_factory=LoraSpec, description="LoRA adapters to train; null trains every weight."
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weights dtype; auto is bfloat16 on CUDA that supports it, else float32."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto picks CUDA when present.")
+
+
+class RewardSpec(_Spec):
+    name: str = Field("verdict", description="A registered reward function (see rlvr.rewards.REWARDS).")
+    weight: float = Field(1.0, description="Weight in the summed reward.")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Extra keyword arguments for the function.")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in REWARDS:
+            raise ValueError(f"unknown reward {name!r}; known: {', '.join(sorted(REWARDS))}")
+        return name
+
+
+TaskSpec = Annotated[
+    ArithmeticOptions | CountdownOptions | GSM8KOptions | Math500Options | JsonlOptions,
+    Field(discriminator="name", description="The task and its options; `name` picks the task."),
+]
+
+
+class SamplingSpec(_Spec):
+    temperature: float | list[float] = Field(
+        1.0, description="Sampling temperature, or one per sample of a group (length = group_size)."
+    )
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    max_new_tokens: int = Field(64, ge=1, description="Longest completion; longer ones are cut (clipped).")
+
+    @field_validator("temperature")
+    @classmethod
+    def _positive(cls, value: float | list[float]) -> float | list[float]:
+        if any(t <= 0 for t in (value if isinstance(value, list) else [value])):
+            raise ValueError("temperatures must be > 0")
+        return value
+
+
+Advantage = Literal["group", "rloo", "ema"]
+PolicyLoss = Literal["clipped", "plain"]
+Aggregation = Literal["token", "sequence", "constant"]
+
+ALGORITHM_PRESETS: dict[str, dict[str, Any]] = {
+    "grpo": {"advantage": "group", "scale_rewards": True, "policy_loss": "clipped", "loss_aggregation": "sequence"},
+    "dr_grpo": {"advantage": "group", "scale_rewards": False, "policy_loss": "clipped", "loss_aggregation": "constant"},
+    "rloo": {"advantage": "rloo", "scale_rewards": False, "policy_loss": "clipped", "loss_aggregation": "token"},
+    "ppo": {"advantage": "ema", "scale_rewards": True, "policy_loss": "clipped", "loss_aggregation": "token"},
+    "reinforce": {"advantage": "ema", "scale_rewards": False, "policy_loss": "plain", "loss_aggregation": "sequence"},
+}
+"""What each algorithm means here. ``ppo`` has no value network: its advantage is the
+reward minus an EMA baseline, whitened over the batch (``scale_rewards``)."""
+
+
+class AlgorithmSpec(_Spec):
+    name: Literal["grpo", "dr_grpo", "ppo", "reinforce", "rloo"] = Field(
+        "grpo", description="Algorithm preset; the fields below left null take its values."
+    )
+    group_size: int = Field(8, ge=1, description="Samples per prompt (G).")
+    advantage: Advantage | None = Field(
+        None, description="group: reward minus group mean; rloo: leave-one-out mean; ema: moving baseline."
+    )
+    scale_rewards: bool | None = Field(
+        None, description="Divide advantages by the group's (ema: the batch's) reward std."
+    )
+    ema_decay: float = Field(0.9, ge=0.0, lt=1.0, description="Decay of the EMA reward baseline.")
+    policy_loss: PolicyLoss | None = Field(None, description="clipped: PPO surrogate; plain: ratio x advantage.")
+    loss_aggregation: Aggregation | None = Field(
+        None,
+        description="token: mean over all tokens; sequence: mean per sequence then over sequences; "
+        "constant: sum over tokens / (sequences x max_new_tokens) (Dr. GRPO).",
+    )
+    clip_low: float = Field(0.2, ge=0.0, lt=1.0, description="Ratio floor is 1 - clip_low.")
+    clip_high: float = Field(0.2, ge=0.0, description="Ratio ceiling is 1 + clip_high (clip-higher: > clip_low).")
+    ppo_epochs: int = Field(1, ge=1, description="Passes over each step's rollouts.")
+    minibatches: int = Field(1, ge=1, description="Optimizer steps per pass (rollouts split evenly).")
+    kl_coef: float = Field(0.0, ge=0.0, description="Weight of the KL penalty to the reference model.")
+    kl_estimator: Literal["k1", "k3"] = Field("k3", description="Per-token KL estimator (Schulman's k1 or k3).")
+    entropy_coef: float = Field(0.0, ge=0.0, description="Weight of the entropy bonus.")
+    target_kl: float | None = Field(
+        None, gt=0.0, description="Stop this step's remaining PPO epochs when approx KL to the rollout policy exceeds it."
+    )
+
+    def resolved(self) -> "AlgorithmSpec":
+        """This spec with null fields filled from the algorithm's preset."""
+        preset = ALGORITHM_PRESETS[self.name]
+        return self.model_copy(update={key: value for key, value in preset.items() if getattr(self, key) is None})
+
+
+class OptimSpec(_Spec):
+    learning_rate: float = Field(1e-5, gt=0.0, description="Peak learning rate (AdamW).")
+    schedule: Literal["constant", "linear", "cosine"] = Field("constant", description="Decay after warmup.")
+    warmup_steps: int = Field(0, ge=0, description="Linear warmup steps.")
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
+    max_grad_norm: float | None = Field(1.0, gt=0.0, description="Clip the gradient norm to this; null: no clip.")
+    prompts_per_step: int = Field(8, ge=1, description="Prompts per step (P); a step samples P x group_size.")
+    seed: int = Field(0, description="Seed of every RNG (data order, sampling, dropout).")
+
+
+class StoppingSpec(_Spec):
+    max_steps: int = Field(100, ge=1, description="Stop after this many optimizer steps.")
+    target_pass_rate: float | None = Field(
+        None, gt=0.0, le=1.0, description="Stop when the pass rate is at least this with `min_confidence`."
+    )
+    window: int = Field(5, ge=1, description="Steps pooled for the target pass rate and the convergence test.")
+    min_confidence: float = Field(
+        0.9, gt=0.0, lt=1.0,
+        description="Confidence that the true pass rate is >= target: the Wilson lower bound over the "
+        "window's samples at this level must reach the target.",
+    )
+    convergence_threshold: float | None = Field(
+        None, gt=0.0, description="Stop when mean reward changes less than this between consecutive windows."
+    )
+
+
+class DataSpec(_Spec):
+    dynamic_sampling: bool = Field(
+        False, description="Drop groups whose rewards are all equal (no signal) and refill with new prompts."
+    )
+    max_refills: int = Field(3, ge=0, description="Extra rollout rounds per step for dynamic sampling.")
+    curriculum: bool = Field(False, description="Present easier problems (task difficulty) first.")
+    eval_every: int = Field(0, ge=0, description="Greedy eval on the held-out split every N steps; 0: never.")
+    eval_size: int = Field(64, ge=1, description="Held-out problems per periodic eval.")
+    checkpoint_every: int = Field(0, ge=0, description="Checkpoint every N steps; 0: only at the end or on cancel.")
+    keep_checkpoints: int = Field(2, ge=1, description="How many recent checkpoints to keep.")
+
+
+def _check_temperature_count(sampling: SamplingSpec, count: int, count_name: str) -> None:
+    """A per-sample temperature list needs one value per sample."""
+    if isinstance(sampling.temperature, list) and len(sampling.temperature) != count:
+        raise ValueError(f"sampling.temperature has {len(sampling.temperature)} values but {count_name} is {count}")
+
+
+def _default_task() -> ArithmeticOptions:
+    return ArithmeticOptions()
+
+
+class TrainSpec(_Spec):
+    """An RL job."""
+
+    kind: Literal["train"] = Field("train", description="Job kind.")
+    model: ModelSpec = Field(default_factory=ModelSpec, description="Policy model.")
+    task: TaskSpec = Field(default_factory=_default_task)
+    rewards: list[RewardSpec] = Field(
+        default_factory=list, description="Rewards summed with weights; empty: the task's default rewards."
+    )
+    algorithm: AlgorithmSpec = Field(default_factory=AlgorithmSpec, description="Policy-gradient algorithm.")
+    sampling: SamplingSpec = Field(default_factory=SamplingSpec, description="Rollout sampling.")
+    optim: OptimSpec = Field(default_factory=OptimSpec, description="Optimisation.")
+    stopping: StoppingSpec = Field(default_factory=StoppingSpec, description="When to stop.")
+    data: DataSpec = Field(default_factory=DataSpec, description="Data order, eval and checkpoints.")
+
+    @model_validator(mode="after")
+    def _temperatures_fit_group(self) -> "TrainSpec":
+        _check_temperature_count(self.sampling, self.algorithm.group_size, "algorithm.group_size")
+        return self
+
+
+class EvalSpec(_Spec):
+    """An evaluation job: greedy and sampled accuracy, pass@k, best-of-k, mean reward."""
+
+    kind: Literal["eval"] = Field("eval", description="Job kind.")
+    model: ModelSpec = Field(default_factory=lambda: ModelSpec(lora=None), description="Model to evaluate.")
+    task: TaskSpec = Field(default_factory=_default_task)
+    split: Literal["train", "test"] = Field("test", description="Split to evaluate.")
+    num_problems: int | None = Field(None, ge=1, description="First N problems of the split; null: all.")
+    rewards: list[RewardSpec] = Field(default_factory=list, description="Rewards; empty: the task's defaults.")
+    greedy: bool = Field(True, description="Also decode greedily and report greedy accuracy.")
+    num_samples: int = Field(8, ge=0, description="Sampled completions per problem (n); 0: greedy only.")
+    k: list[int] = Field(default_factory=lambda: [1, 4], description="k values for pass@k and best-of-k (<= n).")
+    sampling: SamplingSpec = Field(default_factory=SamplingSpec, description="Sampling for the n samples.")
+    batch_size: int = Field(64, ge=1, description="Completions generated per batch.")
+    seed: int = Field(0, description="Seed for sampling.")
+
+    @model_validator(mode="after")
+    def _k_within_n(self) -> "EvalSpec":
+        too_big = [k for k in self.k if k > self.num_samples or k < 1]
+        if self.num_samples and too_big:
+            raise ValueError(f"k values {too_big} must be between 1 and num_samples={self.num_samples}")
+        _check_temperature_count(self.sampling, self.num_samples, "num_samples")
+        return self
+
+
+class SFTSpec(_Spec):
+    """Supervised warm start on a task's reference completions."""
+
+    kind: Literal["sft"] = Field("sft", description="Job kind.")
+    model: ModelSpec = Field(default_factory=lambda: ModelSpec(lora=None), description="Model to train.")
+    task: TaskSpec = Field(default_factory=_default_task)
+    max_steps: int = Field(200, ge=1, description="Optimizer steps.")
+    batch_size: int = Field(32, ge=1, description="Examples per step.")
+    learning_rate: float = Field(1e-3, gt=0.0, description="Peak learning rate (AdamW).")
+    schedule: Literal["constant", "linear", "cosine"] = Field("cosine", description="Decay after warmup.")
+    warmup_steps: int = Field(10, ge=0, description="Linear warmup steps.")
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
+    max_grad_norm: float | None = Field(1.0, gt=0.0, description="Gradient norm clip; null: none.")
+    max_examples: int | None = Field(None, ge=1, description="Use only the first N train problems.")
+    eval_every: int = Field(0, ge=0, description="Greedy held-out accuracy every N steps; 0: only at the end.")
+    eval_size: int = Field(64, ge=1, description="Held-out problems per eval.")
+    max_new_tokens: int = Field(32, ge=1, description="Generation length for the evals.")
+    seed: int = Field(0, description="Seed for data order and init of new weights.")
+
+
+Spec = TypeVar("Spec", TrainSpec, EvalSpec, SFTSpec)
+
+
+def load_spec(path: str | Path, spec_type: type[Spec]) -> Spec:
+    """Read a YAML or JSON file into ``spec_type``; a ValidationError names bad fields."""
+    text = Path(path).read_text(encoding="utf-8")
+    data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
+    return spec_type.model_validate(data or {})

@@ -1,0 +1,47 @@
+"""Countdown task: dataset split, generator, solver and checker."""
+
+import doctest
+
+import pytest
+
+from rlvr.tasks import Problem, build_task, countdown
+from rlvr.tasks.countdown import CountdownOptions
+
+PROBLEM = Problem(id="x", prompt="", answer="21", metadata={"numbers": [100, 93, 3]})
+
+
+def test_doctests():
+    assert doctest.testmod(countdown).failed == 0
+
+
+@pytest.mark.parametrize(
+    "completion, verdict",
+    [
+        (" (100-93)*3", "pass"),
+        ("3*(100-93) = 21", "pass"),
+        (" (100-93)*3*1", "fail"),  # a number that was not given
+        (" (100-93)*3+3-3", "fail"),  # 3 used three times
+        (" 100-93", "fail"),  # 3 unused
+        (" (100-93)**3", "fail"),
+        (" __import__('os')", "fail"),
+        ("", "fail"),
+    ],
+)
+def test_checker(completion, verdict):
+    task = build_task(CountdownOptions())
+    assert task.check(PROBLEM, completion) == verdict
+
+
+def test_test_split_is_the_dataset_and_every_row_has_a_reference():
+    task = build_task(CountdownOptions())
+    problems = task.problems("test")
+    assert len(problems) == 256
+    assert all(task.check(p, task.reference(p)) == "pass" for p in problems)
+
+
+def test_generated_train_problems_are_solvable_and_in_range():
+    task = build_task(CountdownOptions(train_size=100, max_target=50))
+    problems = task.problems("train")
+    assert len(problems) == 100
+    assert all(1 <= int(p.answer) <= 50 for p in problems)
+    assert all(task.check(p, task.reference(p)) == "pass" for p in problems)

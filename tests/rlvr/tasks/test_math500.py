@@ -1,0 +1,30 @@
+"""MATH-500 task: held-out split and the boxed, normalised comparison."""
+
+import doctest
+
+import pytest
+
+from rlvr.tasks import Problem, build_task, math500
+from rlvr.tasks.math500 import Math500Options
+
+
+def test_doctests():
+    assert doctest.testmod(math500).failed == 0
+
+
+def test_splits_partition_the_file_and_solutions_pass():
+    task = build_task(Math500Options(heldout_size=50))
+    train, test = task.problems("train"), task.problems("test")
+    assert (len(train), len(test)) == (450, 50)
+    assert not {p.id for p in train} & {p.id for p in test}
+    assert all(task.check(p, task.reference(p)) == "pass" for p in train + test)
+
+
+@pytest.mark.parametrize(
+    "completion, verdict",
+    [(r"\boxed{\dfrac{3}{4}}", "pass"), (r"\boxed{0.75}", "pass"), (r"\boxed{3/4}", "pass"),
+     (r"\boxed{\frac{3}{5}}", "fail"), (r"\frac{3}{4}", "fail"), (r"\boxed{\frac{3}{4}", "fail")],
+)
+def test_checker(completion, verdict):
+    problem = Problem(id="x", prompt="", answer=r"\frac{3}{4}")
+    assert build_task(Math500Options()).check(problem, completion) == verdict
