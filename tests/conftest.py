@@ -6,6 +6,7 @@
 - `redis_server` is a private redis-server on a free port, one per test, so no message
   from one test reaches another test's workers and a test may restart it at will.
 - `stack_env` is the environment a test's processes share; `stack_settings` the same, parsed.
+- `app`, `client`, `api` (a client speaking as a fresh user) and `as_user` for the web app.
 - `procfile` starts lines of deploy/Procfile as real processes and waits until they serve.
 """
 
@@ -29,6 +30,7 @@ from sqlalchemy.engine import make_url
 from rlvr.db import Database, accounts, load_settings
 from rlvr.db.migrate import upgrade
 from rlvr.db.settings import sqlalchemy_url
+from web import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = sqlalchemy_url(
@@ -223,3 +225,37 @@ def procfile(stack_env, tmp_path):
     for proc in reversed(started):
         proc.stop()
 
+
+@pytest.fixture
+def app(stack_settings):
+    app = create_app(stack_settings, TESTING=True)
+    yield app
+    app.extensions["rlvr"].db.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class Api:
+    """The test client speaking as one user: `api.post("/jobs", json=...)`."""
+
+    def __init__(self, client, token: str):
+        self.client, self.headers = client, {"Authorization": f"Bearer {token}"}
+
+    def __getattr__(self, verb):
+        def call(path, headers=None, **kw):
+            return getattr(self.client, verb)("/api/v1" + path, headers={**self.headers, **(headers or {})}, **kw)
+        return call
+
+
+@pytest.fixture
+def as_user(client, make_user):
+    """`as_user(admin=False) -> Api` for a fresh user."""
+    return lambda admin=False: Api(client, make_user(admin)[1])
+
+
+@pytest.fixture
+def api(as_user):
+    return as_user()

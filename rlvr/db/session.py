@@ -62,11 +62,11 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A transaction that only reads (on SQLite it does not take the write lock)."""
+        """A transaction that only reads (on SQLite it does not take the write lock). Objects
+        loaded in it stay readable after it ends."""
         with self._sessions() as session:
             session.connection(execution_options={"readonly": True})
             yield session
-            session.rollback()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,154 @@
+"""The JSON API without workers: validation, auth, listing, cancel/retry, idempotency.
+
+Messages land in the test's private Redis, where nothing consumes them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import redis
+
+from worker import dispatch
+
+
+def verify_spec(n: int = 1) -> dict:
+    return {"requests": [{"program": f"def f():\n    return {i}", "tests": {"kind": "function",
+                                                                      "tests": [f"assert f() == {i}"]}}
+                         for i in range(n)]}
+
+
+def submit(api, headers=None):
+    return api.post("/jobs", json={"kind": "verify", "spec": verify_spec()}, headers=headers)
+
+
+def test_submit_queues_the_job_and_its_message(api, redis_server):
+    response = submit(api)
+    assert response.status_code == 201, response.json
+    job = response.json
+    assert (job["status"], job["kind"], job["progress"]["total"], job["attempt"]) == ("queued", "verify", 1, 0)
+    assert response.headers["Location"].endswith(f"/api/v1/jobs/{job['id']}")
+    broker = redis.Redis.from_url(redis_server.url)
+    assert broker.llen("train") == 1 and broker.exists(dispatch.job_marker(job["id"]))
+    assert api.get(f"/jobs/{job['id']}").json["status"] == "queued"
+    events = api.get(f"/jobs/{job['id']}/events").json["events"]
+    assert [(e["status"], e["message"]) for e in events] == [("queued", "submitted")]
+
+
+def test_idempotency_key_makes_a_retried_submit_return_the_same_job(api, as_user):
+    first = submit(api, headers={"Idempotency-Key": "abc"})
+    again = submit(api, headers={"Idempotency-Key": "abc"})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json["id"] == first.json["id"]
+    assert submit(as_user(), headers={"Idempotency-Key": "abc"}).json["id"] != first.json["id"]
+
+
+@pytest.mark.parametrize("body, fields", [
+    ({"spec": verify_spec()}, ["kind"]),
+    ({"kind": "bake", "spec": {}}, ["kind"]),
+    ({"kind": "verify"}, ["spec"]),
+    ({"kind": "verify", "spec": {"requests": []}}, ["spec.requests"]),
+    ({"kind": "verify", "spec": {"requests": [{"tests": {"kind": "function", "tests": []}}]}},
+     ["spec.requests.0.program"]),
+    ({"kind": "verify", "spec": {"requests": [{"program": 3, "tests": {"kind": "nope"}}], "batch_size": 0}},
+     ["spec.requests.0.program", "spec.requests.0.tests", "spec.batch_size"]),
+    ({"kind": "verify", "spec": verify_spec(), "extra": 1}, ["extra"]),
+])
+def test_bad_specs_get_400_naming_each_field(api, body, fields):
+    response = api.post("/jobs", json=body)
+    assert response.status_code == 400
+    assert response.json["error"].startswith("invalid")
+    assert sorted({e["field"] for e in response.json["detail"]}) == sorted(fields)
+
+
+@pytest.mark.parametrize("data", [b"", b"{", b"[1, 2]", b"null", b"\xff\xfe", json.dumps("x").encode()])
+def test_malformed_bodies_are_json_400s(api, data):
+    response = api.post("/jobs", data=data, content_type="application/json")
+    assert response.status_code == 400 and set(response.json) == {"error", "detail"}
+
+
+def test_oversized_body_is_413(api, stack_settings):
+    big = json.dumps({"kind": "verify", "spec": {"requests": [], "pad": "x" * stack_settings.max_body_bytes}})
+    response = api.post("/jobs", data=big, content_type="application/json")
+    assert response.status_code == 413 and response.json["error"]
+
+
+def test_auth(client, api, as_user):
+    job_id = submit(api).json["id"]
+    assert client.get("/api/v1/jobs").status_code == 401
+    no_token = client.get(f"/api/v1/jobs/{job_id}", headers={"Authorization": "Bearer nope"})
+    assert no_token.status_code == 401 and no_token.json["error"] == "unauthorized"
+    stranger = as_user()
+    for call in (stranger.get(f"/jobs/{job_id}"), stranger.get(f"/jobs/{job_id}/events"),
+                 stranger.post(f"/jobs/{job_id}/cancel"), stranger.post(f"/jobs/{job_id}/retry")):
+        assert call.status_code == 404
+    assert job_id not in [j["id"] for j in stranger.get("/jobs").json["jobs"]]
+    assert as_user(admin=True).get(f"/jobs/{job_id}").status_code == 200
+
+
+def test_list_filters_and_pages(api):
+    ids = [submit(api).json["id"] for _ in range(3)]
+    api.post(f"/jobs/{ids[0]}/cancel")
+    page = api.get("/jobs?limit=2").json
+    assert (page["total"], [j["id"] for j in page["jobs"]]) == (3, ids[:0:-1])
+    assert [j["id"] for j in api.get("/jobs?limit=2&offset=2").json["jobs"]] == [ids[0]]
+    assert [j["id"] for j in api.get("/jobs?status=cancelled").json["jobs"]] == [ids[0]]
+    assert api.get("/jobs?kind=verify").json["total"] == 3
+    for bad in ("status=done", "limit=0", "limit=x", "offset=-1", "kind=bake", "colour=red"):
+        assert api.get(f"/jobs?{bad}").status_code == 400, bad
+
+
+def test_cancel_and_retry(api):
+    job_id = submit(api).json["id"]
+    assert api.post(f"/jobs/{job_id}/retry").status_code == 409  # not finished yet
+    cancelled = api.post(f"/jobs/{job_id}/cancel")
+    assert (cancelled.status_code, cancelled.json["status"]) == (202, "cancelled")
+    assert api.post(f"/jobs/{job_id}/cancel").status_code == 409
+    retry = api.post(f"/jobs/{job_id}/retry")
+    assert retry.status_code == 201
+    assert (retry.json["parent_id"], retry.json["status"]) == (job_id, "queued")
+    assert api.get("/jobs/999999").status_code == 404
+
+
+def test_unknown_routes_and_methods_are_json(api):
+    assert api.get("/nope").json["error"] == "not found"
+    assert api.delete("/jobs").status_code == 405
+
+
+def test_openapi_document(client):
+    doc = client.get("/api/v1/openapi.json").json
+    assert {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/events", "/jobs/{job_id}/cancel", "/jobs/{job_id}/retry",
+            "/verify", "/health", "/metrics", "/stats"} <= set(doc["paths"])
+    assert {"JobSubmission", "JobOut", "VerifyJobSpec", "VerifyRequest"} <= set(doc["components"]["schemas"])
+
+
+def test_health_metrics_and_stats(client, api):
+    submit(api)
+    health = client.get("/api/v1/health")
+    assert health.status_code == 200
+    assert health.json["database"]["ok"] and health.json["redis"]["ok"]
+    assert health.json["workers"] == {"train": 0, "verify": 0}
+    metrics = client.get("/api/v1/metrics").get_data(as_text=True)
+    assert 'rlvr_jobs{kind="verify",state="queued"}' in metrics
+    assert 'rlvr_queue_depth{queue="train"} 1.0' in metrics
+    assert 'rlvr_verify_seconds_bucket{le="+Inf"}' in metrics
+    stats = api.get("/stats").json
+    assert stats["jobs"]["queued"] >= 1 and stats["queues"]["train"] == 1
+
+
+def test_health_reports_a_dead_redis(client, redis_server):
+    redis_server.stop()
+    try:
+        response = client.get("/api/v1/health")
+    finally:
+        redis_server.start()
+    assert response.status_code == 503 and not response.json["redis"]["ok"]
+
+
+def test_submit_survives_a_dead_redis(api, redis_server):
+    redis_server.stop()
+    try:
+        response = submit(api)
+    finally:
+        redis_server.start()
+    assert (response.status_code, response.json["status"]) == (201, "queued")

@@ -1,0 +1,123 @@
+"""Jobs through the whole stack: the API in-process, real Celery worker processes started
+from deploy/Procfile, the sandbox under nsjail, Redis and the database."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from conftest import wait_until
+from rlvr.db import JobEvent, VerdictRow
+
+CORRECT = ("def add(a, b):\n    return a + b", ["assert add(1, 2) == 3", "assert add(-1, 1) == 0"])
+WRONG = ("def add(a, b):\n    return abs(a) + b", CORRECT[1])  # passes one of two
+RAISES = ("def add(a, b):\n    raise ValueError('no')", CORRECT[1])
+
+
+def request(program: str, tests: list[str], **limits) -> dict:
+    return {"program": program, "tests": {"kind": "function", "tests": tests}, "limits": limits}
+
+
+def slow(seconds: float) -> dict:
+    """A correct program that takes `seconds` to import."""
+    return request(f"import time\ntime.sleep({seconds})\n" + CORRECT[0], CORRECT[1], wall_seconds=30)
+
+
+def submit(api, requests: list[dict]) -> int:
+    response = api.post("/jobs", json={"kind": "verify", "spec": {"requests": requests}})
+    assert response.status_code == 201, response.json
+    return response.json["id"]
+
+
+def wait_for(api, job_id: int, *statuses: str, timeout: float = 90) -> dict:
+    def reached():
+        job = api.get(f"/jobs/{job_id}").json
+        return job if job["status"] in statuses else None
+    return wait_until(reached, timeout, f"job {job_id} to be {' or '.join(statuses)}", every=0.2)
+
+
+def timeline(api, job_id: int) -> list[str]:
+    return [e["status"] for e in api.get(f"/jobs/{job_id}/events").json["events"]]
+
+
+def test_verify_job_runs_to_success(api, procfile):
+    procfile("train")
+    procfile("verify")
+    job_id = submit(api, [request(*CORRECT)] * 4 + [request(*WRONG), request(*RAISES)])
+    job = wait_for(api, job_id, "succeeded", "failed")
+    assert job["status"] == "succeeded", job["error"]
+    assert job["progress"] == {"done": 6, "total": 6, "fraction": 1.0}
+    assert job["result"]["programs"] == 6 and job["result"]["all_passed"] == 4
+    assert job["result"]["by_status"] == {"ok": 6}
+    assert timeline(api, job_id) == ["queued", "running", "succeeded"]
+    assert api.get("/stats").json["verified_programs"] >= 6
+
+
+def test_cancel_a_running_job(api, procfile):
+    procfile("train")
+    procfile("verify", VERIFY_CONCURRENCY="1")
+    job_id = submit(api, [slow(1.0)] * 12)
+    wait_for(api, job_id, "running")
+    assert api.post(f"/jobs/{job_id}/cancel").status_code == 202
+    job = wait_for(api, job_id, "cancelled")
+    assert job["progress"]["done"] < 12
+    assert timeline(api, job_id) == ["queued", "running", "cancelling", "cancelled"]
+
+
+def test_sync_verify_endpoint(api, procfile, stack_settings):
+    procfile("verify")
+    response = api.post("/verify", json={"requests": [request(*CORRECT), request(*WRONG)]})
+    assert response.status_code == 200, response.json
+    assert [(v["status"], v["passed"], v["total"]) for v in response.json["verdicts"]] == [("ok", 2, 2), ("ok", 1, 2)]
+    too_many = [request(*CORRECT)] * (stack_settings.sync_verify_max_programs + 1)
+    assert api.post("/verify", json={"requests": too_many}).status_code == 413
+    assert api.post("/verify", json={"requests": [{"program": "x"}]}).status_code == 400
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_verify_worker_killed_mid_job_loses_and_duplicates_nothing(api, procfile, db):
+    # A visibility timeout above the hard limit but short, so Redis hands the killed
+    # worker's unacked batch to the new worker within seconds.
+    clocks = dict(VERIFY_CONCURRENCY="1", RLVR_VERIFY_HARD_SECONDS="10", RLVR_VERIFY_SOFT_SECONDS="8",
+                  RLVR_VISIBILITY_TIMEOUT="12")
+    procfile("train")
+    verify = procfile("verify", **clocks)
+    job_id = submit(api, [slow(0.4)] * 16)
+    wait_until(lambda: api.get(f"/jobs/{job_id}").json["progress"]["done"] >= 4, 60, "a first batch")
+    verify.kill()
+    assert api.get(f"/jobs/{job_id}").json["progress"]["done"] < 16
+    procfile("verify", **clocks)
+    job = wait_for(api, job_id, "succeeded", "failed", timeout=120)
+    assert job["status"] == "succeeded" and job["result"]["all_passed"] == 16
+    with db.read() as s:
+        indices = s.scalars(select(VerdictRow.index).where(VerdictRow.job_id == job_id)).all()
+    assert sorted(indices) == list(range(16))
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_train_worker_killed_is_reaped_and_requeued(api, procfile, db):
+    procfile("verify")
+    procfile("beat")
+    train = procfile("train")
+    job_id = submit(api, [slow(0.5)] * 8)
+    wait_for(api, job_id, "running")
+    train.kill()
+    wait_until(lambda: "crashed" in timeline(api, job_id), 30, "the reaper to mark the job crashed")
+    procfile("train")
+    job = wait_for(api, job_id, "succeeded", "failed", timeout=120)
+    assert job["status"] == "succeeded" and job["attempt"] == 2
+    assert timeline(api, job_id) == ["queued", "running", "crashed", "queued", "running", "succeeded"]
+    with db.read() as s:
+        messages = s.scalars(select(JobEvent.message).where(JobEvent.job_id == job_id)).all()
+    assert any(m and m.startswith("requeued for attempt 2") for m in messages)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_redis_restarted_while_jobs_are_queued_loses_nothing(api, procfile, redis_server):
+    job_ids = [submit(api, [request(*CORRECT)] * 2) for _ in range(3)]
+    redis_server.restart()  # no persistence: every message and marker is gone
+    procfile("verify")
+    procfile("train")
+    procfile("beat")
+    for job_id in job_ids:
+        assert wait_for(api, job_id, "succeeded", "failed")["status"] == "succeeded"

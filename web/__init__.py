@@ -1,0 +1,34 @@
+"""The Flask app: the JSON API under /api/v1 and the HTML pages.
+
+Owns: HTTP. Views validate at the edge, call `rlvr.db` and `worker.dispatch`, and render;
+they know tasks only by name. `create_app()` reads the settings from the environment;
+tests pass their own.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+from flask_wtf import CSRFProtect
+
+from rlvr.db import Settings, load_settings
+from worker.services import Services, make_services
+
+
+def create_app(settings: Settings | None = None, **config) -> Flask:
+    from web import api, cli, errors, pages
+
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes, **config)
+    app.extensions["rlvr"] = make_services(settings)
+    csrf = CSRFProtect(app)
+    csrf.exempt(api.bp)  # the API authenticates by bearer token, never by cookie
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    errors.register(app)
+    cli.register(app)
+    return app
+
+
+def services() -> Services:
+    return current_app.extensions["rlvr"]

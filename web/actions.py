@@ -1,0 +1,59 @@
+"""What a user can do to jobs, shared by the API and the pages so both behave alike.
+
+Validation happens here, once, with the kind's spec model; the job row then carries the
+validated spec. A message that cannot be sent (Redis down) does not fail the submit: the
+job is safe in the database and the reaper sends it when Redis is back.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from kombu.exceptions import OperationalError
+
+from rlvr.db import Job, User, jobs
+from web import services
+from web.errors import ApiError
+from worker import dispatch
+from worker.kinds import KINDS
+
+log = logging.getLogger(__name__)
+
+
+def submit(user: User, kind: str, spec: dict, *, idempotency_key: str | None = None,
+           parent_id: int | None = None) -> tuple[Job, bool]:
+    """Validates `spec` for `kind` (raises pydantic's ValidationError) and queues the job."""
+    job_kind = KINDS[kind]
+    validated = job_kind.spec.model_validate(spec)
+    svc = services()
+    with svc.db.begin() as s:
+        job, created = jobs.submit(
+            s, user_id=user.id, kind=kind, spec=validated.model_dump(mode="json", exclude_none=True),
+            total=job_kind.total(validated), max_attempts=svc.settings.max_attempts,
+            idempotency_key=idempotency_key, parent_id=parent_id,
+        )
+    if created:
+        _send(job.id)
+    return job, created
+
+
+def _send(job_id: int) -> None:
+    try:
+        dispatch.send_job(services(), job_id)
+    except (redis.RedisError, OperationalError):
+        log.warning("job %s stays queued until the reaper reaches Redis", job_id, exc_info=True)
+
+
+def cancel(job: Job) -> None:
+    with services().db.begin() as s:
+        if not jobs.cancel(s, job.id):
+            raise ApiError(409, "conflict", f"job {job.id} is {job.status}; only queued or running jobs cancel")
+
+
+def retry(user: User, job: Job) -> Job:
+    """A new job with the same kind and spec, linked to `job` as its parent."""
+    if job.status not in jobs.TERMINAL:
+        raise ApiError(409, "conflict", f"job {job.id} is {job.status}; only finished jobs can be retried")
+    new, _ = submit(user, job.kind, job.spec, parent_id=job.id)
+    return new

@@ -1,0 +1,140 @@
+"""The JSON API under /api/v1. Each view: authenticate, validate, call, shape the reply."""
+
+from __future__ import annotations
+
+from celery.exceptions import TimeoutError as CeleryTimeout
+from flask import Blueprint, Response, g, jsonify, request, url_for
+from pydantic import ValidationError
+from sqlalchemy import func, select
+
+from rlvr.db import Job, JobEvent
+from web import actions, monitoring, services
+from web.auth import find_job, token_required, visible_jobs
+from web.errors import ApiError, field_errors
+from web.openapi import openapi_document
+from web.schemas import EventList, EventOut, JobOut, JobPage, JobQuery, JobSubmission, VerifyBody
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def body() -> dict:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid request", "the body must be a JSON object")
+    return data
+
+
+def reply(model, status: int = 200, **headers) -> Response:
+    response = Response(model.model_dump_json(), status=status, mimetype="application/json")
+    response.headers.update(headers)
+    return response
+
+
+@bp.post("/jobs")
+@token_required
+def submit_job():
+    submission = JobSubmission.model_validate(body())
+    try:
+        job, created = actions.submit(g.user, submission.kind, submission.spec,
+                                      idempotency_key=request.headers.get("Idempotency-Key"))
+    except ValidationError as exc:
+        raise ApiError(400, "invalid spec", field_errors(exc, prefix=("spec",))) from None
+    return reply(JobOut.of(job), 201 if created else 200, Location=url_for("api.get_job", job_id=job.id))
+
+
+@bp.get("/jobs")
+@token_required
+def list_jobs():
+    query = JobQuery.model_validate(request.args.to_dict())
+    jobs = visible_jobs(g.user)
+    if query.status:
+        jobs = jobs.where(Job.status == query.status)
+    if query.kind:
+        jobs = jobs.where(Job.kind == query.kind)
+    with services().db.read() as s:
+        total = s.scalar(select(func.count()).select_from(jobs.subquery()))
+        page = s.scalars(jobs.order_by(Job.id.desc()).limit(query.limit).offset(query.offset))
+        items = [JobOut.of(job) for job in page]
+    return reply(JobPage(jobs=items, total=total, limit=query.limit, offset=query.offset))
+
+
+def _job_or_404(s, job_id: int):
+    job = find_job(s, g.user, job_id)
+    if job is None:
+        raise ApiError(404, "not found", f"no job {job_id}")
+    return job
+
+
+@bp.get("/jobs/<int:job_id>")
+@token_required
+def get_job(job_id: int):
+    with services().db.read() as s:
+        return reply(JobOut.of(_job_or_404(s, job_id)))
+
+
+@bp.get("/jobs/<int:job_id>/events")
+@token_required
+def job_events(job_id: int):
+    with services().db.read() as s:
+        _job_or_404(s, job_id)
+        events = s.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
+        return reply(EventList(events=[EventOut.model_validate(e) for e in events]))
+
+
+@bp.post("/jobs/<int:job_id>/cancel")
+@token_required
+def cancel_job(job_id: int):
+    with services().db.read() as s:
+        actions.cancel(_job_or_404(s, job_id))
+    with services().db.read() as s:
+        return reply(JobOut.of(_job_or_404(s, job_id)), 202)
+
+
+@bp.post("/jobs/<int:job_id>/retry")
+@token_required
+def retry_job(job_id: int):
+    with services().db.read() as s:
+        job = _job_or_404(s, job_id)
+    new = actions.retry(g.user, job)
+    return reply(JobOut.of(new), 201, Location=url_for("api.get_job", job_id=new.id))
+
+
+@bp.post("/verify")
+@token_required
+def verify_now():
+    """Judges a small batch synchronously on the verify pool, for trainers outside the service."""
+    settings = services().settings
+    requests = VerifyBody.model_validate(body()).requests
+    if len(requests) > settings.sync_verify_max_programs:
+        raise ApiError(413, "too many programs", f"at most {settings.sync_verify_max_programs} per call; "
+                                                 "submit a verify job for more")
+    message = services().celery.send_task(
+        "worker.tasks.verify_requests", args=[[r.model_dump(mode="json") for r in requests]], queue="verify")
+    try:
+        verdicts = message.get(timeout=settings.sync_verify_timeout)
+    except CeleryTimeout:
+        message.revoke()
+        raise ApiError(504, "timeout", f"no verdicts within {settings.sync_verify_timeout:g}s") from None
+    return jsonify(verdicts=verdicts)
+
+
+@bp.get("/health")
+def health():
+    report = monitoring.health(services())
+    return jsonify(report), 200 if report["status"] == "ok" else 503
+
+
+@bp.get("/metrics")
+def metrics():
+    return Response(monitoring.metrics_text(services()), mimetype="text/plain; version=0.0.4")
+
+
+@bp.get("/stats")
+@token_required
+def stats():
+    return jsonify(monitoring.stats(services()))
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_document())

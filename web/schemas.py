@@ -1,0 +1,93 @@
+"""The API's request and response bodies as pydantic models: they validate what comes in,
+shape what goes out, and are the OpenAPI document's schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rlvr.db.models import JOB_STATES
+from sandbox.models import Verdict, VerifyRequest
+from worker.kinds import KINDS
+
+JobKindName = Literal[tuple(KINDS)]
+JobStatus = Literal[JOB_STATES]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class JobSubmission(_In):
+    kind: JobKindName
+    spec: dict[str, Any] = Field(description="The kind's spec, e.g. VerifyJobSpec for `verify`.")
+
+
+class JobQuery(_In):
+    status: JobStatus | None = None
+    kind: JobKindName | None = None
+    limit: int = Field(20, ge=1, le=100)
+    offset: int = Field(0, ge=0)
+
+
+class VerifyBody(_In):
+    requests: list[VerifyRequest] = Field(min_length=1)
+
+
+class Progress(BaseModel):
+    done: int
+    total: int
+    fraction: float
+
+
+class JobOut(BaseModel):
+    id: int
+    kind: str
+    status: JobStatus
+    progress: Progress
+    attempt: int
+    max_attempts: int
+    error: str | None
+    result: dict[str, Any] | None
+    parent_id: int | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, job) -> JobOut:
+        total = job.progress_total
+        fraction = round(job.progress_done / total, 4) if total else 0.0
+        fields = {name: getattr(job, name) for name in cls.model_fields if name != "progress"}
+        return cls(**fields, progress=Progress(done=job.progress_done, total=total, fraction=fraction))
+
+
+class JobPage(BaseModel):
+    jobs: list[JobOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    at: datetime
+    status: JobStatus
+    message: str | None
+
+
+class EventList(BaseModel):
+    events: list[EventOut]
+
+
+class VerdictList(BaseModel):
+    verdicts: list[Verdict]
+
+
+class ErrorOut(BaseModel):
+    error: str
+    detail: Any = None

@@ -1,0 +1,38 @@
+"""The Celery app the worker and beat processes load: `celery -A worker.app worker ...`.
+
+Each process builds its `Services` lazily, after the prefork pool has forked, so no child
+inherits its parent's database or Redis connections. A verify worker refuses to start
+when the sandbox cannot run, naming what is missing.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from celery.signals import worker_init, worker_process_init
+
+from rlvr.db import load_settings
+from worker.services import Services, make_celery, make_services
+
+settings = load_settings()
+settings.data_dir.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule file there
+app = make_celery(settings)
+
+
+@functools.cache
+def services() -> Services:
+    return make_services(settings)
+
+
+@worker_process_init.connect
+def _fresh_services_in_child(**_) -> None:
+    services.cache_clear()
+
+
+@worker_init.connect
+def _check_sandbox(sender=None, **_) -> None:
+    queues = {q.name for q in sender.app.amqp.queues.consume_from.values()} if sender else set()
+    if "verify" in queues:
+        from worker.runners import sandbox
+
+        sandbox().check()  # raises SandboxUnavailable naming what is missing

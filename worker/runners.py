@@ -1,0 +1,128 @@
+"""What a worker does with a job once its message arrives, kind by kind.
+
+Owns: the run of one job (claim, heartbeat, runner, finish) and the verify kind's two
+halves: the coordinator that fans a job's programs out in batches and waits for their
+verdicts, and the batch work itself. Tasks in `worker.tasks` only call in here.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from rlvr.db import Job, jobs, verdicts
+from sandbox import Sandbox, Verdict, VerifyRequest, verify
+from worker import dispatch
+from worker.heartbeat import Heartbeat
+from worker.kinds import VerifyJobSpec
+from worker.services import Services
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.2
+
+
+def run_job(services: Services, job_id: int, worker_name: str) -> None:
+    """Claims the job (once, however often its message arrives), runs it, records the end."""
+    with services.db.begin() as session:
+        claimed = jobs.claim(session, job_id, worker_name)
+    dispatch.forget(services, dispatch.job_marker(job_id))
+    if not claimed:
+        log.info("job %s is not queued any more; message dropped", job_id)
+        return
+    with services.db.read() as session:
+        job = session.get(Job, job_id)
+    with Heartbeat(services.db, job_id, services.settings.heartbeat_seconds) as heartbeat:
+        try:
+            status, result = RUNNERS[job.kind](services, job, heartbeat.cancelled)
+            error = None
+        except Exception as exc:
+            log.exception("job %s failed", job_id)
+            status, result, error = "failed", None, f"{type(exc).__name__}: {exc}"
+    with services.db.begin() as session:
+        jobs.finish(session, job_id, status, result=result, error=error)
+
+
+def run_verify_job(services: Services, job: Job, cancelled: threading.Event) -> tuple[str, dict]:
+    """Sends the job's missing batches to the verify queue, then follows its verdict count.
+
+    Batches re-send only when progress stalls and their Redis marker is gone (Redis lost the
+    message); a dead verify worker's batch comes back through Redis redelivery instead.
+    """
+    spec = VerifyJobSpec.model_validate(job.spec)
+    batches = spec.batches(services.settings.verify_batch_size)
+    total = len(spec.requests)
+    _send_missing(services, job.id, batches, lost_only=False)
+    seen, quiet_since = -1, time.monotonic()
+    while not cancelled.wait(POLL_SECONDS):
+        with services.db.begin() as session:
+            done = verdicts.count(session, job.id)
+            if done != seen:
+                jobs.set_progress(session, job.id, done)
+        if done >= total:
+            break
+        if done != seen:
+            seen, quiet_since = done, time.monotonic()
+        elif time.monotonic() - quiet_since > services.settings.resend_after_seconds:
+            _send_missing(services, job.id, batches, lost_only=True)
+            quiet_since = time.monotonic()
+    with services.db.read() as session:
+        summary = verdicts.summary(session, job.id)
+    return ("succeeded" if summary["programs"] >= total else "cancelled"), summary
+
+
+def _send_missing(services: Services, job_id: int, batches: list[range], *, lost_only: bool) -> None:
+    with services.db.read() as session:
+        todo = set(verdicts.missing(session, job_id, range(batches[0].start, batches[-1].stop)))
+    unfinished = [b for b in batches if todo.intersection(b)]
+    if lost_only:
+        lost = set(dispatch.unmarked(services, [dispatch.batch_marker(job_id, b.start) for b in unfinished]))
+        unfinished = [b for b in unfinished if dispatch.batch_marker(job_id, b.start) in lost]
+    for batch in unfinished:
+        dispatch.send_batch(services, job_id, batch)
+    if lost_only and unfinished:
+        log.warning("job %s: re-sent %d batches Redis lost", job_id, len(unfinished))
+
+
+def verify_batch(services: Services, job_id: int, batch: range, *, give_up: str | None = None) -> None:
+    """Judges the programs of `batch` that have no verdict yet and stores their verdicts.
+
+    `give_up` (the redelivery cap was hit) stores `sandbox_error` verdicts instead, so a
+    program that kills its worker every time cannot stall the job forever.
+    """
+    with services.db.read() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status not in jobs.ACTIVE:
+            return
+        todo = verdicts.missing(session, job_id, batch)
+    requests = [VerifyJobSpec.model_validate(job.spec).requests[i] for i in todo]
+    results = [_sandbox_error(r, give_up) for r in requests] if give_up else judge(requests)
+    with services.db.begin() as session:
+        verdicts.save(session, job_id, dict(zip(todo, results)))
+    dispatch.forget(services, dispatch.batch_marker(job_id, batch.start))
+
+
+def judge(requests: list[VerifyRequest]) -> list[dict]:
+    """Verdicts as JSON dicts; a batch cut short by its soft time limit yields `sandbox_error`
+    verdicts (the trainer then scores them None, never 0)."""
+    try:
+        return [v.model_dump(mode="json") for v in verify(requests, sandbox=sandbox())]
+    except SoftTimeLimitExceeded:
+        return [_sandbox_error(r, "the verify task hit its soft time limit") for r in requests]
+
+
+def _sandbox_error(request: VerifyRequest, reason: str) -> dict:
+    return Verdict(id=request.id, status="sandbox_error", passed=0, total=0, tests=[],
+                   wall_seconds=0.0, cpu_seconds=0.0, error=reason).model_dump(mode="json")
+
+
+@functools.cache
+def sandbox() -> Sandbox:
+    return Sandbox()
+
+
+RUNNERS = {"verify": run_verify_job}

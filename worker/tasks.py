@@ -1,0 +1,71 @@
+"""Celery tasks: each takes ids, calls `worker.runners`, and keeps no state of its own.
+
+`run_job` (queue `train`) is acked on receipt: a job can run for hours, so its liveness
+is the row's heartbeat, watched by `reap`, never Redis's visibility timeout. Verify tasks
+are short and idempotent, so they are acked late, rejected back to the queue when their
+process dies, capped in redeliveries, and time-limited.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery.utils.log import get_task_logger
+
+from rlvr.db import jobs
+from rlvr.db.models import utcnow
+from sandbox import VerifyRequest
+from worker import dispatch, runners
+from worker.app import app, services, settings
+
+log = get_task_logger(__name__)
+
+VERIFY_OPTIONS = dict(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.verify_soft_seconds,
+    time_limit=settings.verify_hard_seconds,
+)
+
+
+@app.task(name="worker.tasks.run_job", acks_late=False, bind=True)
+def run_job(self, job_id: int) -> None:
+    runners.run_job(services(), job_id, self.request.hostname or "worker")
+
+
+@app.task(name="worker.tasks.verify_batch", bind=True, **VERIFY_OPTIONS)
+def verify_batch(self, job_id: int, start: int, stop: int) -> None:
+    deliveries = _count_delivery(self.request.id)
+    give_up = None
+    if deliveries > settings.verify_max_deliveries:
+        give_up = f"gave up after {deliveries - 1} deliveries of this batch"
+        log.error("job %s batch %s: %s", job_id, start, give_up)
+    runners.verify_batch(services(), job_id, range(start, stop), give_up=give_up)
+
+
+@app.task(name="worker.tasks.verify_requests", ignore_result=False, **VERIFY_OPTIONS)
+def verify_requests(requests: list[dict]) -> list[dict]:
+    """The synchronous `POST /verify`: judges a small batch and hands the verdicts back."""
+    return runners.judge([VerifyRequest.model_validate(r) for r in requests])
+
+
+@app.task(name="worker.tasks.reap")
+def reap() -> None:
+    """Requeues jobs whose worker vanished and re-sends queued jobs whose message Redis lost."""
+    svc = services()
+    with svc.db.begin() as session:
+        requeued = jobs.reap(session, stale_after=timedelta(seconds=settings.stale_after_seconds))
+        waiting = jobs.unsent_since(session, utcnow() - timedelta(seconds=settings.resend_after_seconds))
+    lost = dispatch.unmarked(svc, [dispatch.job_marker(j) for j in waiting])
+    for job_id in requeued + [j for j in waiting if dispatch.job_marker(j) in lost]:
+        dispatch.send_job(svc, job_id)
+    if requeued or lost:
+        log.warning("reaper: requeued %s, re-sent %d lost", requeued, len(lost))
+
+
+def _count_delivery(task_id: str) -> int:
+    key = f"rlvr:deliveries:{task_id}"
+    redis = services().redis
+    count = redis.incr(key)
+    redis.expire(key, 86400)
+    return count
