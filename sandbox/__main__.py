@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from tqdm import tqdm
 
-from sandbox.core import Sandbox, SandboxUnavailable
+from sandbox.core import Sandbox, SandboxUnavailable, default_concurrency
 from sandbox.datasets import read_requests
 from sandbox.models import Limits, Verdict
 
@@ -23,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     verify = sub.add_parser("verify", help="verify (program, tests) lines; MBPP rows are accepted as they are")
     verify.add_argument("file", help="JSONL file of VerifyRequest objects or MBPP rows")
     verify.add_argument("--json", action="store_true", help="print one verdict per line as JSON, then the summary on stderr")
-    verify.add_argument("--concurrency", type=int, default=os.cpu_count(), help="jails at once (default: cores)")
+    verify.add_argument("--concurrency", type=int, default=default_concurrency(),
+                        help="jails at once (default: twice the cores)")
     verify.add_argument("--wall-seconds", type=float, help="override every request's wall-clock limit")
     verify.add_argument("--show-failures", type=int, default=10, metavar="N", help="list up to N failing ids")
     args = parser.parse_args(argv)

@@ -93,6 +93,7 @@ class JailConfig:
             mount_proc=False,
             mount=[
                 *(MountPt(src=p, dst=p, is_bind=True, rw=False) for p in self.runtime.mounts),
+                *(MountPt(src=target, dst=link, is_symlink=True) for link, target in self.runtime.symlinks),
                 MountPt(src="/dev/null", dst="/dev/null", is_bind=True, rw=True, is_dir=False),
                 MountPt(dst="/tmp", fstype="tmpfs", rw=True, is_dir=True,
                         options=f"size={limits.tmpfs_mb}m,nr_inodes=4096", nosuid=True, nodev=True),
@@ -105,7 +106,7 @@ class JailConfig:
             rlimit_stack=8,
             rlimit_core=0,
             clone_newnet=True,
-            iface_no_lo=False,
+            iface_no_lo=True,  # no network at all, not even loopback (and it saves a netlink round trip)
         )
         if self.cgroups:
             cfg.cgroup_mem_max = memory

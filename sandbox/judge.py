@@ -235,7 +235,3 @@ def _log_reason(raw: RawRun) -> str:
     lines = [ln for ln in raw.log.decode("utf-8", "replace").splitlines()
              if ln.startswith(("[E]", "[F]")) or "error" in ln.lower()]
     return "nsjail could not start the jail: " + ("; ".join(lines[-3:]) or f"exit status {raw.exit_code}")
-
-
-def json_bytes(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()

@@ -33,6 +33,7 @@ class Runtime:
     python: str
     library_path: str
     mounts: tuple[str, ...]
+    symlinks: tuple[tuple[str, str], ...] = ()  # (link, target): /lib -> usr/lib on merged-/usr
 
 
 def world_traversable(path: Path) -> bool:
@@ -65,26 +66,24 @@ def prepare(runtime_dir: Path | None = None, *, copy: bool | None = None) -> Run
     if copy is None:
         copy = not (world_traversable(python) and world_traversable(base / "lib"))
     if not copy:
-        return Runtime(
-            python=str(python),
-            library_path=str(base / "lib"),
-            mounts=(str(base),) + _existing(SYSTEM_LIBRARY_DIRS),
-        )
+        return Runtime(str(python), str(base / "lib"), (str(base), *_library_dirs()), _library_links())
 
     target = (runtime_dir or default_runtime_dir()) / f"python{sys.version.split()[0]}"
     marker = target / ".complete"
     if not marker.exists():
         _copy_interpreter(base, python, target)
         marker.touch()
-    return Runtime(
-        python=str(target / "bin" / python.name),
-        library_path=str(target / "lib"),
-        mounts=(str(target),) + _existing(SYSTEM_LIBRARY_DIRS),
-    )
+    return Runtime(str(target / "bin" / python.name), str(target / "lib"), (str(target), *_library_dirs()),
+                   _library_links())
 
 
-def _existing(paths: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(p for p in paths if os.path.isdir(p))
+def _library_dirs() -> tuple[str, ...]:
+    # Each bind mount costs jail start-up time: symlinked directories become symlinks.
+    return tuple(p for p in SYSTEM_LIBRARY_DIRS if os.path.isdir(p) and not os.path.islink(p))
+
+
+def _library_links() -> tuple[tuple[str, str], ...]:
+    return tuple((p, os.readlink(p)) for p in SYSTEM_LIBRARY_DIRS if os.path.islink(p) and os.path.isdir(p))
 
 
 def _copy_interpreter(base: Path, python: Path, target: Path) -> None:

@@ -264,3 +264,36 @@ def _jailed_processes() -> set[int]:
             except FileNotFoundError:
                 pass
     return found
+
+
+def test_jail_dies_with_the_worker_that_started_it(tmp_path):
+    """SIGKILL the process running a jail: nsjail gets its parent-death signal, the jail's
+    PID namespace goes with it, and nothing the program started lives on."""
+    import signal
+    import subprocess
+    import sys
+
+    started = tmp_path / "started"
+    worker = f"""
+import pathlib
+from sandbox import FunctionTests, Limits, Sandbox, VerifyRequest
+box = Sandbox()
+pathlib.Path({str(started)!r}).touch()
+box.run(VerifyRequest(program="import os\\nos.fork()\\nwhile True:\\n    pass\\n",
+                      tests=FunctionTests(tests=["assert f() == 1"]),
+                      limits=Limits(wall_seconds=120, cpu_seconds=120, test_seconds=120)))
+"""
+    before = _jailed_processes()
+    proc = subprocess.Popen([sys.executable, "-c", worker], cwd=Path(__file__).resolve().parents[2])
+    for _ in range(300):
+        if started.exists() and _jailed_processes() - before:
+            break
+        time.sleep(0.05)
+    assert _jailed_processes() - before, "the jail never started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for _ in range(100):
+        if not _jailed_processes() - before:
+            break
+        time.sleep(0.05)
+    assert not _jailed_processes() - before
