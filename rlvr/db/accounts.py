@@ -35,3 +35,8 @@ def issue_token(session: Session, user_id: int, label: str = "") -> str:
 
 def user_for_token(session: Session, token: str) -> User | None:
     return session.scalar(select(User).join(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+
+
+def ensure_user(session: Session, name: str, *, is_admin: bool = False) -> User:
+    """The user called `name`, made if missing."""
+    return session.scalar(select(User).where(User.name == name)) or create_user(session, name, is_admin=is_admin)
