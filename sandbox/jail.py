@@ -21,6 +21,7 @@ import os
 import selectors
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ class RawRun:
     stderr: bytes
     results: bytes
     log: bytes
-    exit_code: int | None  # nsjail's exit status: the program's, or 100 + signal
+    exit_code: int | None  # nsjail's exit status: the program's, or 128 + signal
     wall_seconds: float
     cpu_seconds: float
     timed_out: bool
@@ -60,14 +61,16 @@ class JailConfig:
         self.cgroups = cgroups
         self._dir = Path(tempfile.mkdtemp(prefix="rlvr-jail-"))
         self._paths: dict[Limits, str] = {}
+        self._lock = threading.Lock()
 
     def path_for(self, limits: Limits) -> str:
-        path = self._paths.get(limits)
-        if path is None:
-            path = str(self._dir / f"jail-{len(self._paths)}.cfg")
-            Path(path).write_text(to_textproto(self.build(limits)) + "\n")
-            self._paths[limits] = path
-        return path
+        with self._lock:
+            path = self._paths.get(limits)
+            if path is None:
+                path = str(self._dir / f"jail-{len(self._paths)}.cfg")
+                Path(path).write_text(to_textproto(self.build(limits)) + "\n")
+                self._paths[limits] = path
+            return path
 
     def build(self, limits: Limits) -> NsJailConfig:
         memory = limits.memory_mb * 1024 * 1024

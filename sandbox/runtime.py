@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Parts of the standard library a verified program has no use for; leaving them out keeps
-# the copy small (the test suite alone is most of the size).
-_STDLIB_SKIP = {"site-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "config-3.12-x86_64-linux-gnu"}
+# the copy small (the test suite alone is most of the size). Also skipped: config-* (the
+# static library and build files).
+_STDLIB_SKIP = {"site-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3"}
 
 # System directories holding the dynamic loader and the shared libraries that the
 # interpreter and its extension modules link against. Bound read-only.
@@ -69,10 +70,8 @@ def prepare(runtime_dir: Path | None = None, *, copy: bool | None = None) -> Run
         return Runtime(str(python), str(base / "lib"), (str(base), *_library_dirs()), _library_links())
 
     target = (runtime_dir or default_runtime_dir()) / f"python{sys.version.split()[0]}"
-    marker = target / ".complete"
-    if not marker.exists():
+    if not target.exists():
         _copy_interpreter(base, python, target)
-        marker.touch()
     return Runtime(str(target / "bin" / python.name), str(target / "lib"), (str(target), *_library_dirs()),
                    _library_links())
 
@@ -89,6 +88,7 @@ def _library_links() -> tuple[tuple[str, str], ...]:
 def _copy_interpreter(base: Path, python: Path, target: Path) -> None:
     staging = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     (staging / "bin").mkdir(parents=True)
     (staging / "lib").mkdir()
     shutil.copy2(python, staging / "bin" / python.name)
@@ -99,7 +99,9 @@ def _copy_interpreter(base: Path, python: Path, target: Path) -> None:
     shutil.copytree(
         stdlib,
         staging / "lib" / stdlib.name,
-        ignore=lambda _d, names: [n for n in names if n in _STDLIB_SKIP],
+        ignore=lambda _d, names: [
+            n for n in names if n in _STDLIB_SKIP or n.startswith("config-") or n.endswith((".opt-1.pyc", ".opt-2.pyc"))
+        ],
         dirs_exist_ok=True,
     )
     for root, dirs, files in os.walk(staging):
@@ -107,8 +109,10 @@ def _copy_interpreter(base: Path, python: Path, target: Path) -> None:
         for f in files:
             p = os.path.join(root, f)
             os.chmod(p, 0o755 if os.access(p, os.X_OK) else 0o644)
-    target.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(target.parent, 0o755)
-    if target.exists():
-        shutil.rmtree(target)
-    staging.rename(target)
+    try:
+        staging.rename(target)  # atomic: the target exists only when complete
+    except OSError:
+        shutil.rmtree(staging)  # another process finished its copy first
+        if not target.exists():
+            raise
