@@ -18,6 +18,7 @@ down:
 	.venv/bin/python deploy/stack.py down
 
 test: setup
+	scripts/services.sh postgres
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: setup
