@@ -259,3 +259,13 @@ def as_user(client, make_user):
 @pytest.fixture
 def api(as_user):
     return as_user()
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    """One nsjail sandbox for the session (tests/sandbox and anything verifying code)."""
+    from sandbox import Sandbox
+
+    box = Sandbox()
+    yield box
+    box.close()
