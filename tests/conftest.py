@@ -15,10 +15,8 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -30,9 +28,9 @@ from sqlalchemy.engine import make_url
 from rlvr.db import Database, accounts, load_settings
 from rlvr.db.migrate import upgrade
 from rlvr.db.settings import sqlalchemy_url
+from support import ROOT, free_port, wait_until
 from web import create_app
 
-ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = sqlalchemy_url(
     os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"))
 BACKENDS = os.environ.get("TEST_DATABASES", "sqlite,postgres").split(",")
@@ -48,21 +46,6 @@ FAST_CLOCKS = {
     "RLVR_VISIBILITY_TIMEOUT": "90",
     "RLVR_VERIFY_BATCH_SIZE": "4",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout: float, what: str, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class RedisServer:

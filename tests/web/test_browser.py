@@ -10,7 +10,7 @@ import shutil
 import pytest
 from playwright.sync_api import sync_playwright
 
-from conftest import free_port
+from support import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from conftest import wait_until
+from support import wait_until
 from rlvr.db import JobEvent, VerdictRow
 
 CORRECT = ("def add(a, b):\n    return a + b", ["assert add(1, 2) == 3", "assert add(-1, 1) == 0"])
