@@ -1,0 +1,133 @@
+"""Evaluation: greedy and sampled accuracy, pass@k (unbiased), best-of-k, mean reward.
+
+Owns the estimators (pure) and running a model over a task's split in batches. Used by
+eval jobs, by the trainer's periodic held-out eval and by the benchmark.
+"""
+
+import json
+from collections.abc import Sequence
+from math import comb
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rlvr.callbacks import Callback
+from rlvr.judge import judge, reward_specs
+from rlvr.rollout import generate
+from rlvr.spec import EvalSpec, SamplingSpec
+from rlvr.tasks import Problem, Task, VerifyFn, build_task
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c passed: 1 - C(n-c, k) / C(n, k).
+
+    >>> pass_at_k(4, 1, 1), pass_at_k(4, 1, 2), pass_at_k(4, 0, 2), pass_at_k(4, 3, 2)
+    (0.25, 0.5, 0.0, 1.0)
+    """
+    if n - c < k:
+        return 1.0
+    return 1.0 - comb(n - c, k) / comb(n, k)
+
+
+def best_of_k(rewards: Sequence[float | None], k: int) -> float | None:
+    """The best valid reward among the first k samples, or None when none is valid.
+
+    >>> best_of_k([0.1, None, 0.7, 0.9], 3)
+    0.7
+    """
+    valid = [r for r in rewards[:k] if r is not None]
+    return max(valid) if valid else None
+
+
+def _mean(values: Sequence[float | None]) -> float:
+    valid = [v for v in values if v is not None]
+    return sum(valid) / len(valid) if valid else 0.0
+
+
+def evaluate(
+    model,
+    tokenizer,
+    task: Task,
+    problems: Sequence[Problem],
+    rewards: Sequence[dict[str, Any]],
+    sampling: SamplingSpec,
+    greedy: bool = True,
+    num_samples: int = 0,
+    ks: Sequence[int] = (),
+    batch_size: int = 64,
+    verify: VerifyFn | None = None,
+) -> dict[str, float]:
+    """Metrics over ``problems``: ``greedy/*`` from argmax decoding, the rest from n samples each."""
+    metrics: dict[str, float] = {"num_problems": float(len(problems))}
+    if greedy:
+        verdicts, scores = _run(model, tokenizer, task, problems, rewards, sampling, 1, True, batch_size, verify)
+        metrics["greedy/pass_rate"] = sum(v[0] == "pass" for v in verdicts) / len(problems)
+        metrics["greedy/mean_reward"] = _mean([s[0] for s in scores])
+    if num_samples:
+        verdicts, scores = _run(
+            model, tokenizer, task, problems, rewards, sampling, num_samples, False, batch_size, verify
+        )
+        passes = [sum(v == "pass" for v in row) for row in verdicts]
+        metrics["pass_rate"] = sum(passes) / (len(problems) * num_samples)
+        metrics["mean_reward"] = _mean([s for row in scores for s in row])
+        metrics["num_none_rewards"] = float(sum(s is None for row in scores for s in row))
+        for k in ks:
+            metrics[f"pass@{k}"] = sum(pass_at_k(num_samples, c, k) for c in passes) / len(problems)
+            metrics[f"best_of_{k}/reward"] = _mean([best_of_k(row, k) for row in scores])
+    return metrics
+
+
+def _run(model, tokenizer, task, problems, rewards, sampling, n, greedy, batch_size, verify):
+    """Verdicts and rewards per problem, n completions each, ``batch_size`` completions per generate."""
+    per_batch = max(1, batch_size // n)
+    verdicts: list[list[str]] = []
+    scores: list[list[float | None]] = []
+    for start in range(0, len(problems), per_batch):
+        chunk = list(problems[start : start + per_batch])
+        rollout = generate(
+            model,
+            tokenizer,
+            [p.prompt for p in chunk],
+            group_size=n,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_new_tokens=sampling.max_new_tokens,
+            greedy=greedy,
+        )
+        repeated = [p for p in chunk for _ in range(n)]
+        result = judge(task, repeated, rollout.completions, rewards, verify)
+        for i in range(len(chunk)):
+            verdicts.append(result.verdicts[i * n : (i + 1) * n])
+            scores.append(result.rewards[i * n : (i + 1) * n])
+    return verdicts, scores
+
+
+def run_eval(
+    spec: EvalSpec, run_dir: str | Path, callback: Callback | None = None, verify: VerifyFn | None = None
+) -> dict[str, float]:
+    """An eval job: load, evaluate, report through ``callback`` and write ``eval.json``."""
+    from rlvr.policy import load_policy
+
+    torch.manual_seed(spec.seed)
+    model, tokenizer, _ = load_policy(spec.model)
+    task = build_task(spec.task)
+    problems = task.problems(spec.split)[: spec.num_problems]
+    metrics = evaluate(
+        model,
+        tokenizer,
+        task,
+        problems,
+        reward_specs(task, spec.rewards),
+        spec.sampling,
+        greedy=spec.greedy,
+        num_samples=spec.num_samples,
+        ks=spec.k,
+        batch_size=spec.batch_size,
+        verify=verify,
+    )
+    (callback or Callback()).on_step(0, {f"eval/{name}": value for name, value in metrics.items()})
+    out = Path(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval.json").write_text(json.dumps(metrics, indent=2))
+    return metrics

@@ -1,0 +1,45 @@
+"""From completions to verdicts and rewards: the "verify" and "rewards" arrows of a step.
+
+Owns building the reward columns from problems (prompt, answer, verdict, task metadata and
+the injected ``verify``) and calling the task's checker and the reward functions. Torch-free.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rlvr.rewards import score
+from rlvr.tasks import Problem, Task, Verdict, VerifyFn
+
+
+@dataclass
+class Judgement:
+    verdicts: list[Verdict]
+    rewards: list[float | None]
+    components: dict[str, list[float | None]]
+
+
+def reward_specs(task: Task, configured: Sequence[Any]) -> list[dict[str, Any]]:
+    """The spec's rewards as dicts, or the task's defaults when the spec lists none."""
+    return [r.model_dump() for r in configured] if configured else list(task.default_rewards)
+
+
+def judge(
+    task: Task,
+    problems: Sequence[Problem],
+    completions: list[str],
+    rewards: Sequence[dict[str, Any]],
+    verify: VerifyFn | None = None,
+) -> Judgement:
+    """Verdicts from the task, then the weighted rewards; ``problems`` align with ``completions``."""
+    verdicts = task.verdicts(problems, completions, verify=verify)
+    columns: dict[str, Any] = {
+        "prompt": [p.prompt for p in problems],
+        "answer": [p.answer for p in problems],
+        "verdict": verdicts,
+        "verify": verify,
+    }
+    for key in {key for p in problems for key in p.metadata}:
+        columns.setdefault(key, [p.metadata.get(key) for p in problems])
+    totals, components = score(rewards, completions, columns)
+    return Judgement(verdicts=verdicts, rewards=totals, components=components)

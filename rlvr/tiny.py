@@ -1,0 +1,109 @@
+"""The project's tiny local model: a byte-level BPE tokenizer and a small Llama, in HF format.
+
+Owns building them (trained with ``tokenizers``, randomly initialised with a seed) so that
+``AutoTokenizer`` / ``AutoModelForCausalLM.from_pretrained(path)`` load them like any hub
+model, with no network. Digits are split one per token, which arithmetic needs. Does not
+own training: SFT (``rlvr.sft``) teaches it a task.
+"""
+
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+SPECIAL_TOKENS = {"pad_token": "<|pad|>", "bos_token": "<|bos|>", "eos_token": "<|eos|>"}
+
+
+def _corpus(seed: int, size: int = 4000) -> list[str]:
+    """Text the BPE merges are learned from: arithmetic, countdown and prompt boilerplate."""
+    rng = random.Random(seed)
+    words = (
+        "Question Answer Problem Solution Numbers Target Expression The answer is so total each "
+        "how many what is of and the a to in for with make use put final boxed"
+    ).split()
+    lines = []
+    for _ in range(size):
+        a, b = rng.randint(0, 999), rng.randint(0, 999)
+        op = rng.choice("+-*/")
+        lines.append(f"{a}{op}{b} = {rng.randint(0, 9999)}")
+        lines.append(" ".join(rng.choices(words, k=8)) + f": {a}, {b}. ({a}{op}{b})")
+    return lines
+
+
+def build_tokenizer(out_dir: str | Path, vocab_size: int = 512, seed: int = 0):
+    """Train a byte-level BPE tokenizer and save it in HF format; returns the HF tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS.values()),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(_corpus(seed), trainer=trainer)
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=tokenizer, **SPECIAL_TOKENS)
+    wrapped.save_pretrained(str(out_dir))
+    return wrapped
+
+
+def build_tiny_model(
+    out_dir: str | Path,
+    hidden_size: int = 128,
+    layers: int = 4,
+    heads: int = 4,
+    vocab_size: int = 512,
+    max_positions: int = 1024,
+    seed: int = 0,
+) -> Path:
+    """Build tokenizer + randomly initialised Llama into ``out_dir``; returns the path."""
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(out, vocab_size=vocab_size, seed=seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 4,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id
+    )
+    model.save_pretrained(str(out))
+    return out
+
+
+def rlvr_home() -> Path:
+    return Path(os.environ.get("RLVR_HOME", Path.home() / ".cache" / "rlvr"))
+
+
+def default_tiny_model() -> Path:
+    """The shared ``tiny`` model under $RLVR_HOME/models/tiny, built on first use."""
+    target = rlvr_home() / "models" / "tiny"
+    if not (target / "config.json").exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent))
+        build_tiny_model(staging)
+        try:
+            staging.rename(target)
+        except OSError:  # another process built it first
+            shutil.rmtree(staging)
+    return target

@@ -1,0 +1,386 @@
+"""The RL loop: problems -> rollout -> verdicts and rewards -> advantages -> loss -> step.
+
+Owns one training job end to end, read top to bottom in ``Trainer.run``: setup (or resume
+from the run directory's latest checkpoint), then per step ``collect`` (batched generate,
+judging, dynamic sampling), ``advantages``, ``update`` (PPO epochs x minibatches), metrics
+and experiences through the callback, periodic eval, checkpoints and the stopping rules.
+The math lives in ``rlvr.loss``; loading in ``rlvr.policy``; judging in ``rlvr.judge``.
+
+Metric names follow TRL's GRPO trainer (reward, reward_std, rewards/<name>/mean, kl,
+entropy, clip_ratio/*, completions/*, ...), plus pass_rate and num_none_rewards.
+"""
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from transformers import get_scheduler, set_seed
+
+from rlvr.callbacks import Callback, Experience
+from rlvr.checkpoint import latest_checkpoint, load_state, restore_rng, save_checkpoint
+from rlvr.data import ProblemStream
+from rlvr.evaluate import evaluate
+from rlvr.judge import judge, reward_specs
+from rlvr.loss import (
+    ADVANTAGES,
+    AGGREGATIONS,
+    KL_ESTIMATORS,
+    POLICY_LOSSES,
+    clip_fractions,
+    ema_update,
+    kl_k3,
+    masked_mean,
+)
+from rlvr.policy import ReferencePolicy, load_policy
+from rlvr.rollout import Rollout, generate, merge_rollouts, policy_logprobs
+from rlvr.spec import TrainSpec
+from rlvr.stopping import converged, reached_target
+from rlvr.tasks import Problem, VerifyFn, build_task
+
+SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
+
+
+@dataclass
+class StepBatch:
+    """What one step trains on: P groups of G rollouts, judged."""
+
+    problems: list[Problem]  # (P,)
+    rollout: Rollout  # B = P x G rows, prompt-major
+    verdicts: list[str]  # (B,)
+    rewards: list[float | None]  # (B,)
+    components: dict[str, list[float | None]]  # name -> (B,)
+    sampled_groups: int
+    zero_std_groups: int
+    generated_tokens: int
+    rollout_time: float
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    stop_reason: str
+    final_dir: Path
+    last_metrics: dict[str, float]
+
+
+def _informative(group: list[float | None]) -> bool:
+    """A group teaches something only when at least two valid rewards differ."""
+    valid = [r for r in group if r is not None]
+    return len(valid) >= 2 and max(valid) > min(valid)
+
+
+class Trainer:
+    def __init__(
+        self, spec: TrainSpec, run_dir: str | Path, callback: Callback | None = None, verify: VerifyFn | None = None
+    ):
+        self.spec = spec
+        self.algo = spec.algorithm.resolved()
+        self.run_dir = Path(run_dir)
+        self.callback = callback or Callback()
+        self.verify = verify
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "spec.json").write_text(spec.model_dump_json(indent=2))
+        set_seed(spec.optim.seed)
+
+        self.task = build_task(spec.task)
+        self.rewards = reward_specs(self.task, spec.rewards)
+        self.stream = ProblemStream(self.task.problems("train"), spec.optim.seed, spec.data.curriculum)
+        self.eval_problems = self.task.problems("test")[: spec.data.eval_size]
+
+        checkpoint = latest_checkpoint(self.run_dir)
+        resume_dir = checkpoint / "model" if checkpoint else None
+        self.model, self.tokenizer, self.device = load_policy(spec.model, resume_dir=resume_dir)
+        self.model.train()
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            self.params, lr=spec.optim.learning_rate, weight_decay=spec.optim.weight_decay
+        )
+        self.scheduler = get_scheduler(
+            SCHEDULES[spec.optim.schedule],
+            self.optimizer,
+            num_warmup_steps=spec.optim.warmup_steps,
+            num_training_steps=spec.stopping.max_steps,
+        )
+        self.reference = ReferencePolicy(self.model, spec.model) if self.algo.kl_coef > 0 else None
+
+        self.step = 0
+        self.baseline: float | None = None
+        self.num_tokens = 0
+        self.history: dict[str, list] = {"passes": [], "totals": [], "rewards": []}
+        if checkpoint:
+            self._resume(checkpoint)
+
+    # ---- the loop -------------------------------------------------------------------------
+
+    def run(self) -> TrainResult:
+        metrics: dict[str, float] = {}
+        stop_reason = "max_steps"
+        while self.step < self.spec.stopping.max_steps:
+            started = time.perf_counter()
+            batch = self.collect()
+            advantages = self.advantages(batch)
+            update_metrics = self.update(batch, advantages)
+            self.step += 1
+            metrics = self.step_metrics(batch, advantages, update_metrics, time.perf_counter() - started)
+            self.callback.on_step(self.step, metrics)
+            self.callback.on_experiences(self.step, self.experiences(batch, advantages))
+            if self.spec.data.eval_every and self.step % self.spec.data.eval_every == 0:
+                self.callback.on_step(self.step, self.evaluate())
+            if self.spec.data.checkpoint_every and self.step % self.spec.data.checkpoint_every == 0:
+                self.checkpoint()
+            reason = self.stop_reason()
+            if reason:
+                stop_reason = reason
+                break
+        if not (self.run_dir / "checkpoints" / f"step-{self.step:06d}").exists():
+            self.checkpoint()
+        final_dir = self.run_dir / "final"
+        self.model.save_pretrained(str(final_dir))
+        self.tokenizer.save_pretrained(str(final_dir))
+        return TrainResult(self.step, stop_reason, final_dir, metrics)
+
+    def stop_reason(self) -> str | None:
+        stopping = self.spec.stopping
+        if self.callback.should_stop():
+            return "cancelled"
+        if stopping.target_pass_rate is not None and reached_target(
+            self.history["passes"], self.history["totals"], stopping.target_pass_rate,
+            stopping.window, stopping.min_confidence,
+        ):
+            return "target_pass_rate"
+        if stopping.convergence_threshold is not None and converged(
+            self.history["rewards"], stopping.window, stopping.convergence_threshold
+        ):
+            return "converged"
+        return None
+
+    # ---- rollout and judging --------------------------------------------------------------
+
+    def collect(self) -> StepBatch:
+        """Sample and judge P groups; with dynamic sampling, refill groups that teach nothing."""
+        spec, group = self.spec, self.algo.group_size
+        wanted = spec.optim.prompts_per_step
+        rounds = 1 + (spec.data.max_refills if spec.data.dynamic_sampling else 0)
+        parts, kept_rows, problems = [], [], []
+        verdicts, rewards, components = [], [], {}
+        sampled = zero_std = generated = 0
+        started = time.perf_counter()
+        for _ in range(rounds):
+            drawn = self.stream.take(wanted - len(problems))
+            rollout = generate(
+                self.model, self.tokenizer, [p.prompt for p in drawn], group_size=group,
+                temperature=spec.sampling.temperature, top_p=spec.sampling.top_p,
+                max_new_tokens=spec.sampling.max_new_tokens,
+            )
+            judged = judge(self.task, [p for p in drawn for _ in range(group)], rollout.completions,
+                           self.rewards, self.verify)
+            generated += int(rollout.completion_mask.sum().item())
+            keep = []
+            for index, problem in enumerate(drawn):
+                rows = range(index * group, (index + 1) * group)
+                useful = _informative([judged.rewards[r] for r in rows])
+                sampled, zero_std = sampled + 1, zero_std + (not useful)
+                if useful or not spec.data.dynamic_sampling:
+                    keep.extend(rows)
+                    problems.append(problem)
+            parts.append(rollout)
+            kept_rows.append(keep)
+            for r in keep:
+                verdicts.append(judged.verdicts[r])
+                rewards.append(judged.rewards[r])
+                for name, values in judged.components.items():
+                    components.setdefault(name, []).append(values[r])
+            if len(problems) >= wanted:
+                break
+        if not problems:  # nothing informative even after refills: train on the last round (advantages 0)
+            kept_rows[-1] = list(range(len(drawn) * group))
+            problems = drawn
+            verdicts, rewards = judged.verdicts, judged.rewards
+            components = judged.components
+        return StepBatch(
+            problems=problems,
+            rollout=merge_rollouts(parts, kept_rows, self.tokenizer.pad_token_id),
+            verdicts=verdicts,
+            rewards=rewards,
+            components=components,
+            sampled_groups=sampled,
+            zero_std_groups=zero_std,
+            generated_tokens=generated,
+            rollout_time=time.perf_counter() - started,
+        )
+
+    # ---- advantages -----------------------------------------------------------------------
+
+    def reward_matrix(self, batch: StepBatch) -> tuple[Tensor, Tensor]:
+        """Rewards as (P, G) with None -> 0, and the (P, G) mask of valid ones."""
+        raw = torch.tensor([math.nan if r is None else r for r in batch.rewards], dtype=torch.float32)
+        raw = raw.view(len(batch.problems), self.algo.group_size)
+        valid = ~torch.isnan(raw)
+        return torch.nan_to_num(raw, nan=0.0), valid
+
+    def advantages(self, batch: StepBatch) -> Tensor:
+        """One advantage per row.  -> (B,)"""
+        rewards, valid = self.reward_matrix(batch)
+        baseline = self.baseline if self.baseline is not None else (rewards[valid].mean().item() if valid.any() else 0.0)
+        advantages = ADVANTAGES[self.algo.advantage](rewards, valid, self.algo.scale_rewards, baseline)
+        self.baseline = ema_update(self.baseline, rewards, valid, self.algo.ema_decay)
+        return advantages.flatten().to(self.device)
+
+    # ---- the update -----------------------------------------------------------------------
+
+    def update(self, batch: StepBatch, advantages: Tensor) -> dict[str, float]:
+        """PPO epochs x minibatches of the clipped (or plain) loss, KL and entropy terms."""
+        algo, rollout = self.algo, batch.rollout
+        _, valid = self.reward_matrix(batch)
+        mask = rollout.completion_mask * valid.flatten().to(self.device).unsqueeze(1).float()  # (B, T)
+        ref_logprobs = None
+        if self.reference is not None:
+            with torch.no_grad(), self.reference.active() as reference:
+                ref_logprobs, _ = policy_logprobs(
+                    reference, rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids,
+                    rollout.completion_mask, rollout.temperatures,
+                )
+        sums: dict[str, float] = {}
+        count = 0
+        for _ in range(algo.ppo_epochs):
+            epoch_kl = []
+            for rows in torch.randperm(len(batch.rewards)).chunk(algo.minibatches):
+                rows = rows.to(self.device)
+                stats = self._minibatch(rollout, rows, mask[rows], advantages[rows],
+                                        None if ref_logprobs is None else ref_logprobs[rows])
+                for name, value in stats.items():
+                    sums[name] = sums.get(name, 0.0) + value
+                count += 1
+                epoch_kl.append(stats["approx_kl"])
+            if algo.target_kl is not None and sum(epoch_kl) / len(epoch_kl) > algo.target_kl:
+                break
+        learning_rate = self.scheduler.get_last_lr()[0]
+        self.scheduler.step()
+        return {**{name: total / count for name, total in sums.items()}, "learning_rate": learning_rate,
+                "ppo_updates": float(count)}
+
+    def _minibatch(
+        self, rollout: Rollout, rows: Tensor, mask: Tensor, advantages: Tensor, ref_logprobs: Tensor | None
+    ) -> dict[str, float]:
+        algo = self.algo
+        logprobs, entropies = policy_logprobs(
+            self.model, rollout.prompt_ids[rows], rollout.prompt_mask[rows], rollout.completion_ids[rows],
+            rollout.completion_mask[rows], rollout.temperatures[rows], with_entropy=True,
+        )
+        old = rollout.logprobs[rows]
+        aggregate = AGGREGATIONS[algo.loss_aggregation]
+        max_tokens = self.spec.sampling.max_new_tokens
+        policy_term = POLICY_LOSSES[algo.policy_loss](logprobs, old, advantages, algo.clip_low, algo.clip_high)
+        per_token = policy_term - algo.entropy_coef * entropies
+        stats: dict[str, float] = {}
+        if ref_logprobs is not None:
+            kl = KL_ESTIMATORS[algo.kl_estimator](logprobs, ref_logprobs)
+            per_token = per_token + algo.kl_coef * kl
+            stats["kl"] = masked_mean(kl, mask).item()
+        loss = aggregate(per_token, mask, max_tokens)
+        self.optimizer.zero_grad()
+        loss.backward()
+        max_norm = self.spec.optim.max_grad_norm or math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
+        self.optimizer.step()
+        with torch.no_grad():
+            stats.update(clip_fractions(logprobs, old, advantages, mask, algo.clip_low, algo.clip_high))
+            stats["loss"] = loss.item()
+            stats["policy_loss"] = aggregate(policy_term, mask, max_tokens).item()
+            stats["entropy"] = masked_mean(entropies, mask).item()
+            stats["approx_kl"] = masked_mean(kl_k3(logprobs, old), mask).item()
+            stats["grad_norm"] = grad_norm.item()
+        return stats
+
+    # ---- reporting ------------------------------------------------------------------------
+
+    def step_metrics(
+        self, batch: StepBatch, advantages: Tensor, update: dict[str, float], step_time: float
+    ) -> dict[str, float]:
+        rollout = batch.rollout
+        valid_rewards = torch.tensor([r for r in batch.rewards if r is not None] or [0.0])
+        lengths = rollout.completion_mask.sum(dim=1)
+        self.num_tokens += int(rollout.prompt_mask.sum().item() + lengths.sum().item())
+        passes = sum(v == "pass" for v in batch.verdicts)
+        self.history["passes"].append(passes)
+        self.history["totals"].append(len(batch.verdicts))
+        self.history["rewards"].append(valid_rewards.mean().item())
+        metrics = {
+            "reward": valid_rewards.mean().item(),
+            "reward_std": valid_rewards.std().item() if len(valid_rewards) > 1 else 0.0,
+            "frac_reward_zero_std": batch.zero_std_groups / batch.sampled_groups,
+            "pass_rate": passes / len(batch.verdicts),
+            "num_none_rewards": float(sum(r is None for r in batch.rewards)),
+            "completions/mean_length": lengths.mean().item(),
+            "completions/min_length": lengths.min().item(),
+            "completions/max_length": lengths.max().item(),
+            "completions/clipped_ratio": rollout.truncated.float().mean().item(),
+            "advantage/mean_abs": advantages.abs().mean().item(),
+            "num_tokens": float(self.num_tokens),
+            "step_time": step_time,
+            "rollout_time": batch.rollout_time,
+            "tokens_per_second": batch.generated_tokens / max(batch.rollout_time, 1e-9),
+            **update,
+        }
+        for name, values in batch.components.items():
+            present = torch.tensor([v for v in values if v is not None] or [math.nan])
+            metrics[f"rewards/{name}/mean"] = present.mean().item()
+            metrics[f"rewards/{name}/std"] = present.std().item() if len(present) > 1 else 0.0
+        return metrics
+
+    def experiences(self, batch: StepBatch, advantages: Tensor) -> list[Experience]:
+        rollout, group = batch.rollout, self.algo.group_size
+        lengths = rollout.completion_mask.sum(dim=1).tolist()
+        prompt_lengths = rollout.prompt_mask.sum(dim=1).tolist()
+        logprob_sums = rollout.logprobs.sum(dim=1).tolist()
+        records = []
+        for row, completion in enumerate(rollout.completions):
+            problem = batch.problems[row // group]
+            records.append(Experience(
+                step=self.step, prompt_index=row // group, sample_index=row % group, problem_id=problem.id,
+                prompt=problem.prompt, completion=completion, prompt_tokens=int(prompt_lengths[row]),
+                completion_tokens=int(lengths[row]), truncated=bool(rollout.truncated[row]),
+                reward=batch.rewards[row], reward_components={k: v[row] for k, v in batch.components.items()},
+                verdict=batch.verdicts[row], advantage=float(advantages[row]),
+                logprob_sum=logprob_sums[row], logprob_mean=logprob_sums[row] / max(lengths[row], 1),
+                temperature=float(rollout.temperatures[row]),
+            ))
+        return records
+
+    def evaluate(self) -> dict[str, float]:
+        metrics = evaluate(self.model, self.tokenizer, self.task, self.eval_problems, self.rewards,
+                           self.spec.sampling, greedy=True, verify=self.verify)
+        return {f"eval/{name}": value for name, value in metrics.items()}
+
+    # ---- checkpoints ----------------------------------------------------------------------
+
+    def checkpoint(self) -> Path:
+        state = {"stream": self.stream.state_dict(), "baseline": self.baseline,
+                 "num_tokens": self.num_tokens, "history": self.history}
+        path = save_checkpoint(self.run_dir, self.step, self.model, self.tokenizer, self.optimizer,
+                               self.scheduler, state, self.spec.data.keep_checkpoints)
+        self.callback.on_checkpoint(self.step, str(path))
+        return path
+
+    def _resume(self, checkpoint: Path) -> None:
+        state = load_state(checkpoint)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step = state["step"]
+        trainer = state["trainer"]
+        self.stream.load_state_dict(trainer["stream"])
+        self.baseline = trainer["baseline"]
+        self.num_tokens = trainer["num_tokens"]
+        self.history = trainer["history"]
+        restore_rng(state["rng"])
+
+
+def train(
+    spec: TrainSpec, run_dir: str | Path, callback: Callback | None = None, verify: VerifyFn | None = None
+) -> TrainResult:
+    """Run (or resume) an RL job in ``run_dir``; see ``Trainer``."""
+    return Trainer(spec, run_dir, callback, verify).run()
