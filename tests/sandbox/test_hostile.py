@@ -180,6 +180,23 @@ HOSTILE = [
                 while True:
                     fh.write(b'z' * (1 << 20))
         """, "ok", ["error", "error"]),
+    ("kernel_attack_surface", """
+        import ctypes, os
+        def blocked(call):
+            try:
+                call()
+            except PermissionError:
+                return True
+            return False
+        libc = ctypes.CDLL(None, use_errno=True)
+        def io_uring():
+            if libc.syscall(425, 1, ctypes.c_void_p(0)) == -1 and ctypes.get_errno() == 1:
+                raise PermissionError
+        ALL_BLOCKED = all(blocked(c) for c in (
+            lambda: os.unshare(os.CLONE_NEWUSER), lambda: os.unshare(os.CLONE_NEWNS), io_uring))
+        def f(x):
+            return x * x if ALL_BLOCKED else -1
+        """, "ok", ["pass", "pass"]),
     ("many_threads", """
         import threading, time
         def f(x):
