@@ -1,7 +1,8 @@
 """The Celery app the worker and beat processes load: `celery -A worker.app worker ...`.
 
-Each process builds its `Services` lazily, after the prefork pool has forked, so no child
-inherits its parent's database or Redis connections. A verify worker refuses to start
+The main process builds its `Services` at start-up without connecting (so drivers are
+imported once, not per job); each forked child drops the pooled connections it inherited
+and opens its own. A verify worker refuses to start
 when the sandbox cannot run, naming what is missing.
 """
 
@@ -21,16 +22,17 @@ app = make_celery(settings)
 
 @functools.cache
 def services() -> Services:
-    return make_services(settings)
+    return make_services(settings, celery=app)
 
 
 @worker_process_init.connect
-def _fresh_services_in_child(**_) -> None:
-    services.cache_clear()
+def _fresh_connections_in_child(**_) -> None:
+    services().db.engine.dispose(close=False)
 
 
 @worker_init.connect
-def _check_sandbox(sender=None, **_) -> None:
+def _start(sender=None, **_) -> None:
+    services()
     queues = {q.name for q in sender.app.amqp.queues.consume_from.values()} if sender else set()
     if "verify" in queues:
         from worker.runners import sandbox

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 import time
 
@@ -24,6 +25,27 @@ from worker.services import Services
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2
+
+
+def run_job_in_fresh_process(services: Services, job_id: int, worker_name: str) -> int:
+    """Forks a child that runs the job with its own connections, waits, returns its exit status.
+
+    Whatever a job loads (a model, CUDA state, leaked memory) dies with its child, while the
+    pool process that consumes the queue stays up, so the next job starts in milliseconds.
+    A child killed mid-job leaves the job `running` with a stale heartbeat: the reaper's case.
+    """
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            services.db.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
+            run_job(services, job_id, worker_name)
+            status = 0
+        except BaseException:
+            log.exception("job %s: its process failed", job_id)
+        finally:
+            os._exit(status)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
 def run_job(services: Services, job_id: int, worker_name: str) -> None:

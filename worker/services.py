@@ -51,10 +51,10 @@ class Services:
     celery: Celery
 
 
-def make_services(settings: Settings) -> Services:
+def make_services(settings: Settings, celery: Celery | None = None) -> Services:
     return Services(
         settings=settings,
         db=Database(settings.database_url),
         redis=redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2),
-        celery=make_celery(settings),
+        celery=celery or make_celery(settings),
     )

@@ -1,7 +1,8 @@
 """Celery tasks: each takes ids, calls `worker.runners`, and keeps no state of its own.
 
-`run_job` (queue `train`) is acked on receipt: a job can run for hours, so its liveness
-is the row's heartbeat, watched by `reap`, never Redis's visibility timeout. Verify tasks
+`run_job` (queue `train`) is acked on receipt and runs the job in a fresh child process: a
+job can run for hours, so its liveness is the row's heartbeat, watched by `reap`, never
+Redis's visibility timeout. Verify tasks
 are short and idempotent, so they are acked late, rejected back to the queue when their
 process dies, capped in redeliveries, and time-limited.
 """
@@ -30,7 +31,10 @@ VERIFY_OPTIONS = dict(
 
 @app.task(name="worker.tasks.run_job", acks_late=False, bind=True)
 def run_job(self, job_id: int) -> None:
-    runners.run_job(services(), job_id, self.request.hostname or "worker")
+    code = runners.run_job_in_fresh_process(services(), job_id, self.request.hostname or "worker")
+    if code != 0:
+        log.error("job %s: its process exited with %s; the reaper will requeue it if it is still running",
+                  job_id, code)
 
 
 @app.task(name="worker.tasks.verify_batch", bind=True, **VERIFY_OPTIONS)
