@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from rlvr.db import Job, JobEvent
 from web import actions, monitoring, services
-from web.auth import find_job, token_required, visible_jobs
+from web.auth import find_job, find_job_row, token_required, visible_jobs
 from web.errors import ApiError, field_errors
 from web.openapi import openapi_document
 from web.schemas import EventList, EventOut, JobOut, JobPage, JobQuery, JobSubmission, VerifyBody
@@ -51,15 +51,14 @@ def list_jobs():
         jobs = jobs.where(Job.status == query.status)
     if query.kind:
         jobs = jobs.where(Job.kind == query.kind)
-    with services().db.read() as s:
-        total = s.scalar(select(func.count()).select_from(jobs.subquery()))
-        page = s.scalars(jobs.order_by(Job.id.desc()).limit(query.limit).offset(query.offset))
-        items = [JobOut.of(job) for job in page]
+    total = g.db.scalar(select(func.count()).select_from(jobs.subquery()))
+    page = g.db.scalars(jobs.order_by(Job.id.desc()).limit(query.limit).offset(query.offset))
+    items = [JobOut.of(job) for job in page]
     return reply(JobPage(jobs=items, total=total, limit=query.limit, offset=query.offset))
 
 
-def _job_or_404(s, job_id: int):
-    job = find_job(s, g.user, job_id)
+def _job_or_404(job_id: int, find=find_job):
+    job = find(g.db, g.user, job_id)
     if job is None:
         raise ApiError(404, "not found", f"no job {job_id}")
     return job
@@ -68,34 +67,30 @@ def _job_or_404(s, job_id: int):
 @bp.get("/jobs/<int:job_id>")
 @token_required
 def get_job(job_id: int):
-    with services().db.read() as s:
-        return reply(JobOut.of(_job_or_404(s, job_id)))
+    return reply(JobOut.of(_job_or_404(job_id, find=find_job_row)))
 
 
 @bp.get("/jobs/<int:job_id>/events")
 @token_required
 def job_events(job_id: int):
-    with services().db.read() as s:
-        _job_or_404(s, job_id)
-        events = s.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
-        return reply(EventList(events=[EventOut.model_validate(e) for e in events]))
+    _job_or_404(job_id)
+    events = g.db.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
+    return reply(EventList(events=[EventOut.model_validate(e) for e in events]))
 
 
 @bp.post("/jobs/<int:job_id>/cancel")
 @token_required
 def cancel_job(job_id: int):
-    with services().db.read() as s:
-        actions.cancel(_job_or_404(s, job_id))
-    with services().db.read() as s:
-        return reply(JobOut.of(_job_or_404(s, job_id)), 202)
+    job = _job_or_404(job_id)
+    actions.cancel(job)
+    g.db.refresh(job)
+    return reply(JobOut.of(job), 202)
 
 
 @bp.post("/jobs/<int:job_id>/retry")
 @token_required
 def retry_job(job_id: int):
-    with services().db.read() as s:
-        job = _job_or_404(s, job_id)
-    new = actions.retry(g.user, job)
+    new = actions.retry(g.user, _job_or_404(job_id))
     return reply(JobOut.of(new), 201, Location=url_for("api.get_job", job_id=new.id))
 
 
