@@ -1,0 +1,56 @@
+"""Error patterns over experiences whose verdicts came from the real sandbox."""
+
+import json
+
+import pytest
+
+from rlvr.analysis import error_patterns, reward_distribution
+from rlvr.rewards_code import code_tests
+from rlvr.tasks import Problem
+from rlvr.verifier import CodeVerdict, local_sandbox_verifier
+
+TESTS = ["assert f(1) == 2", "assert f(0) == 1", "assert f(-1) == 0"]
+PROBLEM = Problem(id="inc", prompt="", answer="", metadata={
+    "tests": {"kind": "function", "tests": TESTS}, "limits": {"test_seconds": 1, "wall_seconds": 5}})
+PROGRAMS = {
+    1: ["def f(x):\n    return x + 1\n", "def f(x):\n    return 1 / x\n", "def f(x):\n    return y\n"],
+    2: ["def f(x):\n    return x + 1\n", "def f(x):\n    while True:\n        pass\n", "def f(x):\n    return 2\n"],
+}
+
+
+@pytest.fixture(scope="module")
+def experiences():
+    verify = local_sandbox_verifier(concurrency=2)
+    records = []
+    for step, programs in PROGRAMS.items():
+        verdicts = verify([PROBLEM] * len(programs), programs)
+        rewards = code_tests(programs, verdict=verdicts)
+        for verdict, reward in zip(verdicts, rewards):
+            records.append({"step": step, "verdict": str(verdict), "reward": reward, "extra": {"code": verdict.details()}})
+    records.append({"step": 2, "verdict": "error", "reward": None,
+                    "extra": {"code": CodeVerdict.unjudged("nsjail could not start").details()}})
+    return json.loads(json.dumps(records))  # as read back from experiences.jsonl
+
+
+def test_exceptions_timeouts_and_failing_tests(experiences):
+    found = error_patterns(experiences)
+    assert found["samples"] == 7 and found["programs"] == 7
+    assert found["verdicts"] == {"pass": 2, "fail": 4, "error": 1}
+    assert found["unjudged"] == 1 and found["timeouts"] == 1
+    assert found["exception_types"] == {"ZeroDivisionError": 1, "NameError": 1}
+    worst = found["failing_tests"][0]
+    assert worst["test"] == "assert f(0) == 1" and worst["failed"] == 4 and worst["runs"] == 6
+
+
+def test_reward_distribution_per_step(experiences):
+    by_step = error_patterns(experiences)["reward_by_step"]
+    assert by_step[1]["count"] == 3 and by_step[1]["none"] == 0
+    assert by_step[1]["max"] == 1.0 and by_step[1]["min"] == -0.5
+    assert by_step[2]["histogram"]["[0,0.25)"] == 1  # f = 2 passes one test of three: 0.5 / 3
+    assert by_step[2]["none"] == 1 and by_step[2]["histogram"]["[-0.5,0)"] == 1
+
+
+def test_records_of_rule_tasks_count_only_in_rewards():
+    found = error_patterns([{"step": 1, "verdict": "pass", "reward": 1.0}, {"step": 1, "verdict": "fail", "reward": 0.0}])
+    assert found["programs"] == 0 and found["reward_by_step"][1]["mean"] == 0.5
+    assert reward_distribution([])["mean"] is None
