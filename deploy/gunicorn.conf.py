@@ -8,6 +8,5 @@ bind = _settings.web_bind
 workers = _settings.web_workers
 worker_class = "gthread"
 threads = _settings.web_threads
-# The access log on stdout is for a person watching `make up`; keep it short.
-accesslog = "-"
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+# No access log: polling clients would fill it, and each line costs the server a write and
+# honcho a relay. Errors still go to stderr.

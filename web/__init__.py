@@ -7,7 +7,8 @@ tests pass their own.
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g
+from sqlalchemy.orm import Session
 from flask_wtf import CSRFProtect
 
 from rlvr.db import Settings, load_settings
@@ -27,8 +28,22 @@ def create_app(settings: Settings | None = None, **config) -> Flask:
     app.register_blueprint(pages.bp)
     errors.register(app)
     cli.register(app)
+    app.teardown_appcontext(_close_reader)
     return app
 
 
 def services() -> Services:
     return current_app.extensions["rlvr"]
+
+
+def reader() -> Session:
+    """This request's read session (autocommit, so it also sees what the request wrote
+    elsewhere), opened on first use and closed when the request ends."""
+    if "db" not in g:
+        g.db = services().db.read_session()
+    return g.db
+
+
+def _close_reader(_exc) -> None:
+    if (session := g.pop("db", None)) is not None:
+        session.close()

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from rlvr.db import Job, JobEvent
-from web import actions, monitoring, services
+from web import actions, monitoring, reader, services
 from web.auth import find_job, find_job_row, token_required, visible_jobs
 from web.errors import ApiError, field_errors
 from web.openapi import openapi_document
@@ -51,14 +51,14 @@ def list_jobs():
         jobs = jobs.where(Job.status == query.status)
     if query.kind:
         jobs = jobs.where(Job.kind == query.kind)
-    total = g.db.scalar(select(func.count()).select_from(jobs.subquery()))
-    page = g.db.scalars(jobs.order_by(Job.id.desc()).limit(query.limit).offset(query.offset))
+    total = reader().scalar(select(func.count()).select_from(jobs.subquery()))
+    page = reader().scalars(jobs.order_by(Job.id.desc()).limit(query.limit).offset(query.offset))
     items = [JobOut.of(job) for job in page]
     return reply(JobPage(jobs=items, total=total, limit=query.limit, offset=query.offset))
 
 
-def _job_or_404(job_id: int, find=find_job):
-    job = find(g.db, g.user, job_id)
+def _job_or_404(job_id: int):
+    job = find_job(reader(), g.user, job_id)
     if job is None:
         raise ApiError(404, "not found", f"no job {job_id}")
     return job
@@ -67,14 +67,17 @@ def _job_or_404(job_id: int, find=find_job):
 @bp.get("/jobs/<int:job_id>")
 @token_required
 def get_job(job_id: int):
-    return reply(JobOut.of(_job_or_404(job_id, find=find_job_row)))
+    job = find_job_row(g.user, job_id)
+    if job is None:
+        raise ApiError(404, "not found", f"no job {job_id}")
+    return reply(JobOut.of(job))
 
 
 @bp.get("/jobs/<int:job_id>/events")
 @token_required
 def job_events(job_id: int):
     _job_or_404(job_id)
-    events = g.db.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
+    events = reader().scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
     return reply(EventList(events=[EventOut.model_validate(e) for e in events]))
 
 
@@ -83,7 +86,7 @@ def job_events(job_id: int):
 def cancel_job(job_id: int):
     job = _job_or_404(job_id)
     actions.cancel(job)
-    g.db.refresh(job)
+    reader().refresh(job)
     return reply(JobOut.of(job), 202)
 
 

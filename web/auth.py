@@ -15,7 +15,7 @@ from flask import g, redirect, request, session, url_for
 from sqlalchemy import Row, Select, bindparam, select
 
 from rlvr.db import Job, User, accounts
-from web import services
+from web import reader, services
 from web.errors import ApiError
 
 
@@ -30,13 +30,13 @@ class _KnownTokens:
         self._users: dict[str, tuple[float, User]] = {}
         self._lock = threading.Lock()
 
-    def user(self, s, token: str) -> User | None:
+    def user(self, token: str) -> User | None:
         key, now = accounts.hash_token(token), time.monotonic()
         with self._lock:
             hit = self._users.get(key)
         if hit and now - hit[0] < self.TTL_SECONDS:
             return hit[1]
-        user = accounts.user_for_token(s, token)
+        user = accounts.user_for_token(reader(), token)
         if user is not None:
             with self._lock:
                 if len(self._users) > 10_000:
@@ -48,25 +48,22 @@ class _KnownTokens:
 _known = _KnownTokens()
 
 
-def api_user(s) -> User:
+def api_user() -> User:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "unauthorized", "send an API token as 'Authorization: Bearer <token>'",
                        {"WWW-Authenticate": "Bearer"})
-    user = _known.user(s, token.strip())
+    user = _known.user(token.strip())
     if user is None:
         raise ApiError(401, "unauthorized", "unknown API token", {"WWW-Authenticate": "Bearer"})
     return user
 
 
 def token_required(view):
-    """Sets `g.user` from the bearer token and `g.db`, a read session (autocommit, so it sees
-    what the view writes elsewhere) that the view may use for the rest of the request."""
     @wraps(view)
     def wrapped(*args, **kwargs):
-        with services().db.read() as s:
-            g.db, g.user = s, api_user(s)
-            return view(*args, **kwargs)
+        g.user = api_user()
+        return view(*args, **kwargs)
     return wrapped
 
 
@@ -96,8 +93,9 @@ _ROW_BY_ID = select(_jobs).where(_jobs.c.id == bindparam("job_id"))
 _OWN_ROW_BY_ID = _ROW_BY_ID.where(_jobs.c.user_id == bindparam("user_id"))
 
 
-def find_job_row(s, user: User, job_id: int) -> Row | None:
+def find_job_row(user: User, job_id: int) -> Row | None:
     """`find_job` as a plain row through a statement built once: the path a polling client
     hits most, kept free of ORM bookkeeping."""
     query = _ROW_BY_ID if user.is_admin else _OWN_ROW_BY_ID
-    return s.connection().execute(query, {"job_id": job_id, "user_id": user.id}).one_or_none()
+    with services().db.read_connection() as conn:
+        return conn.execute(query, {"job_id": job_id, "user_id": user.id}).one_or_none()

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -63,17 +63,31 @@ class Database:
         with self._sessions.begin() as session:
             yield session
 
-    @contextmanager
-    def read(self) -> Iterator[Session]:
-        """A session that only reads, in autocommit mode: each statement sees the latest
-        committed rows, takes no write lock (SQLite), and costs no BEGIN/ROLLBACK round trips
-        (Postgres). Objects loaded in it stay readable after it ends."""
+    @property
+    def _read_options(self) -> dict:
         options = {"readonly": True}
         if self.dialect != "sqlite":
             options["isolation_level"] = "AUTOCOMMIT"
-        with self._sessions() as session:
-            session.connection(execution_options=options)
+        return options
+
+    def read_session(self) -> Session:
+        """A session that only reads, in autocommit mode: each statement sees the latest
+        committed rows, takes no write lock (SQLite), and costs no BEGIN/ROLLBACK round trips
+        (Postgres). Objects loaded in it stay readable after it is closed."""
+        session = self._sessions()
+        session.connection(execution_options=self._read_options)
+        return session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self.read_session() as session:
             yield session
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """`read_session` without the ORM, for the hottest queries."""
+        with self.engine.connect().execution_options(**self._read_options) as connection:
+            yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()

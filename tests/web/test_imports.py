@@ -1,0 +1,11 @@
+"""The web app, the store and the worker tasks import without torch (DESIGN: layout)."""
+
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_web_and_store_do_not_import_torch():
+    code = "import sys, rlvr.db, worker.dispatch, worker.kinds\nfrom web import create_app\nassert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
