@@ -3,8 +3,9 @@
 #   scripts/services.sh redis      a Redis at $REDIS_URL (default redis://127.0.0.1:6379/0)
 #   scripts/services.sh postgres   the Debian PostgreSQL cluster at 127.0.0.1:${PGPORT:-5432}
 # With no argument it starts both. Only local addresses are started; a remote URL that does
-# not answer is an error. A cluster this script creates gets the password `postgres` for
-# the user postgres, which is what the tests' default TEST_POSTGRES_URL uses.
+# not answer is an error. A cluster this script starts gets the password `postgres` for the
+# user postgres, which is what the tests' default TEST_POSTGRES_URL uses (Debian's default
+# pg_hba.conf asks TCP clients for a password).
 set -euo pipefail
 
 start_redis() {
@@ -29,14 +30,11 @@ start_postgres() {
     if [ ! -d "/etc/postgresql/$version/main" ]; then
         echo "services: creating PostgreSQL $version cluster"
         pg_createcluster "$version" main --port "$port" >/dev/null
-        local fresh=1
     fi
     echo "services: starting PostgreSQL $version"
     pg_ctlcluster --skip-systemctl-redirect "$version" main start
     for _ in $(seq 100); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 0.1; done
-    if [ -n "${fresh:-}" ]; then
-        su postgres -c "psql -q -p $port -c \"ALTER USER postgres PASSWORD 'postgres'\""
-    fi
+    su postgres -c "psql -q -p $port -c \"ALTER USER postgres PASSWORD 'postgres'\""
 }
 
 for service in "${@:-redis postgres}"; do
