@@ -6,6 +6,7 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from flask import Blueprint, Response, g, jsonify, request, url_for
 from pydantic import ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.orm import defer
 
 from rlvr.db import Job, JobEvent
 from web import actions, monitoring, reader, services
@@ -46,7 +47,7 @@ def submit_job():
 @token_required
 def list_jobs():
     query = JobQuery.model_validate(request.args.to_dict())
-    jobs = visible_jobs(g.user)
+    jobs = visible_jobs(g.user).options(defer(Job.spec))  # specs can be megabytes each
     if query.status:
         jobs = jobs.where(Job.status == query.status)
     if query.kind:

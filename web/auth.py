@@ -84,18 +84,19 @@ def visible_jobs(user: User) -> Select:
     return query if user.is_admin else query.where(Job.user_id == user.id)
 
 
-def find_job(s, user: User, job_id: int) -> Job | None:
-    return s.scalar(visible_jobs(user).where(Job.id == job_id))
+def find_job(s, user: User, job_id: int, *options) -> Job | None:
+    return s.scalar(visible_jobs(user).options(*options).where(Job.id == job_id))
 
 
 _jobs = Job.__table__
-_ROW_BY_ID = select(_jobs).where(_jobs.c.id == bindparam("job_id"))
+_STATUS_COLUMNS = [c for c in _jobs.c if c.name not in ("spec", "idempotency_key", "worker", "sent_at")]
+_ROW_BY_ID = select(*_STATUS_COLUMNS).where(_jobs.c.id == bindparam("job_id"))
 _OWN_ROW_BY_ID = _ROW_BY_ID.where(_jobs.c.user_id == bindparam("user_id"))
 
 
 def find_job_row(user: User, job_id: int) -> Row | None:
-    """`find_job` as a plain row through a statement built once: the path a polling client
-    hits most, kept free of ORM bookkeeping."""
+    """`find_job` as a plain row through a statement built once, without the spec (which
+    can be megabytes): the path a polling client hits most, kept free of ORM bookkeeping."""
     query = _ROW_BY_ID if user.is_admin else _OWN_ROW_BY_ID
     with services().db.read_connection() as conn:
         return conn.execute(query, {"job_id": job_id, "user_id": user.id}).one_or_none()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.orm import defer
 
 from rlvr.db import Job, JobEvent, VerdictRow, accounts, jobs
 from rlvr.db.models import JOB_STATES
@@ -45,7 +46,7 @@ def logout():
 @login_required
 def jobs_list():
     status, kind = request.args.get("status") or None, request.args.get("kind") or None
-    query = visible_jobs(g.user)
+    query = visible_jobs(g.user).options(defer(Job.spec))  # specs can be megabytes each
     if status in JOB_STATES:
         query = query.where(Job.status == status)
     if kind in KINDS:
@@ -78,7 +79,7 @@ def submit(kind: str):
 @login_required
 def job_page(job_id: int):
     with services().db.read() as s:
-        job = find_job(s, g.user, job_id) or abort(404)
+        job = find_job(s, g.user, job_id, defer(Job.spec)) or abort(404)
         events = s.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)).all()
         verdicts = s.scalars(select(VerdictRow).where(VerdictRow.job_id == job_id)
                              .order_by(VerdictRow.index).limit(50)).all()
