@@ -121,7 +121,7 @@ def verify_batch(services: Services, job_id: int, batch: range, *, give_up: str 
         if job is None or job.status not in jobs.ACTIVE:
             return
         todo = verdicts.missing(session, job_id, batch)
-    requests = [VerifyJobSpec.model_validate(job.spec).requests[i] for i in todo]
+    requests = [VerifyRequest.model_validate(job.spec["requests"][i]) for i in todo]  # this batch only
     results = [_sandbox_error(r, give_up) for r in requests] if give_up else judge(requests)
     with services.db.begin() as session:
         verdicts.save(session, job_id, dict(zip(todo, results)))
