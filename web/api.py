@@ -8,12 +8,13 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import defer
 
-from rlvr.db import Job, JobEvent
+from rlvr.db import Job, JobEvent, VerdictRow
 from web import actions, monitoring, reader, services
 from web.auth import find_job, find_job_row, token_required, visible_jobs
 from web.errors import ApiError, field_errors
 from web.openapi import openapi_document
-from web.schemas import EventList, EventOut, JobOut, JobPage, JobQuery, JobSubmission, VerifyBody
+from web.schemas import (EventList, EventOut, IndexedVerdict, JobOut, JobPage, JobQuery, JobSubmission, PageQuery,
+                         VerdictPage, VerifyBody)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -80,6 +81,19 @@ def job_events(job_id: int):
     _job_or_404(job_id)
     events = reader().scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
     return reply(EventList(events=[EventOut.model_validate(e) for e in events]))
+
+
+@bp.get("/jobs/<int:job_id>/verdicts")
+@token_required
+def job_verdicts(job_id: int):
+    """A verify job's verdicts by program index, as far as they have come in."""
+    query = PageQuery.model_validate(request.args.to_dict())
+    _job_or_404(job_id)
+    rows = reader().scalars(select(VerdictRow).where(VerdictRow.job_id == job_id).order_by(VerdictRow.index)
+                            .limit(query.limit).offset(query.offset))
+    items = [IndexedVerdict(index=row.index, verdict=row.verdict) for row in rows]
+    total = reader().scalar(select(func.count()).where(VerdictRow.job_id == job_id))
+    return reply(VerdictPage(verdicts=items, total=total, limit=query.limit, offset=query.offset))
 
 
 @bp.post("/jobs/<int:job_id>/cancel")

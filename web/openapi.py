@@ -7,7 +7,7 @@ import functools
 
 from pydantic.json_schema import models_json_schema
 
-from web.schemas import EventList, ErrorOut, JobOut, JobPage, JobSubmission, VerdictList, VerifyBody
+from web.schemas import EventList, ErrorOut, JobOut, JobPage, JobSubmission, VerdictList, VerdictPage, VerifyBody
 from worker.kinds import KINDS
 
 REF = "#/components/schemas/{model}"
@@ -49,7 +49,7 @@ IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False, "sc
 
 @functools.cache
 def openapi_document() -> dict:
-    models = [JobSubmission, JobOut, JobPage, EventList, VerifyBody, VerdictList, ErrorOut,
+    models = [JobSubmission, JobOut, JobPage, EventList, VerdictPage, VerifyBody, VerdictList, ErrorOut,
               *(kind.spec for kind in KINDS.values())]
     _, schemas = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     e = ERRORS
@@ -68,6 +68,10 @@ def openapi_document() -> dict:
                                       params=[JOB_ID])},
         "/jobs/{job_id}/events": {"get": _op("The job's timeline", {200: _json(EventList), 404: e[404]},
                                              params=[JOB_ID])},
+        "/jobs/{job_id}/verdicts": {"get": _op("A verify job's verdicts by program index, paginated",
+                                               {200: _json(VerdictPage), 400: e[400], 404: e[404]}, params=[
+            JOB_ID, _query("limit", {"type": "integer", "default": 100, "maximum": 1000}, "Page size"),
+            _query("offset", {"type": "integer", "default": 0}, "Verdicts to skip")])},
         "/jobs/{job_id}/cancel": {"post": _op("Cancel a queued or running job",
                                               {202: _json(JobOut), 404: e[404], 409: e[409]}, params=[JOB_ID])},
         "/jobs/{job_id}/retry": {"post": _op("Run a finished job again as a new job linked to it",

@@ -32,6 +32,11 @@ class JobQuery(_In):
     offset: int = Field(0, ge=0)
 
 
+class PageQuery(_In):
+    limit: int = Field(100, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+
+
 class VerifyBody(_In):
     requests: list[VerifyRequest] = Field(min_length=1)
 
@@ -86,6 +91,18 @@ class EventList(BaseModel):
 
 class VerdictList(BaseModel):
     verdicts: list[Verdict]
+
+
+class IndexedVerdict(BaseModel):
+    index: int = Field(description="Position of the program in the job's spec.")
+    verdict: Verdict
+
+
+class VerdictPage(BaseModel):
+    verdicts: list[IndexedVerdict]
+    total: int = Field(description="Verdicts stored so far.")
+    limit: int
+    offset: int
 
 
 class ErrorOut(BaseModel):

@@ -80,6 +80,7 @@ def test_auth(client, api, as_user):
     assert no_token.status_code == 401 and no_token.json["error"] == "unauthorized"
     stranger = as_user()
     for call in (stranger.get(f"/jobs/{job_id}"), stranger.get(f"/jobs/{job_id}/events"),
+                 stranger.get(f"/jobs/{job_id}/verdicts"),
                  stranger.post(f"/jobs/{job_id}/cancel"), stranger.post(f"/jobs/{job_id}/retry")):
         assert call.status_code == 404
     assert job_id not in [j["id"] for j in stranger.get("/jobs").json["jobs"]]
@@ -117,7 +118,7 @@ def test_unknown_routes_and_methods_are_json(api):
 
 def test_openapi_document(client):
     doc = client.get("/api/v1/openapi.json").json
-    assert {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/events", "/jobs/{job_id}/cancel", "/jobs/{job_id}/retry",
+    assert {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/events", "/jobs/{job_id}/verdicts", "/jobs/{job_id}/cancel", "/jobs/{job_id}/retry",
             "/verify", "/health", "/metrics", "/stats"} <= set(doc["paths"])
     assert {"JobSubmission", "JobOut", "VerifyJobSpec", "VerifyRequest"} <= set(doc["components"]["schemas"])
 

@@ -58,6 +58,10 @@ def test_verify_job_runs_to_success(api, procfile):
     assert sum(job["result"]["by_status"].values()) == 6, job["result"]
     assert timeline(api, job_id) == ["queued", "running", "succeeded"]
     assert api.get("/stats").json["verified_programs"] >= 6
+    page = api.get(f"/jobs/{job_id}/verdicts?limit=4&offset=2").json
+    assert page["total"] == 6 and [v["index"] for v in page["verdicts"]] == [2, 3, 4, 5]
+    assert [v["verdict"]["passed"] for v in page["verdicts"]][:2] == [2, 2]
+    assert page["verdicts"][2]["verdict"]["tests"][1]["outcome"] == "wrong"  # WRONG fails its second test
 
 
 def test_cancel_a_running_job(api, procfile):
