@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 
 from rlvr.db import Job, verdicts
 from rlvr.db.models import JOB_STATES
-from worker.services import QUEUES, Services
+from worker.services import QUEUES, Services, queue_keys
 
 
 def _check(probe) -> dict:
@@ -47,8 +47,10 @@ def health(svc: Services) -> dict:
 def queue_depths(svc: Services) -> dict[str, int]:
     with svc.redis.pipeline(transaction=False) as pipe:
         for queue in QUEUES:
-            pipe.llen(queue)
-        return dict(zip(QUEUES, pipe.execute()))
+            for key in queue_keys(queue):
+                pipe.llen(key)
+        lengths = iter(pipe.execute())
+    return {queue: sum(next(lengths) for _ in queue_keys(queue)) for queue in QUEUES}
 
 
 def jobs_by_state(svc: Services) -> dict[tuple[str, str], int]:

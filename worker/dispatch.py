@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from rlvr.db import jobs
-from worker.services import Services
+from worker.services import BATCH_PRIORITY, Services
 
 
 def job_marker(job_id: int) -> str:
@@ -37,7 +37,7 @@ def send_job(services: Services, job_id: int) -> None:
 
 def send_batch(services: Services, job_id: int, batch: range) -> None:
     services.celery.send_task("worker.tasks.verify_batch", args=[job_id, batch.start, batch.stop], queue="verify",
-                              **SEND_OPTIONS)
+                              priority=BATCH_PRIORITY, **SEND_OPTIONS)
     services.redis.set(batch_marker(job_id, batch.start), 1)
 
 

@@ -15,6 +15,17 @@ from kombu import Queue
 from rlvr.db import Database, Settings
 
 QUEUES = ("train", "verify")
+# On Redis a message's priority picks one of these lists per queue, and a worker drains
+# lower numbers first: a synchronous `POST /verify` (0) never waits behind a big job's
+# batches (BATCH_PRIORITY).
+PRIORITY_STEPS = (0, 3, 6, 9)
+PRIORITY_SEP = "\x06\x16"
+BATCH_PRIORITY = 6
+
+
+def queue_keys(queue: str) -> list[str]:
+    """The Redis lists that hold `queue`'s messages, one per priority step."""
+    return [queue] + [f"{queue}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS[1:]]
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -33,6 +44,7 @@ def make_celery(settings: Settings) -> Celery:
         # A sweep for such messages runs every `unacked_restore_interval` seconds (not kombu's
         # default of every tenth 10 s tick), so a dead verify worker's batch returns promptly.
         broker_transport_options={"visibility_timeout": settings.visibility_timeout,
+                                  "priority_steps": list(PRIORITY_STEPS), "sep": PRIORITY_SEP,
                                   "unacked_restore_interval": max(1, min(10, int(settings.visibility_timeout / 4))),
                                   "unacked_restore_throttle": 1},
         result_backend_transport_options={"visibility_timeout": settings.visibility_timeout},

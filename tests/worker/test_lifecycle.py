@@ -79,10 +79,23 @@ def test_sync_verify_endpoint(api, procfile, stack_settings):
     procfile("verify")
     response = api.post("/verify", json={"requests": [request(*CORRECT), request(*WRONG)]})
     assert response.status_code == 200, response.json
-    assert [(v["status"], v["passed"], v["total"]) for v in response.json["verdicts"]] == [("ok", 2, 2), ("ok", 1, 2)]
+    verdicts = response.json["verdicts"]
+    assert [(v["status"], v["passed"], v["total"]) for v in verdicts] == [("ok", 2, 2), ("ok", 1, 2)], verdicts
     too_many = [request(*CORRECT)] * (stack_settings.sync_verify_max_programs + 1)
     assert api.post("/verify", json={"requests": too_many}).status_code == 413
     assert api.post("/verify", json={"requests": [{"program": "x"}]}).status_code == 400
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # a queue property; one backend will do
+def test_sync_verify_goes_ahead_of_a_big_jobs_batches(api, procfile, redis_server):
+    procfile("train")
+    procfile("verify", VERIFY_CONCURRENCY="1")
+    job_id = submit(api, [slow(0.5)] * 24)  # six batches of four, one at a time
+    wait_until(lambda: api.get("/stats").json["queues"]["verify"] >= 3, 30, "batches waiting in the queue")
+    response = api.post("/verify", json={"requests": [request(*CORRECT)]})
+    assert response.status_code == 200 and response.json["verdicts"][0]["passed"] == 2
+    assert api.get("/stats").json["queues"]["verify"] >= 1, "the sync request waited for the whole job"
+    assert wait_for(api, job_id, "succeeded", "failed")["status"] == "succeeded"
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -99,7 +112,7 @@ def test_verify_worker_killed_mid_job_loses_and_duplicates_nothing(api, procfile
     assert api.get(f"/jobs/{job_id}").json["progress"]["done"] < 16
     procfile("verify", **clocks)
     job = wait_for(api, job_id, "succeeded", "failed", timeout=120)
-    assert job["status"] == "succeeded" and job["result"]["all_passed"] == 16
+    assert job["status"] == "succeeded" and job["result"]["all_passed"] == 16, job["result"]
     with db.read() as s:
         indices = s.scalars(select(VerdictRow.index).where(VerdictRow.job_id == job_id)).all()
     assert sorted(indices) == list(range(16))
