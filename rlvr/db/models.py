@@ -125,3 +125,59 @@ class VerdictRow(Base):
     wall_seconds: Mapped[float] = mapped_column(Float)
     verdict: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MetricRow(Base):
+    """One scalar of one step of a train, eval or SFT job (`reward`, `kl`, `eval/...`)."""
+
+    __tablename__ = "metrics"
+    __table_args__ = (UniqueConstraint("job_id", "step", "name", name="uq_metrics_job_id_step_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    step: Mapped[int]
+    name: Mapped[str] = mapped_column(String(100))
+    value: Mapped[float] = mapped_column(Float)
+
+
+class ExperienceRow(Base):
+    """One rollout of a training step: the experience buffer. Keyed by (job, step, prompt,
+    sample), so a step replayed after a crash cannot add a second copy."""
+
+    __tablename__ = "experiences"
+    __table_args__ = (
+        UniqueConstraint("job_id", "step", "prompt_index", "sample_index", name="uq_experiences_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    step: Mapped[int]
+    prompt_index: Mapped[int]
+    sample_index: Mapped[int]
+    problem_id: Mapped[str] = mapped_column(String(200))
+    prompt: Mapped[str] = mapped_column(Text)
+    completion: Mapped[str] = mapped_column(Text)
+    prompt_tokens: Mapped[int]
+    completion_tokens: Mapped[int]
+    truncated: Mapped[bool]
+    reward: Mapped[float | None] = mapped_column(Float)
+    reward_components: Mapped[dict[str, Any]]
+    verdict: Mapped[str] = mapped_column(String(32))
+    advantage: Mapped[float] = mapped_column(Float)
+    logprob_mean: Mapped[float] = mapped_column(Float)
+    extra: Mapped[dict[str, Any]]
+
+
+class ArtifactRow(Base):
+    """A file or directory a job wrote under the artifacts directory: checkpoints, the final
+    adapter or weights, reports. `path` is relative to the artifacts directory."""
+
+    __tablename__ = "artifacts"
+    __table_args__ = (UniqueConstraint("job_id", "path", name="uq_artifacts_job_id_path"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    step: Mapped[int | None]
+    path: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

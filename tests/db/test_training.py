@@ -1,0 +1,60 @@
+"""Metrics, experiences and artifacts of training jobs, on SQLite and Postgres."""
+
+import pytest
+
+from rlvr.db import jobs, training
+
+
+@pytest.fixture
+def job_id(db, make_user):
+    user_id, _ = make_user()
+    with db.begin() as session:
+        job, _ = jobs.submit(session, user_id=user_id, kind="train", spec={}, total=3, max_attempts=2)
+        return job.id
+
+
+def experience(step: int, prompt: int, sample: int, reward: float | None = 1.0, verdict: str = "pass") -> dict:
+    return {
+        "step": step, "prompt_index": prompt, "sample_index": sample, "problem_id": f"p{prompt}",
+        "prompt": "1+1=", "completion": " 2", "prompt_tokens": 4, "completion_tokens": 2, "truncated": False,
+        "reward": reward, "reward_components": {"correct": reward}, "verdict": verdict, "advantage": 0.5,
+        "logprob_sum": -1.0, "logprob_mean": -0.5, "temperature": 1.0, "extra": {"turns": 1},
+    }
+
+
+def test_experiences_are_written_once_per_key(db, job_id):
+    batch = [experience(1, p, s) for p in range(3) for s in range(4)]
+    with db.begin() as session:
+        assert training.save_experiences(session, job_id, batch) == 12
+    with db.begin() as session:  # a replayed step: the same keys again
+        training.save_experiences(session, job_id, batch + [experience(2, 0, 0, reward=None, verdict="error")])
+    with db.read() as session:
+        assert training.count_experiences(session, job_id) == 13
+        total, page = training.experiences(session, job_id, step=1, limit=5, offset=5)
+        assert total == 12 and [(r.prompt_index, r.sample_index) for r in page] == [(1, 1), (1, 2), (1, 3), (2, 0), (2, 1)]
+        assert page[0].reward_components == {"correct": 1.0} and page[0].extra["turns"] == 1
+        total, errors = training.experiences(session, job_id, verdict="error")
+        assert total == 1 and errors[0].reward is None
+
+
+def test_metric_series_and_drop_after_resume_point(db, job_id):
+    with db.begin() as session:
+        for step in (1, 2, 3):
+            training.save_metrics(session, job_id, step, {"reward": step / 10, "kl": 0.0, "nan": float("nan")})
+            training.save_experiences(session, job_id, [experience(step, 0, 0)])
+    with db.begin() as session:
+        training.drop_after(session, job_id, 2)
+    with db.read() as session:
+        assert training.series(session, job_id, ["reward"]) == {"reward": [[1, 0.1], [2, 0.2]]}
+        assert set(training.series(session, job_id)) == {"reward", "kl"}
+        assert training.count_experiences(session, job_id) == 2
+
+
+def test_artifacts_are_indexed_once(db, job_id):
+    with db.begin() as session:
+        training.save_artifact(session, job_id, "checkpoint", "jobs/1/checkpoints/step-000002", step=2)
+        training.save_artifact(session, job_id, "checkpoint", "jobs/1/checkpoints/step-000002", step=2)
+        training.save_artifact(session, job_id, "final", "jobs/1/final")
+    with db.read() as session:
+        assert [(a.kind, a.step) for a in training.artifacts(session, job_id)] == [("checkpoint", 2), ("final", None)]
+        assert [a.path for a in training.artifacts(session, job_id, "final")] == ["jobs/1/final"]
