@@ -10,7 +10,6 @@ Metric names follow TRL's GRPO trainer (reward, reward_std, rewards/<name>/mean,
 entropy, clip_ratio/*, completions/*, ...), plus pass_rate and num_none_rewards.
 """
 
-import json
 import math
 import time
 from dataclasses import dataclass

@@ -1,8 +1,12 @@
 """Fixtures for the rlvr tests: a very small local model, built once per session."""
 
 import pytest
+import torch
 
 from rlvr.spec import TrainSpec
+
+# One thread: on a small shared machine, several threads per process thrash instead of helping.
+torch.set_num_threads(1)
 
 
 def pytest_configure(config):

@@ -136,3 +136,27 @@ def test_stopped_and_resumed_run_ends_with_the_same_weights(train_spec, tmp_path
     b = load_file(resumed.final_dir / "adapter_model.safetensors")
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _sequence_logprobs(trainer, rollout):
+    from rlvr.rollout import policy_logprobs
+
+    with torch.no_grad():
+        logprobs, _ = policy_logprobs(trainer.model, rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids,
+                                      rollout.completion_mask, rollout.temperatures)
+    return (logprobs * rollout.completion_mask).sum(dim=1)
+
+
+@pytest.mark.parametrize("algorithm", ["grpo", "dr_grpo", "rloo", "ppo", "reinforce"])
+def test_one_update_makes_better_than_average_samples_more_likely(train_spec, tmp_path, algorithm):
+    spec = train_spec(rewards=[{"name": "_by_length"}], algorithm={"name": algorithm, "group_size": 4},
+                      optim={"prompts_per_step": 4, "learning_rate": 1e-3})
+    trainer = Trainer(spec, tmp_path)
+    trainer.baseline = 1.0  # the EMA algorithms compare with a baseline; start it mid-range
+    batch = trainer.collect()
+    advantages = trainer.advantages(batch)
+    before = _sequence_logprobs(trainer, batch.rollout)
+    trainer.update(batch, advantages)
+    change = _sequence_logprobs(trainer, batch.rollout) - before
+    assert (advantages > 0).any() and (advantages < 0).any()
+    assert change[advantages > 0].mean() > 0 > change[advantages < 0].mean()
