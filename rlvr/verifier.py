@@ -186,7 +186,7 @@ class RequestVerifier:
             return [CodeVerdict.unjudged(f"{type(error).__name__}: {error}") for _ in requests]
 
 
-def local_sandbox_verifier(concurrency: int | None = None, sandbox: Any = None) -> RequestVerifier:
+def local_sandbox_verifier(concurrency: int | None = None, sandbox: Any = None, retries: int = 1) -> RequestVerifier:
     """A verifier running nsjail jails in this process, ``concurrency`` at a time.
 
     Raises ``sandbox.SandboxUnavailable`` at once if nsjail cannot run here.
@@ -200,4 +200,17 @@ def local_sandbox_verifier(concurrency: int | None = None, sandbox: Any = None) 
         verdicts = sandbox_package.verify(parsed, sandbox=box, concurrency=concurrency)
         return [v.model_dump(mode="json") for v in verdicts]
 
-    return RequestVerifier(run_requests)
+    return RequestVerifier(run_requests, retries=retries)
+
+
+def verifier_for(task_options: Any, settings: Any = None) -> RequestVerifier | None:
+    """The CLI's verifier: an in-process sandbox pool when the task runs code, else None.
+
+    ``settings`` is a spec's ``VerifierSpec`` (``concurrency``, ``retries``).
+    """
+    from rlvr.code import CodeTask
+    from rlvr.tasks import TASKS
+
+    if not issubclass(TASKS[task_options.name], CodeTask):
+        return None
+    return local_sandbox_verifier(getattr(settings, "concurrency", None), retries=getattr(settings, "retries", 1))
