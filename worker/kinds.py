@@ -2,7 +2,7 @@
 
 Owns: the table from kind name to spec model and to the size shown as progress. The web
 app validates submissions with it; the runners read specs back with it. `train`, `eval`
-and `sft` join with the specs `rlvr` defines.
+and `sft` jobs carry the specs `rlvr` defines (importing them does not import torch).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rlvr.spec import EvalSpec, SFTSpec, TrainSpec
 from sandbox.models import VerifyRequest
 
 
@@ -37,4 +38,7 @@ class JobKind:
 
 KINDS: dict[str, JobKind] = {
     "verify": JobKind(spec=VerifyJobSpec, total=lambda spec: len(spec.requests)),
+    "train": JobKind(spec=TrainSpec, total=lambda spec: spec.stopping.max_steps),
+    "sft": JobKind(spec=SFTSpec, total=lambda spec: spec.max_steps),
+    "eval": JobKind(spec=EvalSpec, total=lambda spec: 1),
 }

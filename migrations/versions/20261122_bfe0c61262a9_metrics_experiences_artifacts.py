@@ -26,7 +26,7 @@ def upgrade() -> None:
     sa.Column('created_at', rlvr.db.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('job_id', 'path', name='uq_artifacts_job_id_path')
+    sa.UniqueConstraint('job_id', 'kind', 'path', name='uq_artifacts_job_id_kind_path')
     )
     with op.batch_alter_table('artifacts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_artifacts_job_id'), ['job_id'], unique=False)

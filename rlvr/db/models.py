@@ -173,7 +173,7 @@ class ArtifactRow(Base):
     adapter or weights, reports. `path` is relative to the artifacts directory."""
 
     __tablename__ = "artifacts"
-    __table_args__ = (UniqueConstraint("job_id", "path", name="uq_artifacts_job_id_path"),)
+    __table_args__ = (UniqueConstraint("job_id", "kind", "path", name="uq_artifacts_job_id_kind_path"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)

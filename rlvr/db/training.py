@@ -49,13 +49,22 @@ def save_experiences(session: Session, job_id: int, records: Iterable[dict[str, 
 
 
 def _experience_row(job_id: int, record: dict[str, Any]) -> dict[str, Any]:
-    row = {name: record.get(name) for name in EXPERIENCE_COLUMNS}
+    row = {name: _text(record.get(name)) for name in EXPERIENCE_COLUMNS}
     row["job_id"] = job_id
-    row["reward_components"] = record.get("reward_components") or {}
-    row["extra"] = {**(record.get("extra") or {}), "logprob_sum": record.get("logprob_sum"),
-                    "temperature": record.get("temperature")}
-    row["verdict"] = str(record.get("verdict", ""))[:32]
+    row["reward_components"] = _json(record.get("reward_components") or {})
+    row["extra"] = _json({**(record.get("extra") or {}), "logprob_sum": record.get("logprob_sum"),
+                          "temperature": record.get("temperature")})
+    row["verdict"] = _text(str(record.get("verdict", "")))[:32]
     return row
+
+
+def _text(value: Any) -> Any:
+    # A model can generate NUL, which Postgres refuses in text and JSON; SQLite would keep it.
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
+def _json(value: Any) -> Any:
+    return json.loads(json.dumps(value).replace("\\u0000", "\\ufffd"))
 
 
 def _copy_experiences(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -115,7 +124,7 @@ def count_experiences(session: Session, job_id: int) -> int:
 def save_artifact(session: Session, job_id: int, kind: str, path: str, step: int | None = None) -> None:
     insert = _INSERTS[session.get_bind().dialect.name]
     session.execute(insert(ArtifactRow).values(job_id=job_id, kind=kind, path=path, step=step)
-                    .on_conflict_do_nothing(index_elements=["job_id", "path"]))
+                    .on_conflict_do_nothing(index_elements=["job_id", "kind", "path"]))
 
 
 def artifacts(session: Session, job_id: int, kind: str | None = None) -> list[ArtifactRow]:

@@ -26,8 +26,9 @@ def test_experiences_are_written_once_per_key(db, job_id):
     batch = [experience(1, p, s) for p in range(3) for s in range(4)]
     with db.begin() as session:
         assert training.save_experiences(session, job_id, batch) == 12
-    with db.begin() as session:  # a replayed step: the same keys again
-        training.save_experiences(session, job_id, batch + [experience(2, 0, 0, reward=None, verdict="error")])
+    nul = {**experience(2, 0, 0, reward=None, verdict="error"), "completion": "a\x00b", "extra": {"c": "\x00"}}
+    with db.begin() as session:  # a replayed step: the same keys again, and a model that generated NUL
+        training.save_experiences(session, job_id, batch + [nul])
     with db.read() as session:
         assert training.count_experiences(session, job_id) == 13
         total, page = training.experiences(session, job_id, step=1, limit=5, offset=5)
@@ -35,6 +36,7 @@ def test_experiences_are_written_once_per_key(db, job_id):
         assert page[0].reward_components == {"correct": 1.0} and page[0].extra["turns"] == 1
         total, errors = training.experiences(session, job_id, verdict="error")
         assert total == 1 and errors[0].reward is None
+        assert errors[0].completion == "a\ufffdb" and errors[0].extra["c"] == "\ufffd"
 
 
 def test_metric_series_and_drop_after_resume_point(db, job_id):
@@ -54,7 +56,9 @@ def test_artifacts_are_indexed_once(db, job_id):
     with db.begin() as session:
         training.save_artifact(session, job_id, "checkpoint", "jobs/1/checkpoints/step-000002", step=2)
         training.save_artifact(session, job_id, "checkpoint", "jobs/1/checkpoints/step-000002", step=2)
+        training.save_artifact(session, job_id, "checkpoint", "jobs/1/final", step=3)
         training.save_artifact(session, job_id, "final", "jobs/1/final")
     with db.read() as session:
-        assert [(a.kind, a.step) for a in training.artifacts(session, job_id)] == [("checkpoint", 2), ("final", None)]
+        assert [(a.kind, a.step) for a in training.artifacts(session, job_id)] == [
+            ("checkpoint", 2), ("checkpoint", 3), ("final", None)]
         assert [a.path for a in training.artifacts(session, job_id, "final")] == ["jobs/1/final"]

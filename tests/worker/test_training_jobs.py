@@ -1,0 +1,109 @@
+"""Train, SFT and eval jobs on real train workers: the tiny model, a few steps, real rows.
+
+Postgres only: these jobs load torch and a model in a fresh process per job, so each test
+costs tens of seconds; SQLite's writes are covered by tests/db/test_training.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from rlvr.db import training
+from rlvr.db.models import ExperienceRow, MetricRow
+from support import wait_until
+from test_lifecycle import timeline, wait_for
+
+pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+
+PROMPTS, GROUP = 2, 4
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    from rlvr.tiny import build_tiny_model
+
+    return str(build_tiny_model(tmp_path_factory.mktemp("tiny"), hidden_size=32, layers=2, heads=2))
+
+
+def train_spec(model: str, steps: int, **data) -> dict:
+    return {
+        "model": {"name": model, "lora": {"r": 4, "alpha": 8}},
+        "task": {"name": "arithmetic", "max_digits": 1, "train_size": 64, "test_size": 8},
+        "algorithm": {"group_size": GROUP},
+        "sampling": {"max_new_tokens": 4},
+        "optim": {"prompts_per_step": PROMPTS, "learning_rate": 1e-2, "seed": 3},
+        "stopping": {"max_steps": steps},
+        "data": data,
+    }
+
+
+def submit(api, kind: str, spec: dict) -> int:
+    response = api.post("/jobs", json={"kind": kind, "spec": spec})
+    assert response.status_code == 201, response.json
+    return response.json["id"]
+
+
+def rows_per_step(db, job_id: int, table) -> dict[int, int]:
+    with db.read() as session:
+        return dict(session.execute(
+            select(table.step, func.count()).where(table.job_id == job_id).group_by(table.step)).all())
+
+
+def test_train_job_stores_metrics_experiences_and_its_adapter(api, procfile, db, tiny_model, stack_settings):
+    procfile("train")
+    job_id = submit(api, "train", train_spec(tiny_model, steps=3, checkpoint_every=2))
+    job = wait_for(api, job_id, "succeeded", "failed", timeout=240)
+    assert job["status"] == "succeeded", job["error"]
+    assert job["result"]["steps"] == 3 and job["progress"]["done"] == 3
+    assert rows_per_step(db, job_id, ExperienceRow) == {1: PROMPTS * GROUP, 2: PROMPTS * GROUP, 3: PROMPTS * GROUP}
+    with db.read() as session:
+        rewards = training.series(session, job_id, ["reward", "kl", "completions/mean_length"])
+        kinds = {(a.kind, a.step) for a in training.artifacts(session, job_id)}
+    assert [step for step, _ in rewards["reward"]] == [1, 2, 3]
+    assert ("final", None) in kinds and ("checkpoint", 2) in kinds
+    final = stack_settings.data_dir / "artifacts" / job["result"]["final"]
+    assert (final / "adapter_config.json").exists()
+
+
+def test_sft_output_starts_a_train_job_and_an_eval_reports_pass_at_k(api, procfile, tiny_model):
+    procfile("train")
+    sft_id = submit(api, "sft", {
+        "model": {"name": tiny_model, "lora": None},
+        "task": {"name": "arithmetic", "max_digits": 1, "train_size": 64, "test_size": 8},
+        "max_steps": 3, "batch_size": 8,
+    })
+    sft = wait_for(api, sft_id, "succeeded", "failed", timeout=240)
+    assert sft["status"] == "succeeded", sft["error"]
+    train_id = submit(api, "train", train_spec(f"job:{sft_id}", steps=1))
+    train = wait_for(api, train_id, "succeeded", "failed", timeout=240)
+    assert train["status"] == "succeeded", train["error"]
+    eval_id = submit(api, "eval", {
+        "model": {"name": f"job:{train_id}"},
+        "task": {"name": "arithmetic", "max_digits": 1, "train_size": 8, "test_size": 8},
+        "num_samples": 4, "k": [1, 4], "sampling": {"max_new_tokens": 4},
+    })
+    result = wait_for(api, eval_id, "succeeded", "failed", timeout=240)
+    assert result["status"] == "succeeded", result["error"]
+    assert 0.0 <= result["result"]["pass@1"] <= result["result"]["pass@4"] <= 1.0
+
+
+def test_killed_train_worker_resumes_from_its_checkpoint(api, procfile, db, tiny_model):
+    procfile("verify")  # the reaper's task runs on the verify pool
+    procfile("beat")
+    worker = procfile("train")
+    steps = 20  # enough that the kill lands mid-run on a fast machine too
+    job_id = submit(api, "train", train_spec(tiny_model, steps=steps, checkpoint_every=2))
+    wait_until(lambda: api.get(f"/jobs/{job_id}").json["progress"]["done"] >= 3, 240, "three steps")
+    worker.kill()
+    assert api.get(f"/jobs/{job_id}").json["status"] == "running"
+    wait_until(lambda: "crashed" in timeline(api, job_id), 60, "the reaper to mark the job crashed")
+    procfile("train")
+    job = wait_for(api, job_id, "succeeded", "failed", timeout=300)
+    assert job["status"] == "succeeded", job["error"]
+    assert job["attempt"] == 2 and job["result"]["resumed_from_step"] >= 2
+    assert job["result"]["steps"] == steps
+    every_step = {step: PROMPTS * GROUP for step in range(1, steps + 1)}
+    assert rows_per_step(db, job_id, ExperienceRow) == every_step  # none lost, none twice
+    reward_rows = {s: n for s, n in rows_per_step(db, job_id, MetricRow).items()}
+    assert sorted(reward_rows) == list(range(1, steps + 1))

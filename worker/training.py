@@ -1,0 +1,168 @@
+"""Train, eval and SFT jobs on a train worker: rlvr's loop, with the job row as its callback.
+
+Owns: `JobCallback` (metrics, experiences and checkpoints to the database in one write per
+step, progress, cooperative cancel), the job's run directory under the artifacts directory
+(a crashed job's next attempt resumes from the latest checkpoint there, after dropping the
+rows written past it), and `queue_verifier`, which sends code to the `verify` queue in
+batches and waits with a timeout (a batch that does not come back is unjudged: reward
+None, never 0). torch is imported only when a job of these kinds runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rlvr.callbacks import Callback, Experience
+from rlvr.db import Job, User, jobs, training
+from worker.services import Services
+
+log = logging.getLogger(__name__)
+
+VERIFY_CHUNK = 16  # programs per verify task: small enough to spread over the verify pool
+
+
+def job_dir(services: Services, job_id: int) -> Path:
+    return services.settings.data_dir / "artifacts" / "jobs" / str(job_id)
+
+
+def relative(services: Services, path: str | Path) -> str:
+    return str(Path(path).resolve().relative_to((services.settings.data_dir / "artifacts").resolve()))
+
+
+class JobCallback(Callback):
+    """rlvr's callback interface, written to the job's rows."""
+
+    def __init__(self, services: Services, job_id: int, cancelled: threading.Event):
+        self.services, self.job_id, self.cancelled = services, job_id, cancelled
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> None:
+        with self.services.db.begin() as session:
+            training.save_metrics(session, self.job_id, step, metrics)
+            jobs.set_progress(session, self.job_id, step)
+
+    def on_experiences(self, step: int, records: list[Experience]) -> None:
+        with self.services.db.begin() as session:
+            training.save_experiences(session, self.job_id, [asdict(r) for r in records])
+
+    def on_checkpoint(self, step: int, path: str) -> None:
+        with self.services.db.begin() as session:
+            training.save_artifact(session, self.job_id, "checkpoint", relative(self.services, path), step)
+
+    def should_stop(self) -> bool:
+        return self.cancelled.is_set()
+
+
+def resolve_job_models(services: Services, job: Job) -> dict[str, Any]:
+    """The job's spec with `model.name` / `model.init_from` of the form `job:<id>` replaced by
+    that job's final model, which must belong to the same user (or the user is an admin).
+
+    A final LoRA adapter becomes `init_from` on top of the base it was trained on.
+    """
+    spec = json.loads(json.dumps(job.spec))
+    model = spec.get("model") or {}
+    for field in ("init_from", "name"):
+        ref = model.get(field)
+        if not (isinstance(ref, str) and ref.startswith("job:")):
+            continue
+        path = _final_model(services, job.user_id, int(ref.removeprefix("job:")))
+        adapter = path / "adapter_config.json"
+        if field == "name" and adapter.exists():
+            model["name"] = json.loads(adapter.read_text())["base_model_name_or_path"]
+            model["init_from"] = model.get("init_from") or str(path)
+        else:
+            model[field] = str(path)
+    return spec
+
+
+def _final_model(services: Services, user_id: int, source_id: int) -> Path:
+    with services.db.read() as session:
+        source = session.get(Job, source_id)
+        user = session.get(User, user_id)
+        if source is None or (source.user_id != user_id and not user.is_admin):
+            raise ValueError(f"model job:{source_id}: no such job of yours")
+        finals = training.artifacts(session, source_id, "final")
+    if not finals:
+        raise ValueError(f"model job:{source_id}: that job has no final model (status {source.status})")
+    return services.settings.data_dir / "artifacts" / finals[-1].path
+
+
+def resume_point(run_dir: Path) -> int:
+    """The step of the latest checkpoint in `run_dir`, 0 for none."""
+    from rlvr.checkpoint import latest_checkpoint
+
+    checkpoint = latest_checkpoint(run_dir)
+    return int(checkpoint.name.split("-")[-1]) if checkpoint else 0
+
+
+def run_train_job(services: Services, job: Job, cancelled: threading.Event) -> tuple[str, dict]:
+    from rlvr.spec import TrainSpec
+    from rlvr.trainer import Trainer
+
+    run_dir = job_dir(services, job.id)
+    start = resume_point(run_dir)
+    with services.db.begin() as session:
+        training.drop_after(session, job.id, start)
+    callback = JobCallback(services, job.id, cancelled)
+    spec = TrainSpec.model_validate(resolve_job_models(services, job))
+    result = Trainer(spec, run_dir, callback, verify=queue_verifier(services)).run()
+    _save_final(services, job.id, result.final_dir)
+    summary = {"steps": result.steps, "stop_reason": result.stop_reason, "resumed_from_step": start,
+               "final": relative(services, result.final_dir), **_headline(result.last_metrics)}
+    return ("cancelled" if result.stop_reason == "cancelled" else "succeeded"), summary
+
+
+def run_sft_job(services: Services, job: Job, cancelled: threading.Event) -> tuple[str, dict]:
+    from rlvr.sft import run_sft
+    from rlvr.spec import SFTSpec
+
+    run_dir = job_dir(services, job.id)
+    spec = SFTSpec.model_validate(resolve_job_models(services, job))
+    result = run_sft(spec, run_dir, JobCallback(services, job.id, cancelled))
+    _save_final(services, job.id, result.final_dir)
+    return "succeeded", {"final": relative(services, result.final_dir), **_headline(result.metrics)}
+
+
+def run_eval_job(services: Services, job: Job, cancelled: threading.Event) -> tuple[str, dict]:
+    from rlvr.evaluate import run_eval
+    from rlvr.spec import EvalSpec
+
+    run_dir = job_dir(services, job.id)
+    spec = EvalSpec.model_validate(resolve_job_models(services, job))
+    summary = run_eval(spec, run_dir, JobCallback(services, job.id, cancelled), verify=queue_verifier(services))
+    with services.db.begin() as session:
+        jobs.set_progress(session, job.id, 1)
+    return "succeeded", summary
+
+
+def _save_final(services: Services, job_id: int, final_dir: Path) -> None:
+    with services.db.begin() as session:
+        training.save_artifact(session, job_id, "final", relative(services, final_dir))
+
+
+def _headline(metrics: dict[str, float]) -> dict[str, float]:
+    """The few numbers a job's result shows; the rest is in its metric series."""
+    keep = ("reward", "pass_rate", "loss", "kl", "eval/greedy/pass_rate", "eval/pass@1", "eval_loss")
+    return {name: round(float(value), 4) for name, value in metrics.items() if name in keep}
+
+
+def queue_verifier(services: Services, timeout: float | None = None):
+    """A `verify(problems, programs)` for code rewards that runs on the verify pool."""
+    from rlvr.verifier import RequestVerifier
+
+    wait = timeout or services.settings.verify_hard_seconds
+
+    def run_requests(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        chunks = [requests[i:i + VERIFY_CHUNK] for i in range(0, len(requests), VERIFY_CHUNK)]
+        pending = [services.celery.send_task("worker.tasks.verify_requests", args=[chunk], queue="verify")
+                   for chunk in chunks]
+        verdicts: list[dict[str, Any]] = []
+        for result in pending:
+            verdicts.extend(result.get(timeout=wait, disable_sync_subtasks=False))
+        return verdicts
+
+    return RequestVerifier(run_requests)
