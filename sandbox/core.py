@@ -89,8 +89,7 @@ class Sandbox:
             plan = judge.plan(request)
         except TestSpecError as exc:
             return judge.sandbox_error(request, f"invalid tests: {exc}")
-        raw = jail.run(self.nsjail, self.config.path_for(request.limits), self.runtime.python, _HARNESS,
-                       marshal.dumps(plan.harness_input), request.limits)
+        raw = jail.run(self.config, self.nsjail, _HARNESS, marshal.dumps(plan.harness_input), request.limits)
         return judge.verdict(request, plan, raw)
 
     def close(self) -> None:

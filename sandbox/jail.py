@@ -74,6 +74,11 @@ class JailConfig:
         self._dir = Path(tempfile.mkdtemp(prefix="rlvr-jail-"))
         self._paths: dict[Limits, str] = {}
         self._lock = threading.Lock()
+        defaults = NsJailConfig()
+        self._cgroup_parents = [
+            Path(defaults.cgroup_mem_mount, defaults.cgroup_mem_parent),
+            Path(defaults.cgroup_pids_mount, defaults.cgroup_pids_parent),
+        ] if cgroups else []
 
     def path_for(self, limits: Limits) -> str:
         with self._lock:
@@ -132,6 +137,10 @@ class JailConfig:
             cfg.rlimit_as = limits.memory_mb
         return cfg
 
+    def cgroup_dirs(self, nsjail_pid: int) -> list[Path]:
+        """The per-jail cgroups nsjail makes (and usually removes) for the nsjail process."""
+        return [parent / f"NSJAIL.{nsjail_pid}" for parent in self._cgroup_parents]
+
     def close(self) -> None:
         for path in self._paths.values():
             Path(path).unlink(missing_ok=True)
@@ -145,7 +154,7 @@ def _outside_uid() -> int:
     return UNPRIVILEGED_UID if os.geteuid() == 0 else os.geteuid()
 
 
-def run(nsjail: str, config: str, python: str, harness: str, stdin: bytes, limits: Limits) -> RawRun:
+def run(jail: JailConfig, nsjail: str, harness: str, stdin: bytes, limits: Limits) -> RawRun:
     """Run `harness` (Python source) with `python` in a fresh jail, writing `stdin` to it.
 
     The harness gets two extra descriptors, their numbers appended to its argv: one for
@@ -159,9 +168,9 @@ def run(nsjail: str, config: str, python: str, harness: str, stdin: bytes, limit
     child_ends = (stdin_r, stdout_w, log_w, result_w, stderr_w)
     args = [
         "setpriv", "--pdeathsig", "KILL", "--",  # nsjail dies with this process, the jail with nsjail
-        nsjail, "--config", config, "--pass_fd", str(result_w), "--pass_fd", str(stderr_w),
+        nsjail, "--config", jail.path_for(limits), "--pass_fd", str(result_w), "--pass_fd", str(stderr_w),
         # No site, no user site, no bytecode writes, no script dir on sys.path.
-        "--", python, "-S", "-s", "-B", "-P", "-c", harness, str(result_w), str(stderr_w),
+        "--", jail.runtime.python, "-S", "-s", "-B", "-P", "-c", harness, str(result_w), str(stderr_w),
     ]
     start = time.monotonic()
     try:
@@ -178,6 +187,7 @@ def run(nsjail: str, config: str, python: str, harness: str, stdin: bytes, limit
             proc.kill()
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
+        _remove_leftovers(jail.cgroup_dirs(proc.pid))
         wall = time.monotonic() - start
         for fd in buffers:
             os.close(fd)
@@ -192,6 +202,16 @@ def run(nsjail: str, config: str, python: str, harness: str, stdin: bytes, limit
         timed_out=timed_out,
         output_exceeded=exceeded,
     )
+
+
+def _remove_leftovers(cgroups: list[Path]) -> None:
+    # nsjail removes its cgroups on exit, but not when the jail's last process is still being
+    # torn down at that moment (a killed jail): then the empty directory would stay for good.
+    for path in cgroups:
+        try:
+            path.rmdir()
+        except OSError:
+            pass  # gone already (the usual case), or busy a little longer
 
 
 def _pump(
