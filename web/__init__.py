@@ -16,15 +16,16 @@ from worker.services import Services, make_services
 
 
 def create_app(settings: Settings | None = None, **config) -> Flask:
-    from web import api, cli, errors, pages
+    from web import api, cli, errors, pages, training_api
 
     settings = settings or load_settings()
     app = Flask(__name__)
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes, **config)
     app.extensions["rlvr"] = make_services(settings)
     csrf = CSRFProtect(app)
-    csrf.exempt(api.bp)  # the API authenticates by bearer token, never by cookie
-    app.register_blueprint(api.bp)
+    for blueprint in (api.bp, training_api.bp):
+        csrf.exempt(blueprint)  # the API authenticates by bearer token, never by cookie
+        app.register_blueprint(blueprint)
     app.register_blueprint(pages.bp)
     errors.register(app)
     cli.register(app)

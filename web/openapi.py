@@ -8,6 +8,7 @@ import functools
 from pydantic.json_schema import models_json_schema
 
 from web.schemas import EventList, ErrorOut, JobOut, JobPage, JobSubmission, VerdictList, VerdictPage, VerifyBody
+from web.training_api import OPENAPI_MODELS, ArtifactList, ExperiencePage, MetricSeries
 from worker.kinds import KINDS
 
 REF = "#/components/schemas/{model}"
@@ -50,7 +51,7 @@ IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False, "sc
 @functools.cache
 def openapi_document() -> dict:
     models = [JobSubmission, JobOut, JobPage, EventList, VerdictPage, VerifyBody, VerdictList, ErrorOut,
-              *(kind.spec for kind in KINDS.values())]
+              *OPENAPI_MODELS, *(kind.spec for kind in KINDS.values())]
     _, schemas = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     e = ERRORS
     paths = {
@@ -72,6 +73,22 @@ def openapi_document() -> dict:
                                                {200: _json(VerdictPage), 400: e[400], 404: e[404]}, params=[
             JOB_ID, _query("limit", {"type": "integer", "default": 100, "maximum": 1000}, "Page size"),
             _query("offset", {"type": "integer", "default": 0}, "Verdicts to skip")])},
+        "/jobs/{job_id}/metrics": {"get": _op("A train, eval or SFT job's metric series by name",
+                                              {200: _json(MetricSeries), 404: e[404]}, params=[
+            JOB_ID, _query("names", {"type": "string"}, "Comma-separated names (reward,kl,...); all when absent")])},
+        "/jobs/{job_id}/experiences": {"get": _op("A train job's rollouts, paginated and filtered",
+                                                  {200: _json(ExperiencePage), 400: e[400], 404: e[404]}, params=[
+            JOB_ID, _query("step", {"type": "integer"}, "Only this step"),
+            _query("verdict", {"type": "string"}, "Only this verdict (pass, fail, error)"),
+            _query("min_reward", {"type": "number"}, "Reward at least"),
+            _query("max_reward", {"type": "number"}, "Reward at most"),
+            _query("limit", {"type": "integer", "default": 50, "maximum": 500}, "Page size"),
+            _query("offset", {"type": "integer", "default": 0}, "Rows to skip")])},
+        "/jobs/{job_id}/artifacts": {"get": _op("Checkpoints and the final model a job wrote",
+                                                {200: _json(ArtifactList), 404: e[404]}, params=[JOB_ID])},
+        "/jobs/{job_id}/download": {"get": _op("The final LoRA adapter or weights as .tar.gz",
+                                               {200: {"description": "application/gzip"}, 404: e[404], 409: e[409]},
+                                               params=[JOB_ID])},
         "/jobs/{job_id}/cancel": {"post": _op("Cancel a queued or running job",
                                               {202: _json(JobOut), 404: e[404], 409: e[409]}, params=[JOB_ID])},
         "/jobs/{job_id}/retry": {"post": _op("Run a finished job again as a new job linked to it",

@@ -6,10 +6,12 @@ costs tens of seconds; SQLite's writes are covered by tests/db/test_training.py.
 
 from __future__ import annotations
 
+import io
+import tarfile
+
 import pytest
 from sqlalchemy import func, select
 
-from rlvr.db import training
 from rlvr.db.models import ExperienceRow, MetricRow
 from support import wait_until
 from test_lifecycle import timeline, wait_for
@@ -50,20 +52,34 @@ def rows_per_step(db, job_id: int, table) -> dict[int, int]:
             select(table.step, func.count()).where(table.job_id == job_id).group_by(table.step)).all())
 
 
-def test_train_job_stores_metrics_experiences_and_its_adapter(api, procfile, db, tiny_model, stack_settings):
+def test_train_job_stores_metrics_experiences_and_its_adapter(api, procfile, db, tiny_model, tmp_path):
     procfile("train")
     job_id = submit(api, "train", train_spec(tiny_model, steps=3, checkpoint_every=2))
     job = wait_for(api, job_id, "succeeded", "failed", timeout=240)
     assert job["status"] == "succeeded", job["error"]
     assert job["result"]["steps"] == 3 and job["progress"]["done"] == 3
     assert rows_per_step(db, job_id, ExperienceRow) == {1: PROMPTS * GROUP, 2: PROMPTS * GROUP, 3: PROMPTS * GROUP}
-    with db.read() as session:
-        rewards = training.series(session, job_id, ["reward", "kl", "completions/mean_length"])
-        kinds = {(a.kind, a.step) for a in training.artifacts(session, job_id)}
-    assert [step for step, _ in rewards["reward"]] == [1, 2, 3]
+
+    series = api.get(f"/jobs/{job_id}/metrics?names=reward,completions/mean_length").json["series"]
+    assert set(series) == {"reward", "completions/mean_length"} and [step for step, _ in series["reward"]] == [1, 2, 3]
+    page = api.get(f"/jobs/{job_id}/experiences?step=2&limit=3&offset=1").json
+    assert page["total"] == PROMPTS * GROUP and len(page["experiences"]) == 3
+    assert {(e["step"], e["prompt_index"], e["sample_index"]) for e in page["experiences"]} == {(2, 0, 1), (2, 0, 2), (2, 0, 3)}
+    first = page["experiences"][0]
+    assert first["prompt"] and first["reward_components"] and first["verdict"] in ("pass", "fail")
+    assert api.get(f"/jobs/{job_id}/experiences?limit=0").status_code == 400
+    kinds = {(a["kind"], a["step"]) for a in api.get(f"/jobs/{job_id}/artifacts").json["artifacts"]}
     assert ("final", None) in kinds and ("checkpoint", 2) in kinds
-    final = stack_settings.data_dir / "artifacts" / job["result"]["final"]
-    assert (final / "adapter_config.json").exists()
+
+    download = api.get(f"/jobs/{job_id}/download")
+    assert download.status_code == 200 and download.mimetype == "application/gzip"
+    with tarfile.open(fileobj=io.BytesIO(download.data)) as archive:
+        archive.extractall(tmp_path, filter="data")
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), tmp_path / f"job-{job_id}-model")
+    assert any("lora" in name for name, _ in model.named_parameters())
 
 
 def test_sft_output_starts_a_train_job_and_an_eval_reports_pass_at_k(api, procfile, tiny_model):
