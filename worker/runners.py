@@ -17,7 +17,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from rlvr.db import Job, jobs, verdicts
 from sandbox import Sandbox, Verdict, VerifyRequest, verify
-from worker import dispatch, training
+from worker import dispatch
 from worker.heartbeat import Heartbeat
 from worker.kinds import VerifyJobSpec
 from worker.services import Services
@@ -72,14 +72,19 @@ def run_job(services: Services, job_id: int, worker_name: str) -> None:
 def run_verify_job(services: Services, job: Job, cancelled: threading.Event) -> tuple[str, dict]:
     """Sends the job's missing batches to the verify queue, then follows its verdict count.
 
-    Batches re-send only when progress stalls and their Redis marker is gone (Redis lost the
-    message); a dead verify worker's batch comes back through Redis redelivery instead.
+    When progress stalls, a batch whose Redis marker is gone (Redis lost the message, or its
+    task failed) is sent again; a dead verify worker's batch comes back through Redis
+    redelivery instead, and after `silent_limit` every unfinished batch is sent again.
     """
     spec = VerifyJobSpec.model_validate(job.spec)
     batches = spec.batches(services.settings.verify_batch_size)
     total = len(spec.requests)
     _send_missing(services, job.id, batches, lost_only=False)
-    seen, quiet_since = -1, time.monotonic()
+    settings = services.settings
+    # No verdict for longer than any batch may live means every unfinished batch died without
+    # a trace (a hard time limit acks its message): send them all again.
+    silent_limit = settings.verify_hard_seconds + settings.resend_after_seconds
+    seen, last_verdict, last_check = -1, time.monotonic(), time.monotonic()
     while not cancelled.wait(POLL_SECONDS):
         with services.db.begin() as session:
             done = verdicts.count(session, job.id)
@@ -87,11 +92,15 @@ def run_verify_job(services: Services, job: Job, cancelled: threading.Event) -> 
                 jobs.set_progress(session, job.id, done)
         if done >= total:
             break
+        now = time.monotonic()
         if done != seen:
-            seen, quiet_since = done, time.monotonic()
-        elif time.monotonic() - quiet_since > services.settings.resend_after_seconds:
+            seen, last_verdict, last_check = done, now, now
+        elif now - last_verdict > silent_limit:
+            _send_missing(services, job.id, batches, lost_only=False)
+            last_verdict = last_check = now
+        elif now - last_check > settings.resend_after_seconds:
             _send_missing(services, job.id, batches, lost_only=True)
-            quiet_since = time.monotonic()
+            last_check = now
     with services.db.read() as session:
         summary = verdicts.summary(session, job.id)
     return ("succeeded" if summary["programs"] >= total else "cancelled"), summary
@@ -147,9 +156,4 @@ def sandbox() -> Sandbox:
     return Sandbox()
 
 
-RUNNERS = {
-    "verify": run_verify_job,
-    "train": training.run_train_job,
-    "sft": training.run_sft_job,
-    "eval": training.run_eval_job,
-}
+RUNNERS = {"verify": run_verify_job}

@@ -37,14 +37,20 @@ def run_job(self, job_id: int) -> None:
                   job_id, code)
 
 
-@app.task(name="worker.tasks.verify_batch", bind=True, **VERIFY_OPTIONS)
-def verify_batch(self, job_id: int, start: int, stop: int) -> None:
-    deliveries = _count_delivery(self.request.id)
+@app.task(name="worker.tasks.verify_batch", **VERIFY_OPTIONS)
+def verify_batch(job_id: int, start: int, stop: int) -> None:
+    deliveries = _count_delivery(job_id, start)
     give_up = None
     if deliveries > settings.verify_max_deliveries:
-        give_up = f"gave up after {deliveries - 1} deliveries of this batch"
+        give_up = f"gave up on this batch after {deliveries - 1} deliveries"
         log.error("job %s batch %s: %s", job_id, start, give_up)
-    runners.verify_batch(services(), job_id, range(start, stop), give_up=give_up)
+    try:
+        runners.verify_batch(services(), job_id, range(start, stop), give_up=give_up)
+    except Exception:
+        # Celery acks a failed task's message: dropping the marker lets the job's coordinator
+        # see the batch as lost and send it again.
+        dispatch.forget(services(), dispatch.batch_marker(job_id, start))
+        raise
 
 
 @app.task(name="worker.tasks.verify_requests", ignore_result=False, **VERIFY_OPTIONS)
@@ -60,15 +66,20 @@ def reap() -> None:
     with svc.db.begin() as session:
         requeued = jobs.reap(session, stale_after=timedelta(seconds=settings.stale_after_seconds))
         waiting = jobs.unsent_since(session, utcnow() - timedelta(seconds=settings.resend_after_seconds))
-    lost = dispatch.unmarked(svc, [dispatch.job_marker(j) for j in waiting])
-    for job_id in requeued + [j for j in waiting if dispatch.job_marker(j) in lost]:
+    unmarked = set(dispatch.unmarked(svc, [dispatch.job_marker(j) for j in waiting]))
+    lost = [j for j in waiting if dispatch.job_marker(j) in unmarked]
+    if lost:  # a claim deletes the marker after it commits, so re-reading tells claimed from lost
+        with svc.db.read() as session:
+            lost = jobs.still_queued(session, lost)
+    for job_id in requeued + lost:
         dispatch.send_job(svc, job_id)
     if requeued or lost:
-        log.warning("reaper: requeued %s, re-sent %d lost", requeued, len(lost))
+        log.warning("reaper: requeued %s, re-sent lost %s", requeued, lost)
 
 
-def _count_delivery(task_id: str) -> int:
-    key = f"rlvr:deliveries:{task_id}"
+def _count_delivery(job_id: int, start: int) -> int:
+    """Deliveries of one batch, counting Redis redeliveries and re-sends alike."""
+    key = f"rlvr:deliveries:{job_id}:{start}"
     redis = services().redis
     count = redis.incr(key)
     redis.expire(key, 86400)

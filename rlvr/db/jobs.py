@@ -143,3 +143,7 @@ def unsent_since(session: Session, before: datetime) -> list[int]:
     return list(session.scalars(
         select(Job.id).where(Job.status == "queued", (Job.sent_at.is_(None)) | (Job.sent_at < before))
     ))
+
+
+def still_queued(session: Session, job_ids: list[int]) -> list[int]:
+    return list(session.scalars(select(Job.id).where(Job.id.in_(job_ids), Job.status == "queued")))
