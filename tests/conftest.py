@@ -2,7 +2,9 @@
 
 - `database_url` runs a test once on SQLite and once on Postgres (TEST_DATABASES picks);
   a heavy test pins one backend with `@pytest.mark.parametrize("database_url", ["postgres"],
-  indirect=True)`. Each backend gets a fresh database, migrated by Alembic.
+  indirect=True)`. Each backend gets a database migrated by Alembic, shared by in-process
+  tests; `test_database_url` (behind `db` and `stack_env`) gives a test that starts worker
+  processes a database of its own.
 - `redis_server` is a private redis-server on a free port, one per test, so no message
   from one test reaches another test's workers and a test may restart it at will.
 - `stack_env` is the environment a test's processes share; `stack_settings` the same, parsed.
@@ -18,6 +20,8 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -88,35 +92,49 @@ def redis_server(tmp_path):
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def postgres_admin_url():
+@contextmanager
+def new_database(backend: str, workdir: Path) -> Iterator[str]:
+    """A fresh database of `backend`, migrated to head; dropped afterwards (Postgres)."""
+    if backend == "sqlite":
+        url = f"sqlite:///{workdir / f'rlvr-{uuid.uuid4().hex[:8]}.sqlite3'}"
+        upgrade(url)
+        yield url
+        return
     subprocess.run([ROOT / "scripts/services.sh", "postgres"], check=True)
-    return PG_ADMIN_URL
+    name = f"rlvr_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def database_url(request, tmp_path_factory):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'rlvr.sqlite3'}"
-        upgrade(url)
+    with new_database(request.param, tmp_path_factory.mktemp(request.param)) as url:
         yield url
-        return
-    admin_url = request.getfixturevalue("postgres_admin_url")
-    name = f"rlvr_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
-    admin.dispose()
 
 
 @pytest.fixture
-def db(database_url):
-    database = Database(database_url)
+def test_database_url(request, database_url, tmp_path):
+    """The backend's shared database; a database of its own for a test that starts worker
+    processes, so that no job another test left queued reaches its workers."""
+    if "procfile" not in request.fixturenames:
+        yield database_url
+        return
+    with new_database(make_url(database_url).get_backend_name(), tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def db(test_database_url):
+    database = Database(test_database_url)
     yield database
     database.dispose()
 
@@ -132,10 +150,10 @@ def make_user(db):
 
 
 @pytest.fixture
-def stack_env(database_url, redis_server, tmp_path) -> dict[str, str]:
+def stack_env(test_database_url, redis_server, tmp_path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RLVR_")}
     env.update(FAST_CLOCKS)
-    env.update(DATABASE_URL=database_url, REDIS_URL=redis_server.url, RLVR_DATA_DIR=str(tmp_path / "data"),
+    env.update(DATABASE_URL=test_database_url, REDIS_URL=redis_server.url, RLVR_DATA_DIR=str(tmp_path / "data"),
                PATH=f"{Path(sys.executable).parent}:{env['PATH']}", PYTHONUNBUFFERED="1")
     return env
 
