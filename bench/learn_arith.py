@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -72,11 +73,11 @@ def plot(steps: list[dict[str, float]], evals: list[tuple[int, float]], before: 
 
     fig, ax = plt.subplots(figsize=(7, 4))
     xs = [s["step"] for s in steps]
-    ax.plot(xs, [s["reward"] for s in steps], alpha=0.35, label="train reward (per step)")
+    ax.plot(xs, [s["reward"] for s in steps], alpha=0.35, label="train reward, all samples (per step)")
     window = 10
     smooth = [sum(s["pass_rate"] for s in steps[max(0, i - window + 1): i + 1]) / len(steps[max(0, i - window + 1): i + 1])
               for i in range(len(steps))]
-    ax.plot(xs, smooth, label=f"train pass rate ({window}-step mean)")
+    ax.plot(xs, smooth, label=f"train pass rate, all samples ({window}-step mean)")
     ax.plot([0] + [s for s, _ in evals], [before] + [v for _, v in evals], "o-", label="held-out greedy accuracy")
     ax.set_xlabel("GRPO step")
     ax.set_ylim(0, 1.05)
@@ -116,6 +117,7 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.work_dir)
+    shutil.rmtree(work / "grpo", ignore_errors=True)  # the trainer would resume an old run found there
     started = time.perf_counter()
     sft_dir = Path(args.sft_dir) if args.sft_dir else train_sft(work, args.sft_steps, args.seed)
     sft_seconds = time.perf_counter() - started

@@ -52,6 +52,8 @@ class StepBatch:
     verdicts: list[str]  # (B,)
     rewards: list[float | None]  # (B,)
     components: dict[str, list[float | None]]  # name -> (B,)
+    sampled_rewards: list[float | None]  # every completion generated this step, kept or not
+    sampled_verdicts: list[str]
     sampled_groups: int
     zero_std_groups: int
     generated_tokens: int
@@ -167,6 +169,7 @@ class Trainer:
         parts, kept_rows, problems = [], [], []
         verdicts, rewards, components = [], [], {}
         sampled = zero_std = generated = 0
+        sampled_rewards, sampled_verdicts = [], []
         started = time.perf_counter()
         for _ in range(rounds):
             drawn = self.stream.take(wanted - len(problems))
@@ -178,6 +181,8 @@ class Trainer:
             judged = judge(self.task, [p for p in drawn for _ in range(group)], rollout.completions,
                            self.rewards, self.verify)
             generated += int(rollout.completion_mask.sum().item())
+            sampled_rewards += judged.rewards
+            sampled_verdicts += judged.verdicts
             keep = []
             for index, problem in enumerate(drawn):
                 rows = range(index * group, (index + 1) * group)
@@ -206,6 +211,8 @@ class Trainer:
             verdicts=verdicts,
             rewards=rewards,
             components=components,
+            sampled_rewards=sampled_rewards,
+            sampled_verdicts=sampled_verdicts,
             sampled_groups=sampled,
             zero_std_groups=zero_std,
             generated_tokens=generated,
@@ -300,20 +307,25 @@ class Trainer:
     def step_metrics(
         self, batch: StepBatch, advantages: Tensor, update: dict[str, float], step_time: float
     ) -> dict[str, float]:
+        """Reward, pass rate and None counts cover every completion sampled this step (dynamic
+        sampling's dropped groups too, so they measure the policy); the rest covers the batch
+        the update trained on."""
         rollout = batch.rollout
-        valid_rewards = torch.tensor([r for r in batch.rewards if r is not None] or [0.0])
+        valid_rewards = torch.tensor([r for r in batch.sampled_rewards if r is not None] or [0.0])
         lengths = rollout.completion_mask.sum(dim=1)
         self.num_tokens += int(rollout.prompt_mask.sum().item() + lengths.sum().item())
-        passes = sum(v == "pass" for v in batch.verdicts)
+        passes = sum(v == "pass" for v in batch.sampled_verdicts)
         self.history["passes"].append(passes)
-        self.history["totals"].append(len(batch.verdicts))
+        self.history["totals"].append(len(batch.sampled_verdicts))
         self.history["rewards"].append(valid_rewards.mean().item())
         metrics = {
             "reward": valid_rewards.mean().item(),
             "reward_std": valid_rewards.std().item() if len(valid_rewards) > 1 else 0.0,
             "frac_reward_zero_std": batch.zero_std_groups / batch.sampled_groups,
-            "pass_rate": passes / len(batch.verdicts),
-            "num_none_rewards": float(sum(r is None for r in batch.rewards)),
+            "pass_rate": passes / len(batch.sampled_verdicts),
+            "num_none_rewards": float(sum(r is None for r in batch.sampled_rewards)),
+            "num_samples": float(len(batch.sampled_rewards)),
+            "num_trained_samples": float(len(batch.rewards)),
             "completions/mean_length": lengths.mean().item(),
             "completions/min_length": lengths.min().item(),
             "completions/max_length": lengths.max().item(),

@@ -39,7 +39,8 @@ def train_spec(tiny_dir):
             "stopping": {"max_steps": 2},
         }
         for section, values in overrides.items():
-            data[section] = {**data.get(section, {}), **values} if isinstance(values, dict) else values
+            merge = isinstance(values, dict) and section != "task"  # a task is replaced whole
+            data[section] = {**data.get(section, {}), **values} if merge else values
         return TrainSpec.model_validate(data)
 
     return make

@@ -104,7 +104,9 @@ def test_dynamic_sampling_refills_groups_without_signal(train_spec, tmp_path):
     trainer = Trainer(spec, tmp_path, recorder)
     trainer.run()
     assert trainer.stream.state.index == 2 * 3  # prompts_per_step x (1 + max_refills): every group was flat
-    assert recorder.metrics[0][1]["frac_reward_zero_std"] == 1.0
+    metrics = recorder.metrics[0][1]
+    assert metrics["frac_reward_zero_std"] == 1.0
+    assert (metrics["num_samples"], metrics["num_trained_samples"]) == (2 * 3 * 4, 2 * 4)
 
 
 def test_cancel_checkpoints_and_stops(train_spec, tmp_path):
@@ -160,3 +162,12 @@ def test_one_update_makes_better_than_average_samples_more_likely(train_spec, tm
     change = _sequence_logprobs(trainer, batch.rollout) - before
     assert (advantages > 0).any() and (advantages < 0).any()
     assert change[advantages > 0].mean() > 0 > change[advantages < 0].mean()
+
+
+def test_a_pass_rate_held_over_the_window_stops_the_run(train_spec, tmp_path):
+    data = tmp_path / "always.jsonl"
+    data.write_text("\n".join(f'{{"prompt": "{i}+{i}", "answer": ""}}' for i in range(8)))  # "" is in every text
+    spec = train_spec(task={"name": "jsonl", "path": str(data), "heldout_size": 2, "match": "contains"},
+                      stopping={"max_steps": 10, "target_pass_rate": 0.5, "window": 2, "min_confidence": 0.9})
+    result = train(spec, tmp_path / "run")
+    assert (result.steps, result.stop_reason) == (2, "target_pass_rate")
