@@ -17,7 +17,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from rlvr.db import Job, jobs, verdicts
 from sandbox import Sandbox, Verdict, VerifyRequest, verify
-from worker import dispatch
+from worker import dispatch, training
 from worker.heartbeat import Heartbeat
 from worker.kinds import VerifyJobSpec
 from worker.services import Services
@@ -156,4 +156,9 @@ def sandbox() -> Sandbox:
     return Sandbox()
 
 
-RUNNERS = {"verify": run_verify_job}
+RUNNERS = {
+    "verify": run_verify_job,
+    "train": training.run_train_job,
+    "sft": training.run_sft_job,
+    "eval": training.run_eval_job,
+}
