@@ -59,7 +59,7 @@ def list_jobs():
     return reply(JobPage(jobs=items, total=total, limit=query.limit, offset=query.offset))
 
 
-def _job_or_404(job_id: int):
+def job_or_404(job_id: int):
     job = find_job(reader(), g.user, job_id)
     if job is None:
         raise ApiError(404, "not found", f"no job {job_id}")
@@ -78,7 +78,7 @@ def get_job(job_id: int):
 @bp.get("/jobs/<int:job_id>/events")
 @token_required
 def job_events(job_id: int):
-    _job_or_404(job_id)
+    job_or_404(job_id)
     events = reader().scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
     return reply(EventList(events=[EventOut.model_validate(e) for e in events]))
 
@@ -88,7 +88,7 @@ def job_events(job_id: int):
 def job_verdicts(job_id: int):
     """A verify job's verdicts by program index, as far as they have come in."""
     query = PageQuery.model_validate(request.args.to_dict())
-    _job_or_404(job_id)
+    job_or_404(job_id)
     rows = reader().scalars(select(VerdictRow).where(VerdictRow.job_id == job_id).order_by(VerdictRow.index)
                             .limit(query.limit).offset(query.offset))
     items = [IndexedVerdict(index=row.index, verdict=row.verdict) for row in rows]
@@ -99,7 +99,7 @@ def job_verdicts(job_id: int):
 @bp.post("/jobs/<int:job_id>/cancel")
 @token_required
 def cancel_job(job_id: int):
-    job = _job_or_404(job_id)
+    job = job_or_404(job_id)
     actions.cancel(job)
     reader().refresh(job)
     return reply(JobOut.of(job), 202)
@@ -108,7 +108,7 @@ def cancel_job(job_id: int):
 @bp.post("/jobs/<int:job_id>/retry")
 @token_required
 def retry_job(job_id: int):
-    new = actions.retry(g.user, _job_or_404(job_id))
+    new = actions.retry(g.user, job_or_404(job_id))
     return reply(JobOut.of(new), 201, Location=url_for("api.get_job", job_id=new.id))
 
 

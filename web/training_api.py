@@ -10,12 +10,13 @@ import io
 import tarfile
 from typing import Any
 
-from flask import Blueprint, Response, g, request, send_file
+from flask import Blueprint, Response, request, send_file
 from pydantic import BaseModel, ConfigDict, Field
 
-from rlvr.db import Job, training
+from rlvr.db import training
 from web import reader, services
-from web.auth import find_job, token_required
+from web.api import job_or_404
+from web.auth import token_required
 from web.errors import ApiError
 
 bp = Blueprint("training_api", __name__, url_prefix="/api/v1")
@@ -82,18 +83,11 @@ def _reply(model: BaseModel) -> Response:
     return Response(model.model_dump_json(), mimetype="application/json")
 
 
-def _job(job_id: int) -> Job:
-    job = find_job(reader(), g.user, job_id)
-    if job is None:
-        raise ApiError(404, "not found", f"no job {job_id}")
-    return job
-
-
 @bp.get("/jobs/<int:job_id>/metrics")
 @token_required
 def job_metrics(job_id: int):
     query = MetricsQuery.model_validate(request.args.to_dict())
-    _job(job_id)
+    job_or_404(job_id)
     names = [n for n in (query.names or "").split(",") if n] or None
     return _reply(MetricSeries(job_id=job_id, series=training.series(reader(), job_id, names)))
 
@@ -102,7 +96,7 @@ def job_metrics(job_id: int):
 @token_required
 def job_experiences(job_id: int):
     query = ExperienceQuery.model_validate(request.args.to_dict())
-    _job(job_id)
+    job_or_404(job_id)
     total, rows = training.experiences(reader(), job_id, **query.model_dump())
     items = [ExperienceOut.model_validate(row) for row in rows]
     return _reply(ExperiencePage(experiences=items, total=total, limit=query.limit, offset=query.offset))
@@ -111,7 +105,7 @@ def job_experiences(job_id: int):
 @bp.get("/jobs/<int:job_id>/artifacts")
 @token_required
 def job_artifacts(job_id: int):
-    _job(job_id)
+    job_or_404(job_id)
     return _reply(ArtifactList(artifacts=[ArtifactOut.model_validate(a) for a in training.artifacts(reader(), job_id)]))
 
 
@@ -120,7 +114,7 @@ def job_artifacts(job_id: int):
 def download_model(job_id: int):
     """The job's final model (a LoRA adapter or full weights) as a .tar.gz; load it with
     `PeftModel.from_pretrained` or `AutoModelForCausalLM.from_pretrained` once unpacked."""
-    _job(job_id)
+    job_or_404(job_id)
     finals = training.artifacts(reader(), job_id, "final")
     root = services().settings.data_dir / "artifacts"
     if not finals or not (root / finals[-1].path).is_dir():
