@@ -10,7 +10,7 @@ from sqlalchemy.orm import defer
 
 from rlvr.db import Job, JobEvent, VerdictRow
 from web import actions, monitoring, reader, services
-from web.auth import find_job, find_job_row, token_required, visible_jobs
+from web.auth import find_job_row, job_or_404, token_required, visible_jobs
 from web.errors import ApiError, field_errors
 from web.openapi import openapi_document
 from web.schemas import (EventList, EventOut, IndexedVerdict, JobOut, JobPage, JobQuery, JobSubmission, PageQuery,
@@ -57,13 +57,6 @@ def list_jobs():
     page = reader().scalars(jobs.order_by(Job.id.desc()).limit(query.limit).offset(query.offset))
     items = [JobOut.of(job) for job in page]
     return reply(JobPage(jobs=items, total=total, limit=query.limit, offset=query.offset))
-
-
-def job_or_404(job_id: int):
-    job = find_job(reader(), g.user, job_id)
-    if job is None:
-        raise ApiError(404, "not found", f"no job {job_id}")
-    return job
 
 
 @bp.get("/jobs/<int:job_id>")

@@ -94,6 +94,14 @@ _ROW_BY_ID = select(*_STATUS_COLUMNS).where(_jobs.c.id == bindparam("job_id"))
 _OWN_ROW_BY_ID = _ROW_BY_ID.where(_jobs.c.user_id == bindparam("user_id"))
 
 
+def job_or_404(job_id: int) -> Job:
+    """The API caller's job, or a 404 (also for someone else's job)."""
+    job = find_job(reader(), g.user, job_id)
+    if job is None:
+        raise ApiError(404, "not found", f"no job {job_id}")
+    return job
+
+
 def find_job_row(user: User, job_id: int) -> Row | None:
     """`find_job` as a plain row through a statement built once, without the spec (which
     can be megabytes): the path a polling client hits most, kept free of ORM bookkeeping."""

@@ -15,8 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rlvr.db import training
 from web import reader, services
-from web.api import job_or_404
-from web.auth import token_required
+from web.auth import job_or_404, token_required
 from web.errors import ApiError
 
 bp = Blueprint("training_api", __name__, url_prefix="/api/v1")
