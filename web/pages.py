@@ -10,10 +10,12 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import defer
 
-from rlvr.db import Job, JobEvent, VerdictRow, accounts, jobs
+from rlvr.db import Job, JobEvent, VerdictRow, accounts, jobs, training
 from rlvr.db.models import JOB_STATES
 from web import actions, services
 from web.auth import find_job, login_required, visible_jobs
+from web.charts import CHART_METRICS
+from web.charts import charts as draw_charts
 from web.errors import ApiError
 from web.forms import FORMS
 from worker.kinds import KINDS
@@ -83,7 +85,8 @@ def job_page(job_id: int):
         events = s.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)).all()
         verdicts = s.scalars(select(VerdictRow).where(VerdictRow.job_id == job_id)
                              .order_by(VerdictRow.index).limit(50)).all()
-    return render_template("job.html", job=job, events=events, verdicts=verdicts,
+        charts = [] if job.kind == "verify" else draw_charts(training.series(s, job_id, list(CHART_METRICS)))
+    return render_template("job.html", job=job, events=events, verdicts=verdicts, charts=charts,
                            refresh=job.status not in jobs.TERMINAL, terminal=jobs.TERMINAL)
 
 

@@ -73,3 +73,20 @@ def test_someone_elses_job_page_is_404(client, signed_in, api):
     assert client.get(f"/jobs/{job_id}").status_code == 404
     signed_in(admin=True)
     assert client.get(f"/jobs/{job_id}").status_code == 200
+
+
+def test_training_job_page_shows_its_result_and_metric_charts(client, signed_in, db):
+    from rlvr.db import accounts, jobs, training
+
+    token = signed_in()
+    with db.begin() as session:
+        user_id = accounts.user_for_token(session, token).id
+        job, _ = jobs.submit(session, user_id=user_id, kind="train", spec={}, total=3, max_attempts=1)
+        for step, reward in ((1, 0.1), (2, 0.5), (3, 0.4)):
+            training.save_metrics(session, job.id, step, {"reward": reward, "kl": 0.01 * step})
+        job.result = {"steps": 3, "stop_reason": "max_steps"}
+    page = client.get(f"/jobs/{job.id}").data.decode()
+    assert "stop_reason" in page and "max_steps" in page
+    assert re.findall(r'data-metric="([^"]+)"', page) == ["reward", "kl"]
+    reward = re.search(r'data-metric="reward".*?points="([^"]+)"', page, re.S).group(1).split()
+    assert reward == ["4.0,86.0", "160.0,4.0", "316.0,24.5"]  # steps 1..3 across, 0.1..0.5 up
