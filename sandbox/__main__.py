@@ -7,11 +7,10 @@ import collections
 import json
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from tqdm import tqdm
 
-from sandbox.core import Sandbox, SandboxUnavailable, default_concurrency
+from sandbox.core import Sandbox, SandboxUnavailable, default_concurrency, verify_iter
 from sandbox.datasets import read_requests
 from sandbox.models import Limits, Verdict
 
@@ -43,9 +42,8 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.monotonic()
     verdicts: list[Verdict] = []
-    with ThreadPoolExecutor(max_workers=max(1, args.concurrency)) as pool, \
-            tqdm(total=len(requests), unit="prog", file=sys.stderr, disable=None) as bar:
-        for verdict in pool.map(box.run, requests):
+    with tqdm(total=len(requests), unit="prog", file=sys.stderr, disable=None) as bar:
+        for verdict in verify_iter(requests, sandbox=box, concurrency=max(1, args.concurrency)):
             verdicts.append(verdict)
             if args.json:
                 print(verdict.model_dump_json())

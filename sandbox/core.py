@@ -11,12 +11,13 @@ import marshal
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sandbox import jail, judge, runtime
 from sandbox.checks import TestSpecError
-from sandbox.models import FunctionTests, Limits, Verdict, VerifyRequest
+from sandbox.models import FunctionTests, Verdict, VerifyRequest
 
 _HARNESS = (Path(__file__).parent / "_harness.py").read_text()
 
@@ -115,9 +116,16 @@ def default_concurrency() -> int:
 def verify(requests: list[VerifyRequest], *, sandbox: Sandbox | None = None,
            concurrency: int | None = None) -> list[Verdict]:
     """Verify a batch, one fresh jail per request, `concurrency` at a time; order is kept."""
+    return list(verify_iter(requests, sandbox=sandbox, concurrency=concurrency))
+
+
+def verify_iter(requests: list[VerifyRequest], *, sandbox: Sandbox | None = None,
+                concurrency: int | None = None) -> Iterator[Verdict]:
+    """`verify`, yielding each verdict in order as soon as it and those before it are done."""
     box = sandbox or default_sandbox()
     workers = concurrency or default_concurrency()
     if workers == 1 or len(requests) <= 1:
-        return [box.run(r) for r in requests]
+        yield from map(box.run, requests)
+        return
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(box.run, requests))
+        yield from pool.map(box.run, requests)
