@@ -5,11 +5,12 @@ dicts of ``experiences.jsonl`` / the service's rows) and returns plain JSON: san
 statuses, exception types, the tests that fail most, timeouts, unjudged samples, and the
 reward distribution per step. Code details come from ``extra["code"]`` (what the trainer
 stores from a ``CodeVerdict``) or from the verdict itself when it is a ``CodeVerdict``;
-records of rule tasks contribute to the reward part only. Pure: no I/O, no torch.
+records of rule tasks contribute to the reward part only. ``convergence_step(points)`` says
+from which step a metric series settled. Pure: no I/O, no torch.
 """
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
@@ -100,3 +101,26 @@ def error_patterns(experiences: Iterable[Any], top: int = 10) -> dict[str, Any]:
         ],
         "reward_by_step": {step: reward_distribution(values) for step, values in sorted(rewards_by_step.items())},
     }
+
+
+def convergence_step(points: Sequence[tuple[int, float]], window: int = 5, tolerance: float = 0.05) -> int | None:
+    """The step from which a metric stays settled: the first step after which the trailing
+    mean of the last ``window`` values (fewer at the start) stays within ``tolerance`` of its
+    final value to the end of the series. ``points`` are ``(step, value)`` in step order.
+
+    None when fewer than ``window`` points lie from that step to the end: too few to say the
+    metric stays there (so a series shorter than ``window`` never converges).
+
+    >>> convergence_step([(1, 0.0), (2, 0.0), (3, 1.0), (4, 1.0), (5, 1.0), (6, 1.0)], window=2, tolerance=0.1)
+    4
+    >>> convergence_step([(1, 0.0), (2, 1.0)], window=2) is None
+    True
+    """
+    values = [value for _, value in points]
+    smoothed = [sum(values[max(0, i - window + 1): i + 1]) / (i + 1 - max(0, i - window + 1))
+                for i in range(len(values))]
+    if not smoothed:
+        return None
+    unsettled = [i for i, mean in enumerate(smoothed) if abs(mean - smoothed[-1]) > tolerance]
+    first = unsettled[-1] + 1 if unsettled else 0
+    return points[first][0] if first <= len(points) - window else None

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from rlvr.callbacks import Callback, CallbackList, JsonlCallback
 from rlvr.spec import EvalSpec, SFTSpec, TrainSpec, load_spec
+from rlvr.verifier import verifier_for
 
 SPECS = {"train": TrainSpec, "eval": EvalSpec, "sft": SFTSpec}
 
@@ -45,23 +46,24 @@ def _run_job(kind: str, spec_path: str, run_dir: str | None) -> int:
         return 2
     out = Path(run_dir or Path("runs") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}")
     total = {"train": lambda: spec.stopping.max_steps, "sft": lambda: spec.max_steps, "eval": lambda: 1}[kind]()
+    verify = verifier_for(spec.task, spec.verifier)  # an in-process nsjail pool, for code tasks only
     progress = ProgressBar(total, kind)
     callback = CallbackList([JsonlCallback(out), progress])
     try:
         if kind == "train":
             from rlvr.trainer import train
 
-            result = train(spec, out, callback)
+            result = train(spec, out, callback, verify)
             summary = {"steps": result.steps, "stop_reason": result.stop_reason, "final": str(result.final_dir)}
         elif kind == "sft":
             from rlvr.sft import run_sft
 
-            sft = run_sft(spec, out, callback)
+            sft = run_sft(spec, out, callback, verify)
             summary = {"final": str(sft.final_dir), **sft.metrics}
         else:
             from rlvr.evaluate import run_eval
 
-            summary = run_eval(spec, out, callback)
+            summary = run_eval(spec, out, callback, verify)
     finally:
         progress.close()
     print(json.dumps({"run_dir": str(out), **summary}, indent=2))

@@ -109,10 +109,13 @@ def run_eval(
     """An eval job: load, evaluate, report through ``callback`` and write ``eval.json``."""
     from rlvr.policy import load_policy
 
-    torch.manual_seed(spec.seed)
-    model, tokenizer, _ = load_policy(spec.model)
     task = build_task(spec.task)
     problems = task.problems(spec.split)[: spec.num_problems]
+    if spec.use_references:
+        metrics = evaluate_references(task, problems, reward_specs(task, spec.rewards), verify)
+        return _report(metrics, run_dir, callback)
+    torch.manual_seed(spec.seed)
+    model, tokenizer, _ = load_policy(spec.model)
     metrics = evaluate(
         model,
         tokenizer,
@@ -126,6 +129,23 @@ def run_eval(
         batch_size=spec.batch_size,
         verify=verify,
     )
+    return _report(metrics, run_dir, callback)
+
+
+def evaluate_references(
+    task: Task, problems: Sequence[Problem], rewards: Sequence[dict[str, Any]], verify: VerifyFn | None = None
+) -> dict[str, float]:
+    """The task's reference solutions judged as completions: a check of the task and its verifier."""
+    chosen = [p for p in problems if task.reference(p) is not None]
+    result = judge(task, chosen, [task.reference(p) for p in chosen], rewards, verify)
+    passed = sum(v == "pass" for v in result.verdicts)
+    return {"num_problems": float(len(chosen)), "pass@1": passed / max(len(chosen), 1),
+            "greedy/pass_rate": passed / max(len(chosen), 1), "mean_reward": _mean(result.rewards),
+            "num_none_rewards": float(sum(r is None for r in result.rewards)),
+            "num_failed": float(len(chosen) - passed)}
+
+
+def _report(metrics: dict[str, float], run_dir: str | Path, callback: Callback | None) -> dict[str, float]:
     (callback or Callback()).on_step(0, {f"eval/{name}": value for name, value in metrics.items()})
     out = Path(run_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -283,3 +283,6 @@ def composite(completions: list[str], components: Sequence[dict[str, Any]], **co
     [1.5, 0.0]
     """
     return score(components, completions, columns)[0]
+
+
+from rlvr import rewards_code, rewards_judge  # noqa: E402,F401  (they register code_tests and llm_judge)

@@ -20,7 +20,7 @@ from rlvr.evaluate import evaluate
 from rlvr.judge import reward_specs
 from rlvr.policy import load_policy
 from rlvr.spec import SamplingSpec, SFTSpec
-from rlvr.tasks import Problem, Task, build_task
+from rlvr.tasks import Problem, Task, VerifyFn, build_task
 from rlvr.trainer import SCHEDULES
 
 IGNORE = -100
@@ -49,7 +49,9 @@ def sft_batch(tokenizer, task: Task, problems: list[Problem], device: torch.devi
     }
 
 
-def run_sft(spec: SFTSpec, run_dir: str | Path, callback: Callback | None = None) -> SFTResult:
+def run_sft(
+    spec: SFTSpec, run_dir: str | Path, callback: Callback | None = None, verify: VerifyFn | None = None
+) -> SFTResult:
     """Train on reference completions for ``max_steps`` and save ``<run_dir>/final``."""
     callback = callback or Callback()
     run_dir = Path(run_dir)
@@ -68,7 +70,8 @@ def run_sft(spec: SFTSpec, run_dir: str | Path, callback: Callback | None = None
                               num_training_steps=spec.max_steps)
 
     def held_out_metrics() -> dict[str, float]:
-        found = evaluate(model, tokenizer, task, held_out, reward_specs(task, []), sampling, greedy=True)
+        found = evaluate(model, tokenizer, task, held_out, reward_specs(task, []), sampling, greedy=True,
+                         verify=verify)
         return {f"eval/{name}": value for name, value in found.items()}
 
     model.train()

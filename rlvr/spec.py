@@ -19,8 +19,11 @@ from rlvr.rewards import REWARDS
 from rlvr.tasks.arithmetic import ArithmeticOptions
 from rlvr.tasks.countdown import CountdownOptions
 from rlvr.tasks.gsm8k import GSM8KOptions
+from rlvr.tasks.humaneval import HumanEvalOptions
 from rlvr.tasks.jsonl import JsonlOptions
 from rlvr.tasks.math500 import Math500Options
+from rlvr.tasks.mbpp import MBPPOptions
+from rlvr.tasks.program_synthesis import ProgramSynthesisOptions
 
 
 class _Spec(BaseModel):
@@ -70,7 +73,8 @@ class RewardSpec(_Spec):
 
 
 TaskSpec = Annotated[
-    ArithmeticOptions | CountdownOptions | GSM8KOptions | Math500Options | JsonlOptions,
+    ArithmeticOptions | CountdownOptions | GSM8KOptions | Math500Options | JsonlOptions | MBPPOptions
+    | HumanEvalOptions | ProgramSynthesisOptions,
     Field(discriminator="name", description="The task and its options; `name` picks the task."),
 ]
 
@@ -178,6 +182,35 @@ class DataSpec(_Spec):
     keep_checkpoints: int = Field(2, ge=1, description="How many recent checkpoints to keep.")
 
 
+class VerifierSpec(_Spec):
+    concurrency: int | None = Field(
+        None, ge=1, description="Jails at once in the CLI's in-process sandbox pool; null: twice the cores."
+    )
+    retries: int = Field(1, ge=0, description="Ask again for programs the sandbox could not judge (its own errors).")
+
+
+class RefinementSpec(_Spec):
+    max_turns: int = Field(
+        1, ge=1, le=8, description="Attempts per sample: a failed one gets the verifier's feedback and tries again; "
+        "1: no refinement.",
+    )
+    reward: Literal["final", "best", "discounted"] = Field(
+        "final", description="Episode reward: the last turn's, the best turn's, or the last times discount^(turns-1)."
+    )
+    discount: float = Field(0.5, gt=0.0, le=1.0, description="Per extra turn, for `reward: discounted`.")
+    loss: Literal["last", "all"] = Field(
+        "last", description="Train on each episode's last turn, or on every turn with the episode's advantage."
+    )
+    show_tests: bool = Field(False, description="Feedback quotes the failing test (reveals hidden tests to the model).")
+
+
+class ReplaySpec(_Spec):
+    enabled: bool = Field(False, description="Mix replayed past rollouts into each update.")
+    size: int = Field(1024, ge=1, description="Rollouts kept (the most recent).")
+    min_size: int = Field(64, ge=1, description="Rollouts held before any is replayed.")
+    fraction: float = Field(0.25, ge=0.0, lt=1.0, description="Share of each update's rows that are replayed.")
+
+
 def _check_temperature_count(sampling: SamplingSpec, count: int, count_name: str) -> None:
     """A per-sample temperature list needs one value per sample."""
     if isinstance(sampling.temperature, list) and len(sampling.temperature) != count:
@@ -202,10 +235,15 @@ class TrainSpec(_Spec):
     optim: OptimSpec = Field(default_factory=OptimSpec, description="Optimisation.")
     stopping: StoppingSpec = Field(default_factory=StoppingSpec, description="When to stop.")
     data: DataSpec = Field(default_factory=DataSpec, description="Data order, eval and checkpoints.")
+    refinement: RefinementSpec = Field(default_factory=RefinementSpec, description="Multi-turn refinement.")
+    replay: ReplaySpec = Field(default_factory=ReplaySpec, description="Experience replay.")
+    verifier: VerifierSpec = Field(default_factory=VerifierSpec, description="The sandbox pool for code tasks.")
 
     @model_validator(mode="after")
     def _temperatures_fit_group(self) -> "TrainSpec":
         _check_temperature_count(self.sampling, self.algorithm.group_size, "algorithm.group_size")
+        if self.refinement.max_turns > 1 and self.data.dynamic_sampling:
+            raise ValueError("refinement.max_turns > 1 does not combine with data.dynamic_sampling")
         return self
 
 
@@ -224,6 +262,11 @@ class EvalSpec(_Spec):
     sampling: SamplingSpec = Field(default_factory=SamplingSpec, description="Sampling for the n samples.")
     batch_size: int = Field(64, ge=1, description="Completions generated per batch.")
     seed: int = Field(0, description="Seed for sampling.")
+    use_references: bool = Field(
+        False, description="Judge the task's reference solutions instead of a model's completions (checks the "
+        "task and the verifier; no model is loaded).",
+    )
+    verifier: VerifierSpec = Field(default_factory=VerifierSpec, description="The sandbox pool for code tasks.")
 
     @model_validator(mode="after")
     def _k_within_n(self) -> "EvalSpec":
@@ -252,6 +295,7 @@ class SFTSpec(_Spec):
     eval_size: int = Field(64, ge=1, description="Held-out problems per eval.")
     max_new_tokens: int = Field(32, ge=1, description="Generation length for the evals.")
     seed: int = Field(0, description="Seed for data order and init of new weights.")
+    verifier: VerifierSpec = Field(default_factory=VerifierSpec, description="The sandbox pool for code tasks' evals.")
 
 
 Spec = TypeVar("Spec", TrainSpec, EvalSpec, SFTSpec)

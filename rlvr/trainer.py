@@ -12,7 +12,7 @@ entropy, clip_ratio/*, completions/*, ...), plus pass_rate and num_none_rewards.
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -35,6 +35,8 @@ from rlvr.loss import (
     masked_mean,
 )
 from rlvr.policy import ReferencePolicy, load_policy
+from rlvr.refine import refine
+from rlvr.replay import ReplayBuffer, mix
 from rlvr.rollout import Rollout, generate, merge_rollouts, policy_logprobs
 from rlvr.spec import TrainSpec
 from rlvr.stopping import converged, reached_target
@@ -58,6 +60,12 @@ class StepBatch:
     zero_std_groups: int
     generated_tokens: int
     rollout_time: float
+    # With refinement the loss rows are turns: row r belongs to episode row_episode[r], and
+    # episode b's last turn is row last_row[b]; turns holds each episode's attempts.
+    row_episode: Tensor | None = None  # (R,)
+    last_row: list[int] | None = None  # (B,)
+    turns: list[list[dict]] | None = None  # (B,)
+    extra_metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -107,6 +115,8 @@ class Trainer:
             num_training_steps=spec.stopping.max_steps,
         )
         self.reference = ReferencePolicy(self.model, spec.model) if self.algo.kl_coef > 0 else None
+        replay = spec.replay
+        self.replay = ReplayBuffer(replay.size, replay.min_size, replay.fraction, spec.optim.seed) if replay.enabled else None
 
         self.step = 0
         self.baseline: float | None = None
@@ -163,6 +173,8 @@ class Trainer:
 
     def collect(self) -> StepBatch:
         """Sample and judge P groups; with dynamic sampling, refill groups that teach nothing."""
+        if self.spec.refinement.max_turns > 1:
+            return self.collect_episodes()
         spec, group = self.spec, self.algo.group_size
         wanted = spec.optim.prompts_per_step
         rounds = 1 + (spec.data.max_refills if spec.data.dynamic_sampling else 0)
@@ -219,6 +231,34 @@ class Trainer:
             rollout_time=time.perf_counter() - started,
         )
 
+    def collect_episodes(self) -> StepBatch:
+        """Sample P groups, then let each failed sample retry with the verifier's feedback (rlvr.refine)."""
+        spec, group, refinement = self.spec, self.algo.group_size, self.spec.refinement
+        started = time.perf_counter()
+        drawn = self.stream.take(spec.optim.prompts_per_step)
+        rows = [p for p in drawn for _ in range(group)]
+        first = generate(
+            self.model, self.tokenizer, [p.prompt for p in drawn], group_size=group,
+            temperature=spec.sampling.temperature, top_p=spec.sampling.top_p,
+            max_new_tokens=spec.sampling.max_new_tokens,
+        )
+        judged = judge(self.task, rows, first.completions, self.rewards, self.verify)
+        episodes = refine(
+            self.model, self.tokenizer, self.task, rows, first, judged, self.rewards, self.verify,
+            max_turns=refinement.max_turns, max_new_tokens=spec.sampling.max_new_tokens,
+            reward_mode=refinement.reward, loss=refinement.loss, discount=refinement.discount,
+            show_tests=refinement.show_tests, top_p=spec.sampling.top_p,
+        )
+        zero_std = sum(not _informative(episodes.rewards[i * group : (i + 1) * group]) for i in range(len(drawn)))
+        return StepBatch(
+            problems=drawn, rollout=episodes.rollout, verdicts=episodes.verdicts, rewards=episodes.rewards,
+            components=episodes.components, sampled_rewards=episodes.rewards,
+            sampled_verdicts=episodes.verdicts, sampled_groups=len(drawn), zero_std_groups=zero_std,
+            generated_tokens=int(episodes.rollout.completion_mask.sum().item()),
+            rollout_time=time.perf_counter() - started, row_episode=episodes.row_episode,
+            last_row=episodes.last_row, turns=episodes.turns, extra_metrics=episodes.turn_metrics(),
+        )
+
     # ---- advantages -----------------------------------------------------------------------
 
     def reward_matrix(self, batch: StepBatch) -> tuple[Tensor, Tensor]:
@@ -242,7 +282,14 @@ class Trainer:
         """PPO epochs x minibatches of the clipped (or plain) loss, KL and entropy terms."""
         algo, rollout = self.algo, batch.rollout
         _, valid = self.reward_matrix(batch)
-        mask = rollout.completion_mask * valid.flatten().to(self.device).unsqueeze(1).float()  # (B, T)
+        valid = valid.flatten().to(self.device)  # (B,)
+        if batch.row_episode is not None:  # refinement: each row takes its episode's advantage
+            episode = batch.row_episode.to(self.device)
+            advantages, valid = advantages[episode], valid[episode]  # (R,)
+        fresh = (rollout, advantages, valid)
+        replayed = self.replay.sample(len(rollout.completions), self.tokenizer.pad_token_id) if self.replay else None
+        rollout, advantages, valid = mix(rollout, advantages, valid, replayed, self.tokenizer.pad_token_id)
+        mask = rollout.completion_mask * valid.unsqueeze(1).float()  # (R, T)
         ref_logprobs = None
         if self.reference is not None:
             with torch.no_grad(), self.reference.active() as reference:
@@ -254,7 +301,7 @@ class Trainer:
         count = 0
         for _ in range(algo.ppo_epochs):
             epoch_kl = []
-            for rows in torch.randperm(len(batch.rewards)).chunk(algo.minibatches):
+            for rows in torch.randperm(len(rollout.completions)).chunk(algo.minibatches):
                 rows = rows.to(self.device)
                 stats = self._minibatch(rollout, rows, mask[rows], advantages[rows],
                                         None if ref_logprobs is None else ref_logprobs[rows])
@@ -264,7 +311,10 @@ class Trainer:
                 epoch_kl.append(stats["approx_kl"])
             if algo.target_kl is not None and sum(epoch_kl) / len(epoch_kl) > algo.target_kl:
                 break
+        if self.replay is not None:
+            self.replay.add(*fresh, step=self.step + 1)
         learning_rate = self.scheduler.get_last_lr()[0]
+        sums["replay/rows"] = count * (0.0 if replayed is None else float(len(replayed[0].completions)))
         self.scheduler.step()
         return {**{name: total / count for name, total in sums.items()}, "learning_rate": learning_rate,
                 "ppo_updates": float(count)}
@@ -336,6 +386,7 @@ class Trainer:
             "rollout_time": batch.rollout_time,
             "tokens_per_second": batch.generated_tokens / max(batch.rollout_time, 1e-9),
             **update,
+            **batch.extra_metrics,
         }
         for name, values in batch.components.items():
             present = torch.tensor([v for v in values if v is not None] or [math.nan])
@@ -349,16 +400,20 @@ class Trainer:
         prompt_lengths = rollout.prompt_mask.sum(dim=1).tolist()
         logprob_sums = rollout.logprobs.sum(dim=1).tolist()
         records = []
-        for row, completion in enumerate(rollout.completions):
-            problem = batch.problems[row // group]
+        for sample, verdict in enumerate(batch.verdicts):
+            row = batch.last_row[sample] if batch.last_row is not None else sample  # the episode's last turn
+            problem = batch.problems[sample // group]
+            extra = {"code": verdict.details()} if hasattr(verdict, "details") else {}
+            if batch.turns is not None:
+                extra["turns"] = batch.turns[sample]
             records.append(Experience(
-                step=self.step, prompt_index=row // group, sample_index=row % group, problem_id=problem.id,
-                prompt=problem.prompt, completion=completion, prompt_tokens=int(prompt_lengths[row]),
+                step=self.step, prompt_index=sample // group, sample_index=sample % group, problem_id=problem.id,
+                prompt=problem.prompt, completion=rollout.completions[row], prompt_tokens=int(prompt_lengths[row]),
                 completion_tokens=int(lengths[row]), truncated=bool(rollout.truncated[row]),
-                reward=batch.rewards[row], reward_components={k: v[row] for k, v in batch.components.items()},
-                verdict=batch.verdicts[row], advantage=float(advantages[row]),
+                reward=batch.rewards[sample], reward_components={k: v[sample] for k, v in batch.components.items()},
+                verdict=str(verdict), advantage=float(advantages[sample]),
                 logprob_sum=logprob_sums[row], logprob_mean=logprob_sums[row] / max(lengths[row], 1),
-                temperature=float(rollout.temperatures[row]),
+                temperature=float(rollout.temperatures[row]), extra=extra,
             ))
         return records
 

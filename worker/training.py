@@ -2,10 +2,11 @@
 
 Owns: `JobCallback` (metrics, experiences and checkpoints to the database in one write per
 step, progress, cooperative cancel), the job's run directory under the artifacts directory
-(a crashed job's next attempt resumes from the latest checkpoint there, after dropping the
-rows written past it), and `queue_verifier`, which sends code to the `verify` queue in
-batches and waits with a timeout (a batch that does not come back is unjudged: reward
-None, never 0). torch is imported only when a job of these kinds runs.
+(a crashed or resumed job's next attempt resumes from the latest checkpoint there, after
+dropping the rows written past it; SFT keeps no checkpoints and starts over), and
+`queue_verifier`, which sends code to the `verify` queue in batches and waits with a
+timeout (a batch that does not come back is unjudged: reward None, never 0). torch is
+imported only when a job of these kinds runs.
 """
 
 from __future__ import annotations
@@ -121,10 +122,13 @@ def run_sft_job(services: Services, job: Job, cancelled: threading.Event) -> tup
     from rlvr.spec import SFTSpec
 
     run_dir = job_dir(services, job.id)
+    with services.db.begin() as session:  # SFT keeps no checkpoints: a resumed SFT job starts over
+        training.drop_after(session, job.id, 0)
     spec = SFTSpec.model_validate(resolve_job_models(services, job))
-    result = run_sft(spec, run_dir, JobCallback(services, job.id, cancelled))
+    result = run_sft(spec, run_dir, JobCallback(services, job.id, cancelled), verify=queue_verifier(services))
     _save_final(services, job.id, result.final_dir)
-    return "succeeded", {"final": relative(services, result.final_dir), **_headline(result.metrics)}
+    status = "cancelled" if cancelled.is_set() else "succeeded"
+    return status, {"final": relative(services, result.final_dir), **_headline(result.metrics)}
 
 
 def run_eval_job(services: Services, job: Job, cancelled: threading.Event) -> tuple[str, dict]:

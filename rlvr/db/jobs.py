@@ -8,6 +8,7 @@ harmlessly. Does not own: sending messages (the worker and web layers do that af
     queued -> running -> succeeded | failed | cancelled
     queued -> cancelled;  running -> cancelling -> cancelled
     running | cancelling -> crashed -> queued (attempts left) | cancelled (cancel was asked)
+    failed | cancelled | crashed -> queued (resumed by its owner: the same job, from its checkpoint)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rlvr.db.models import Job, JobEvent, utcnow
 
 ACTIVE = ("running", "cancelling")
 TERMINAL = ("succeeded", "failed", "cancelled", "crashed")
+RESUMABLE = ("failed", "cancelled", "crashed")
 
 
 def transition(
@@ -51,8 +53,10 @@ def submit(
     max_attempts: int,
     idempotency_key: str | None = None,
     parent_id: int | None = None,
+    message: str | None = None,
 ) -> tuple[Job, bool]:
-    """Adds a queued job, or returns the user's job with the same idempotency key (False)."""
+    """Adds a queued job, or returns the user's job with the same idempotency key (False).
+    `message` is its first event's text (default: "submitted", or "retry of job N")."""
     if idempotency_key is not None and (existing := _by_key(session, user_id, idempotency_key)):
         return existing, False
     job = Job(
@@ -67,7 +71,7 @@ def submit(
         if idempotency_key is None:
             raise
         return _by_key(session, user_id, idempotency_key), False  # a concurrent submit won the race
-    message = f"retry of job {parent_id}" if parent_id else "submitted"
+    message = message or (f"retry of job {parent_id}" if parent_id else "submitted")
     session.add(JobEvent(job_id=job.id, status="queued", message=message, at=job.created_at))
     return job, True
 
@@ -112,6 +116,18 @@ def cancel(session: Session, job_id: int) -> bool:
                   finished_at=utcnow()):
         return True
     return transition(session, job_id, "cancelling", from_=("running",), message="cancel requested")
+
+
+def resume(session: Session, job_id: int, *, kinds: tuple[str, ...], attempts: int) -> bool:
+    """A stopped job (cancelled, crashed or failed) of one of `kinds` goes back to the queue as
+    the same job; its worker picks up from the last checkpoint in its run directory. The
+    next claim counts its attempt, and it gets `attempts` more runs before a crash is final."""
+    job = session.get(Job, job_id)
+    if job is None:
+        return False
+    return transition(session, job_id, "queued", from_=RESUMABLE, where=(Job.kind.in_(kinds),),
+                      message=f"resumed by its owner for attempt {job.attempt + 1}",
+                      max_attempts=Job.attempt + attempts, error=None, result=None, finished_at=None)
 
 
 def reap(session: Session, *, stale_after: timedelta, now: datetime | None = None) -> list[int]:

@@ -9,14 +9,14 @@ COPY into a temporary table and one `INSERT ... ON CONFLICT DO NOTHING`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from rlvr.db.models import ArtifactRow, ExperienceRow, MetricRow
+from rlvr.db.models import ArtifactRow, ExperienceRow, Job, MetricRow
 
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 EXPERIENCE_COLUMNS = (
@@ -86,15 +86,58 @@ def drop_after(session: Session, job_id: int, step: int) -> None:
         session.execute(delete(table).where(table.job_id == job_id, table.step > step))
 
 
-def series(session: Session, job_id: int, names: list[str] | None = None) -> dict[str, list[list[float]]]:
-    """`{name: [[step, value], ...]}` in step order."""
+def series(
+    session: Session, job_id: int, names: list[str] | None = None, after: int | None = None
+) -> dict[str, list[list[float]]]:
+    """`{name: [[step, value], ...]}` in step order; only steps past `after` when given."""
     query = select(MetricRow.name, MetricRow.step, MetricRow.value).where(MetricRow.job_id == job_id)
     if names:
         query = query.where(MetricRow.name.in_(names))
+    if after is not None:
+        query = query.where(MetricRow.step > after)
     out: dict[str, list[list[float]]] = {}
     for name, step, value in session.execute(query.order_by(MetricRow.step)):
         out.setdefault(name, []).append([step, value])
     return out
+
+
+def latest_values(session: Session, job_ids: list[int], names: Iterable[str]) -> dict[int, dict[str, float]]:
+    """Per job, each of the named metrics at the latest step that has it."""
+    latest = (select(MetricRow.job_id, MetricRow.name, func.max(MetricRow.step).label("step"))
+              .where(MetricRow.job_id.in_(job_ids), MetricRow.name.in_(list(names)))
+              .group_by(MetricRow.job_id, MetricRow.name).subquery())
+    rows = session.execute(select(MetricRow.job_id, MetricRow.name, MetricRow.value).join(latest, and_(
+        MetricRow.job_id == latest.c.job_id, MetricRow.name == latest.c.name, MetricRow.step == latest.c.step)))
+    out: dict[int, dict[str, float]] = {job_id: {} for job_id in job_ids}
+    for job_id, name, value in rows:
+        out[job_id][name] = value
+    return out
+
+
+def recent_step_seconds(session: Session, job_ids: list[int], last: int = 10) -> dict[int, list[float]]:
+    """Per job, the `step_time` the loop measured over its last `last` steps (by its progress)."""
+    rows = session.execute(select(MetricRow.job_id, MetricRow.value).join(Job, Job.id == MetricRow.job_id).where(
+        MetricRow.job_id.in_(job_ids), MetricRow.name == "step_time", MetricRow.step > Job.progress_done - last))
+    out: dict[int, list[float]] = {job_id: [] for job_id in job_ids}
+    for job_id, seconds in rows:
+        out[job_id].append(seconds)
+    return out
+
+
+def unverified_rewards(session: Session, job_ids: list[int]) -> dict[int, int]:
+    """Per job, its experiences whose reward is None (the verifier could not judge them)."""
+    rows = session.execute(select(ExperienceRow.job_id, func.count()).where(
+        ExperienceRow.job_id.in_(job_ids), ExperienceRow.reward.is_(None)).group_by(ExperienceRow.job_id))
+    return {job_id: 0 for job_id in job_ids} | dict(rows.all())
+
+
+def outcomes(session: Session, job_id: int) -> Iterator[dict[str, Any]]:
+    """Step, reward, verdict and extra of each experience, without the texts: what
+    `rlvr.analysis.error_patterns` reads. Streamed, since a long job has many rows."""
+    query = (select(ExperienceRow.step, ExperienceRow.reward, ExperienceRow.verdict, ExperienceRow.extra)
+             .where(ExperienceRow.job_id == job_id).execution_options(yield_per=2000))
+    for row in session.execute(query).mappings():
+        yield dict(row)
 
 
 def experiences(

@@ -100,4 +100,6 @@ def check_split(split: str) -> None:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
 
 
-from rlvr.tasks import arithmetic, countdown, gsm8k, jsonl, math500  # noqa: E402,F401  (they register)
+from rlvr.tasks import (  # noqa: E402,F401  (they register)
+    arithmetic, countdown, gsm8k, humaneval, jsonl, math500, mbpp, program_synthesis,
+)
