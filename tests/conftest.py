@@ -263,6 +263,14 @@ def api(as_user):
 
 
 @pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """The project's tiny Llama at its smallest, for jobs on real train workers."""
+    from rlvr.tiny import build_tiny_model
+
+    return str(build_tiny_model(tmp_path_factory.mktemp("tiny"), hidden_size=32, layers=2, heads=2))
+
+
+@pytest.fixture(scope="session")
 def sandbox():
     """One nsjail sandbox for the session (tests/sandbox and anything verifying code)."""
     from sandbox import Sandbox

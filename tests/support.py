@@ -10,6 +10,8 @@ import socket
 import time
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,3 +28,43 @@ def wait_until(predicate, timeout: float, what: str, every: float = 0.1):
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def wait_for(api, job_id: int, *statuses: str, timeout: float = 90) -> dict:
+    """Polls `GET /jobs/<id>` until the job is in one of `statuses`; returns it."""
+    last = {}
+
+    def reached():
+        last.update(api.get(f"/jobs/{job_id}").json)
+        return dict(last) if last["status"] in statuses else None
+    try:
+        return wait_until(reached, timeout, f"job {job_id} to be {' or '.join(statuses)}", every=0.2)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last seen {last}; timeline {timeline(api, job_id)}") from None
+
+
+def timeline(api, job_id: int) -> list[str]:
+    return [e["status"] for e in api.get(f"/jobs/{job_id}/events").json["events"]]
+
+
+PROMPTS, GROUP = 2, 4  # of `train_spec`: each step stores PROMPTS * GROUP experiences
+
+
+def train_spec(model: str, steps: int, **data) -> dict:
+    """A train job of a few seconds a step on the tiny model (the `tiny_model` fixture)."""
+    return {
+        "model": {"name": model, "lora": {"r": 4, "alpha": 8}},
+        "task": {"name": "arithmetic", "max_digits": 1, "train_size": 64, "test_size": 8},
+        "algorithm": {"group_size": GROUP},
+        "sampling": {"max_new_tokens": 4},
+        "optim": {"prompts_per_step": PROMPTS, "learning_rate": 1e-2, "seed": 3},
+        "stopping": {"max_steps": steps},
+        "data": data,
+    }
+
+
+def rows_per_step(db, job_id: int, table) -> dict[int, int]:
+    """`{step: rows}` of a job in `table` (ExperienceRow, MetricRow)."""
+    with db.read() as session:
+        return dict(session.execute(
+            select(table.step, func.count()).where(table.job_id == job_id).group_by(table.step)).all())

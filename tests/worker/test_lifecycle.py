@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from support import wait_until
+from support import timeline, wait_for, wait_until
 from rlvr.db import JobEvent, VerdictRow
 
 CORRECT = ("def add(a, b):\n    return a + b", ["assert add(1, 2) == 3", "assert add(-1, 1) == 0"])
@@ -27,22 +27,6 @@ def submit(api, requests: list[dict]) -> int:
     response = api.post("/jobs", json={"kind": "verify", "spec": {"requests": requests}})
     assert response.status_code == 201, response.json
     return response.json["id"]
-
-
-def wait_for(api, job_id: int, *statuses: str, timeout: float = 90) -> dict:
-    last = {}
-
-    def reached():
-        last.update(api.get(f"/jobs/{job_id}").json)
-        return dict(last) if last["status"] in statuses else None
-    try:
-        return wait_until(reached, timeout, f"job {job_id} to be {' or '.join(statuses)}", every=0.2)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}; last seen {last}; timeline {timeline(api, job_id)}") from None
-
-
-def timeline(api, job_id: int) -> list[str]:
-    return [e["status"] for e in api.get(f"/jobs/{job_id}/events").json["events"]]
 
 
 def test_verify_job_runs_to_success(api, procfile):

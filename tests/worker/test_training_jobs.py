@@ -10,46 +10,17 @@ import io
 import tarfile
 
 import pytest
-from sqlalchemy import func, select
 
 from rlvr.db.models import ExperienceRow, MetricRow
-from support import wait_until
-from test_lifecycle import timeline, wait_for
+from support import GROUP, PROMPTS, rows_per_step, timeline, train_spec, wait_for, wait_until
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-
-PROMPTS, GROUP = 2, 4
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> str:
-    from rlvr.tiny import build_tiny_model
-
-    return str(build_tiny_model(tmp_path_factory.mktemp("tiny"), hidden_size=32, layers=2, heads=2))
-
-
-def train_spec(model: str, steps: int, **data) -> dict:
-    return {
-        "model": {"name": model, "lora": {"r": 4, "alpha": 8}},
-        "task": {"name": "arithmetic", "max_digits": 1, "train_size": 64, "test_size": 8},
-        "algorithm": {"group_size": GROUP},
-        "sampling": {"max_new_tokens": 4},
-        "optim": {"prompts_per_step": PROMPTS, "learning_rate": 1e-2, "seed": 3},
-        "stopping": {"max_steps": steps},
-        "data": data,
-    }
 
 
 def submit(api, kind: str, spec: dict) -> int:
     response = api.post("/jobs", json={"kind": kind, "spec": spec})
     assert response.status_code == 201, response.json
     return response.json["id"]
-
-
-def rows_per_step(db, job_id: int, table) -> dict[int, int]:
-    with db.read() as session:
-        return dict(session.execute(
-            select(table.step, func.count()).where(table.job_id == job_id).group_by(table.step)).all())
 
 
 def test_train_job_stores_metrics_experiences_and_its_adapter(api, procfile, db, tiny_model, tmp_path):
