@@ -22,16 +22,20 @@ log = logging.getLogger(__name__)
 
 
 def submit(user: User, kind: str, spec: dict, *, idempotency_key: str | None = None,
-           parent_id: int | None = None) -> tuple[Job, bool]:
-    """Validates `spec` for `kind` (raises pydantic's ValidationError) and queues the job."""
+           parent_id: int | None = None, message: str | None = None) -> tuple[Job, bool]:
+    """Validates `spec` for `kind` (raises pydantic's ValidationError) and queues the job.
+
+    The stored spec keeps its nulls: `model.lora: null` (train every weight) is not the
+    default, so dropping it would change the job.
+    """
     job_kind = KINDS[kind]
     validated = job_kind.spec.model_validate(spec)
     svc = services()
     with svc.db.begin() as s:
         job, created = jobs.submit(
-            s, user_id=user.id, kind=kind, spec=validated.model_dump(mode="json", exclude_none=True),
+            s, user_id=user.id, kind=kind, spec=validated.model_dump(mode="json"),
             total=job_kind.total(validated), max_attempts=svc.settings.max_attempts,
-            idempotency_key=idempotency_key, parent_id=parent_id,
+            idempotency_key=idempotency_key, parent_id=parent_id, message=message,
         )
     if created:
         _send(job.id)
@@ -57,3 +61,40 @@ def retry(user: User, job: Job) -> Job:
         raise ApiError(409, "conflict", f"job {job.id} is {job.status}; only finished jobs can be retried")
     new, _ = submit(user, job.kind, job.spec, parent_id=job.id)
     return new
+
+
+RESUMABLE_KINDS = ("train", "sft")
+
+
+def resume(job: Job) -> None:
+    """Puts a stopped train or SFT job back on the queue as the same job (see `jobs.resume`)."""
+    if job.kind not in RESUMABLE_KINDS:
+        raise ApiError(409, "conflict", f"job {job.id} is a {job.kind} job; only train and sft jobs resume")
+    svc = services()
+    with svc.db.begin() as s:
+        if not jobs.resume(s, job.id, kinds=RESUMABLE_KINDS, attempts=svc.settings.max_attempts):
+            raise ApiError(409, "conflict", f"job {job.id} is {job.status}; only failed, cancelled or crashed "
+                                            "jobs resume")
+    _send(job.id)
+
+
+def clone(user: User, job: Job, overrides: dict) -> Job:
+    """A new job of `job`'s kind and spec with `overrides` deep-merged in, linked to `job`.
+    Raises pydantic's ValidationError when the edited spec is not valid."""
+    new, _ = submit(user, job.kind, deep_merge(job.spec, overrides), parent_id=job.id,
+                    message=f"clone of job {job.id}")
+    return new
+
+
+def deep_merge(base: dict, overrides: dict) -> dict:
+    """`base` with `overrides` laid over it: objects merge key by key, anything else
+    (a number, a list, null) replaces what was there.
+
+    >>> deep_merge({"optim": {"seed": 1, "learning_rate": 0.1}, "tags": [1]}, {"optim": {"seed": 2}, "tags": []})
+    {'optim': {'seed': 2, 'learning_rate': 0.1}, 'tags': []}
+    """
+    merged = dict(base)
+    for key, value in overrides.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = deep_merge(merged[key], value) if both else value
+    return merged

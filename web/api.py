@@ -138,7 +138,7 @@ def metrics():
 @bp.get("/stats")
 @token_required
 def stats():
-    return jsonify(monitoring.stats(services()))
+    return jsonify(monitoring.stats(services(), owner=None if g.user.is_admin else g.user.id))
 
 
 @bp.get("/openapi.json")

@@ -3,6 +3,10 @@
 Prometheus text is rendered by `prometheus_client` from values gathered at scrape time, so
 every gunicorn process answers the same and no state lives in one process's memory. The
 verify latency histogram is of per-program sandbox wall time, from the verdict rows.
+
+Live training statistics cover the train and SFT jobs running now: their step, latest
+headline metrics, unjudged (None) rewards, and a speed and ETA from the `step_time` the loop
+itself measured over the last steps (so eval and checkpoint pauses are not in it).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from sqlalchemy import func, select, text
 
-from rlvr.db import Job, verdicts
+from rlvr.db import Job, jobs, training, verdicts
 from rlvr.db.models import JOB_STATES
 from worker.services import QUEUES, Services, queue_keys
 
@@ -59,7 +63,43 @@ def jobs_by_state(svc: Services) -> dict[tuple[str, str], int]:
     return {(kind, status): n for kind, status, n in rows}
 
 
-def stats(svc: Services) -> dict:
+TRAINING_KINDS = ("train", "sft")
+LIVE_METRICS = ("reward", "pass_rate", "kl", "loss")
+
+
+def live_training(svc: Services, owner: int | None = None) -> list[dict]:
+    """One entry per running train or SFT job (of `owner` only, when given), by id."""
+    query = select(Job.id, Job.kind, Job.progress_done, Job.progress_total).where(
+        Job.kind.in_(TRAINING_KINDS), Job.status.in_(jobs.ACTIVE))
+    if owner is not None:
+        query = query.where(Job.user_id == owner)
+    with svc.db.read() as s:
+        running = s.execute(query.order_by(Job.id)).all()
+        ids = [job.id for job in running]
+        latest = training.latest_values(s, ids, LIVE_METRICS)
+        seconds = training.recent_step_seconds(s, ids)
+        unverified = training.unverified_rewards(s, ids)
+    return [{"job_id": job.id, "kind": job.kind, "step": job.progress_done, "total": job.progress_total,
+             **{name: latest[job.id].get(name) for name in LIVE_METRICS},
+             "unverified_rewards": unverified[job.id],
+             **pace(job.progress_done, job.progress_total, seconds[job.id])} for job in running]
+
+
+def pace(step: int, total: int, step_seconds: list[float]) -> dict[str, float | None]:
+    """Steps per minute and seconds left, from recent step durations (None before any).
+
+    >>> pace(4, 10, [2.0, 4.0])
+    {'steps_per_minute': 20.0, 'eta_seconds': 18.0}
+    """
+    if not step_seconds:
+        return {"steps_per_minute": None, "eta_seconds": None}
+    per_step = sum(step_seconds) / len(step_seconds)
+    return {"steps_per_minute": round(60 / per_step, 3) if per_step > 0 else None,
+            "eta_seconds": round(max(total - step, 0) * per_step, 1)}
+
+
+def stats(svc: Services, owner: int | None = None) -> dict:
+    """Counts over all jobs; the running training jobs of `owner` (everyone's when None)."""
     states, kinds = Counter(), Counter()
     for (kind, status), n in jobs_by_state(svc).items():
         states[status] += n
@@ -72,6 +112,7 @@ def stats(svc: Services) -> dict:
         "queues": queue_depths(svc),
         "verified_programs": programs,
         "verify_seconds_mean": round(seconds / programs, 4) if programs else None,
+        "training": live_training(svc, owner),
     }
 
 
@@ -93,6 +134,30 @@ class _Collector:
         histogram = HistogramMetricFamily("rlvr_verify_seconds", "Sandbox wall time per verified program.")
         histogram.add_metric([], [(str(le), n) for le, n in buckets] + [("+Inf", count)], total)
         yield histogram
+        yield from training_gauges(live_training(self.svc))
+
+
+TRAINING_GAUGES = {
+    "step": "Latest step of each running train or SFT job.",
+    "total": "Steps each running train or SFT job will run.",
+    "reward": "Mean reward at the latest step.",
+    "pass_rate": "Pass rate at the latest step.",
+    "kl": "KL to the reference at the latest step.",
+    "loss": "SFT loss at the latest step.",
+    "steps_per_minute": "Speed over the last steps, from the loop's own step_time.",
+    "eta_seconds": "Seconds left at that speed.",
+    "unverified_rewards": "Rollouts of the job whose reward is None (the verifier could not judge them).",
+}
+
+
+def training_gauges(live: list[dict]):
+    """`rlvr_train_<field>{job_id, kind}` for each field of the live entries that has a value."""
+    for field, help_text in TRAINING_GAUGES.items():
+        gauge = GaugeMetricFamily(f"rlvr_train_{field}", help_text, labels=["job_id", "kind"])
+        for job in live:
+            if job[field] is not None:
+                gauge.add_metric([str(job["job_id"]), job["kind"]], job[field])
+        yield gauge
 
 
 def metrics_text(svc: Services) -> bytes:

@@ -8,7 +8,8 @@ import functools
 from pydantic.json_schema import models_json_schema
 
 from web.schemas import EventList, ErrorOut, JobOut, JobPage, JobSubmission, VerdictList, VerdictPage, VerifyBody
-from web.training_api import OPENAPI_MODELS, ArtifactList, ExperiencePage, MetricSeries
+from web.training_api import (OPENAPI_MODELS, Analysis, ArtifactList, CloneBody, Comparison, ExperiencePage,
+                              MetricSeries)
 from worker.kinds import KINDS
 
 REF = "#/components/schemas/{model}"
@@ -75,7 +76,25 @@ def openapi_document() -> dict:
             _query("offset", {"type": "integer", "default": 0}, "Verdicts to skip")])},
         "/jobs/{job_id}/metrics": {"get": _op("A train, eval or SFT job's metric series by name",
                                               {200: _json(MetricSeries), 404: e[404]}, params=[
-            JOB_ID, _query("names", {"type": "string"}, "Comma-separated names (reward,kl,...); all when absent")])},
+            JOB_ID, _query("names", {"type": "string"}, "Comma-separated names (reward,kl,...); all when absent"),
+            _query("after", {"type": "integer"}, "Only steps after this one")])},
+        "/jobs/{job_id}/analysis": {"get": _op("Error patterns, reward distribution per step, convergence step",
+                                               {200: _json(Analysis), 400: e[400], 404: e[404]}, params=[
+            JOB_ID, _query("metric", {"type": "string"}, "Series for the convergence step (pass_rate, reward, loss)"),
+            _query("window", {"type": "integer", "default": 5}, "Steps in the trailing mean"),
+            _query("tolerance", {"type": "number", "default": 0.05}, "Distance from the final value that counts "
+                                                                     "as settled")])},
+        "/jobs/{job_id}/resume": {"post": _op("Requeue a cancelled, crashed or failed train/SFT job as the same job, "
+                                              "from its last checkpoint",
+                                              {202: _json(JobOut), 404: e[404], 409: e[409]}, params=[JOB_ID])},
+        "/jobs/{job_id}/clone": {"post": {**_op("A new job of the same kind with an edited spec, linked to this one",
+                                                {201: _json(JobOut), 400: e[400], 404: e[404]}, params=[JOB_ID]),
+                                          "requestBody": {"required": False, "content": {
+                                              "application/json": {"schema": _ref(CloneBody)}}}}},
+        "/compare": {"get": _op("Metric series of several of your jobs side by side",
+                                {200: _json(Comparison), 400: e[400], 404: e[404]}, params=[
+            {**_query("jobs", {"type": "string"}, "Comma-separated job ids (1,2)"), "required": True},
+            _query("names", {"type": "string"}, "Comma-separated metric names; all when absent")])},
         "/jobs/{job_id}/experiences": {"get": _op("A train job's rollouts, paginated and filtered",
                                                   {200: _json(ExperiencePage), 400: e[400], 404: e[404]}, params=[
             JOB_ID, _query("step", {"type": "integer"}, "Only this step"),
@@ -98,9 +117,11 @@ def openapi_document() -> dict:
                                  504: _json(ErrorOut, "No verdicts in time")}, body=VerifyBody)},
         "/health": {"get": _op("Database, Redis and live workers per queue",
                                {200: {"description": "Healthy"}, 503: {"description": "Degraded"}}, auth=False)},
-        "/metrics": {"get": _op("Prometheus text: jobs by state, queue depths, verify latency",
+        "/metrics": {"get": _op("Prometheus text: jobs by state, queue depths, verify latency, and "
+                                "rlvr_train_* gauges of running train/SFT jobs by job_id",
                                 {200: {"description": "text/plain"}}, auth=False)},
-        "/stats": {"get": _op("Counts of jobs, queues and verified programs", {200: {"description": "JSON"}})},
+        "/stats": {"get": _op("Counts of jobs, queues and verified programs; your running train/SFT jobs' step, "
+                              "latest metrics, speed and ETA", {200: {"description": "JSON"}})},
         "/openapi.json": {"get": _op("This document", {200: {"description": "OpenAPI 3.1"}}, auth=False)},
     }
     return {

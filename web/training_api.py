@@ -1,7 +1,9 @@
-"""The API of train, eval and SFT jobs: metric series, the experience buffer, artifacts.
+"""The API of train, eval and SFT jobs: metric series, the experience buffer, artifacts,
+analysis, resume, clone and side-by-side comparison.
 
 Lives beside `web.api` under the same /api/v1 prefix; each view authenticates, checks the
-job is the caller's, reads through `rlvr.db.training` and shapes the reply.
+job is the caller's, reads through `rlvr.db.training` (or acts through `web.actions`) and
+shapes the reply.
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ import io
 import tarfile
 from typing import Any
 
-from flask import Blueprint, Response, request, send_file
-from pydantic import BaseModel, ConfigDict, Field
+from flask import Blueprint, Response, g, request, send_file, url_for
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from rlvr.analysis import convergence_step, error_patterns
 from rlvr.db import training
-from web import reader, services
+from web import actions, reader, services
 from web.auth import job_or_404, token_required
-from web.errors import ApiError
+from web.errors import ApiError, field_errors
+from web.schemas import JobOut
 
 bp = Blueprint("training_api", __name__, url_prefix="/api/v1")
 
@@ -24,6 +28,7 @@ bp = Blueprint("training_api", __name__, url_prefix="/api/v1")
 class MetricsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     names: str | None = Field(None, description="Comma-separated metric names; all when absent.")
+    after: int | None = Field(None, ge=0, description="Only steps after this one (a client following a job).")
 
 
 class MetricSeries(BaseModel):
@@ -78,8 +83,91 @@ class ArtifactList(BaseModel):
     artifacts: list[ArtifactOut]
 
 
-def _reply(model: BaseModel) -> Response:
-    return Response(model.model_dump_json(), mimetype="application/json")
+class AnalysisQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    metric: str | None = Field(None, description="Series whose convergence is reported; by default the first "
+                                                 "the job has of pass_rate, reward, loss.")
+    window: int = Field(5, ge=1, le=1000, description="Steps in the trailing mean that smooths the series.")
+    tolerance: float = Field(0.05, gt=0, description="How close to its final value the smoothed series must stay.")
+
+
+class RewardDistribution(BaseModel):
+    count: int
+    none: int = Field(description="Rewards the verifier could not judge (None, never scored 0).")
+    mean: float | None
+    min: float | None
+    max: float | None
+    histogram: dict[str, int] = Field(description="bin label ([0.25,0.5), >=1, ...) -> rewards in it")
+
+
+class FailingTest(BaseModel):
+    test: str
+    failed: int
+    runs: int
+    fail_rate: float
+
+
+class Convergence(BaseModel):
+    metric: str | None = Field(description="The series used; null when the job has none of the defaults.")
+    step: int | None = Field(description="First step after which the trailing mean of `window` values stays "
+                                         "within `tolerance` of its final value; null if it has not settled.")
+    window: int
+    tolerance: float
+
+
+class Analysis(BaseModel):
+    job_id: int
+    samples: int
+    verdicts: dict[str, int] = Field(description="verdict (pass, fail, error) -> rollouts")
+    programs: int = Field(description="Rollouts judged as code by the sandbox.")
+    unjudged: int
+    timeouts: int
+    statuses: dict[str, int] = Field(description="sandbox status -> programs")
+    exception_types: dict[str, int] = Field(description="exception type -> programs with a test raising it")
+    failing_tests: list[FailingTest]
+    reward_by_step: dict[int, RewardDistribution]
+    convergence: Convergence
+
+
+class CloneBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    spec: dict[str, Any] = Field(default_factory=dict, description="Partial spec laid over the parent's: objects "
+                                                                    "merge key by key, other values replace.")
+
+
+class CompareQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    jobs: list[int] = Field(min_length=1, max_length=20, description="Comma-separated job ids.")
+    names: str | None = Field(None, description="Comma-separated metric names; all when absent.")
+
+    @field_validator("jobs", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return [part for part in value.split(",") if part] if isinstance(value, str) else value
+
+
+class ComparedJob(BaseModel):
+    id: int
+    kind: str
+    status: str
+    series: dict[str, list[tuple[int, float]]] = Field(description="name -> [[step, value], ...] in step order")
+
+
+class Comparison(BaseModel):
+    jobs: list[ComparedJob]
+
+
+CONVERGENCE_METRICS = ("pass_rate", "reward", "loss")
+
+
+def _reply(model: BaseModel, status: int = 200, **headers) -> Response:
+    response = Response(model.model_dump_json(), status=status, mimetype="application/json")
+    response.headers.update(headers)
+    return response
+
+
+def _names(names: str | None) -> list[str] | None:
+    return [n for n in (names or "").split(",") if n] or None
 
 
 @bp.get("/jobs/<int:job_id>/metrics")
@@ -87,8 +175,8 @@ def _reply(model: BaseModel) -> Response:
 def job_metrics(job_id: int):
     query = MetricsQuery.model_validate(request.args.to_dict())
     job_or_404(job_id)
-    names = [n for n in (query.names or "").split(",") if n] or None
-    return _reply(MetricSeries(job_id=job_id, series=training.series(reader(), job_id, names)))
+    return _reply(MetricSeries(job_id=job_id, series=training.series(reader(), job_id, _names(query.names),
+                                                                     query.after)))
 
 
 @bp.get("/jobs/<int:job_id>/experiences")
@@ -125,4 +213,62 @@ def download_model(job_id: int):
     return send_file(buffer, mimetype="application/gzip", as_attachment=True, download_name=f"job-{job_id}-model.tar.gz")
 
 
-OPENAPI_MODELS = [MetricSeries, ExperiencePage, ArtifactList]
+@bp.get("/jobs/<int:job_id>/analysis")
+@token_required
+def job_analysis(job_id: int):
+    """Error patterns and reward distribution per step over the job's rollouts, and the step
+    at which its pass rate (or reward, or loss) settled."""
+    query = AnalysisQuery.model_validate(request.args.to_dict())
+    job_or_404(job_id)
+    patterns = error_patterns(training.outcomes(reader(), job_id))
+    candidates = [query.metric] if query.metric else list(CONVERGENCE_METRICS)
+    series = training.series(reader(), job_id, candidates)
+    metric = next((name for name in candidates if name in series), query.metric)
+    step = convergence_step(series.get(metric, []), query.window, query.tolerance)
+    convergence = Convergence(metric=metric, step=step, window=query.window, tolerance=query.tolerance)
+    return _reply(Analysis(job_id=job_id, **patterns, convergence=convergence))
+
+
+@bp.post("/jobs/<int:job_id>/resume")
+@token_required
+def resume_job(job_id: int):
+    """A cancelled, crashed or failed train or SFT job goes back to the queue as the same job."""
+    job = job_or_404(job_id)
+    actions.resume(job)
+    reader().refresh(job)
+    return _reply(JobOut.of(job), 202)
+
+
+@bp.post("/jobs/<int:job_id>/clone")
+@token_required
+def clone_job(job_id: int):
+    overrides = CloneBody.model_validate(_optional_body()).spec
+    parent = job_or_404(job_id)
+    try:
+        new = actions.clone(g.user, parent, overrides)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid spec", field_errors(exc, prefix=("spec",))) from None
+    return _reply(JobOut.of(new), 201, Location=url_for("api.get_job", job_id=new.id))
+
+
+def _optional_body() -> dict:
+    if not request.get_data():
+        return {}
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid request", "the body must be a JSON object")
+    return data
+
+
+@bp.get("/compare")
+@token_required
+def compare_jobs():
+    """The named metric series of several of the caller's jobs, side by side."""
+    query = CompareQuery.model_validate(request.args.to_dict())
+    names = _names(query.names)
+    compared = [(job, training.series(reader(), job.id, names)) for job in map(job_or_404, query.jobs)]
+    return _reply(Comparison(jobs=[ComparedJob(id=job.id, kind=job.kind, status=job.status, series=series)
+                                   for job, series in compared]))
+
+
+OPENAPI_MODELS = [MetricSeries, ExperiencePage, ArtifactList, Analysis, CloneBody, Comparison]

@@ -131,13 +131,16 @@ def unverified_rewards(session: Session, job_ids: list[int]) -> dict[int, int]:
     return {job_id: 0 for job_id in job_ids} | dict(rows.all())
 
 
-def outcomes(session: Session, job_id: int) -> Iterator[dict[str, Any]]:
+def outcomes(session: Session, job_id: int, chunk: int = 2000) -> Iterator[dict[str, Any]]:
     """Step, reward, verdict and extra of each experience, without the texts: what
-    `rlvr.analysis.error_patterns` reads. Streamed, since a long job has many rows."""
-    query = (select(ExperienceRow.step, ExperienceRow.reward, ExperienceRow.verdict, ExperienceRow.extra)
-             .where(ExperienceRow.job_id == job_id).execution_options(yield_per=2000))
-    for row in session.execute(query).mappings():
-        yield dict(row)
+    `rlvr.analysis.error_patterns` reads. Read `chunk` rows at a time (a long job has many;
+    keyset pages, since read sessions autocommit and cannot hold a server-side cursor)."""
+    columns = (ExperienceRow.id, ExperienceRow.step, ExperienceRow.reward, ExperienceRow.verdict, ExperienceRow.extra)
+    last = 0
+    while rows := session.execute(select(*columns).where(ExperienceRow.job_id == job_id, ExperienceRow.id > last)
+                                  .order_by(ExperienceRow.id).limit(chunk)).mappings().all():
+        last = rows[-1]["id"]
+        yield from (dict(row) for row in rows)
 
 
 def experiences(

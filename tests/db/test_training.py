@@ -62,3 +62,25 @@ def test_artifacts_are_indexed_once(db, job_id):
         assert [(a.kind, a.step) for a in training.artifacts(session, job_id)] == [
             ("checkpoint", 2), ("checkpoint", 3), ("final", None)]
         assert [a.path for a in training.artifacts(session, job_id, "final")] == ["jobs/1/final"]
+
+
+def test_outcomes_are_read_in_chunks_without_the_texts(db, job_id):
+    with db.begin() as session:
+        training.save_experiences(session, job_id, [experience(step, p, 0, reward=None if p == 2 else 0.5)
+                                                    for step in (1, 2) for p in range(3)])
+    with db.read() as session:
+        rows = list(training.outcomes(session, job_id, chunk=4))  # two pages, the second short
+        assert [(r["step"], r["reward"]) for r in rows] == [(1, 0.5), (1, 0.5), (1, None), (2, 0.5), (2, 0.5), (2, None)]
+        assert set(rows[0]) == {"id", "step", "reward", "verdict", "extra"}
+        assert training.unverified_rewards(session, [job_id, job_id + 1000]) == {job_id: 2, job_id + 1000: 0}
+
+
+def test_latest_values_and_recent_step_seconds(db, job_id):
+    with db.begin() as session:
+        for step in range(1, 13):
+            training.save_metrics(session, job_id, step, {"step_time": float(step), **({"kl": step} if step < 5 else {})})
+        jobs.set_progress(session, job_id, 12)
+    with db.read() as session:
+        assert training.latest_values(session, [job_id], ["kl", "step_time", "reward"]) == {
+            job_id: {"kl": 4.0, "step_time": 12.0}}
+        assert sorted(training.recent_step_seconds(session, [job_id], last=3)[job_id]) == [10.0, 11.0, 12.0]

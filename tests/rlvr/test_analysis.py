@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rlvr.analysis import error_patterns, reward_distribution
+from rlvr.analysis import convergence_step, error_patterns, reward_distribution
 from rlvr.rewards_code import code_tests
 from rlvr.tasks import Problem
 from rlvr.verifier import CodeVerdict, local_sandbox_verifier
@@ -54,3 +54,20 @@ def test_records_of_rule_tasks_count_only_in_rewards():
     found = error_patterns([{"step": 1, "verdict": "pass", "reward": 1.0}, {"step": 1, "verdict": "fail", "reward": 0.0}])
     assert found["programs"] == 0 and found["reward_by_step"][1]["mean"] == 0.5
     assert reward_distribution([])["mean"] is None
+
+
+RISE = [0.0, 0.2, 0.4, 0.6, 0.8, 0.8, 0.8, 0.8]  # trailing means of 2: 0, .1, .3, .5, .7, .8, .8, .8
+
+
+@pytest.mark.parametrize("points, window, tolerance, step", [
+    (list(enumerate(RISE, 1)), 2, 0.05, 6),   # .7 is .1 off the final .8: settled from step 6
+    (list(enumerate(RISE, 1)), 2, 0.15, 5),   # .7 is close enough now; .5 is not
+    ([(1, 0.5), (2, 0.5), (3, 0.5)], 2, 0.0, 1),  # flat from the start
+    ([(1, 0.0), (2, 0.0), (3, 0.0), (4, 0.0), (5, 1.0), (6, 1.0)], 2, 0.1, None),  # means .5, 1: only the last
+    ([(10, 1.0), (20, 0.0), (30, 0.0), (40, 0.0)], 1, 0.0, 20),  # steps need not be consecutive
+    ([(1, 0.9), (2, 0.1), (3, 0.9), (4, 0.1)], 2, 0.05, 2),  # oscillation: its trailing mean is steady
+    ([(1, 0.2)], 2, 0.05, None),  # shorter than the window
+    ([], 2, 0.05, None),
+])
+def test_convergence_step(points, window, tolerance, step):
+    assert convergence_step(points, window=window, tolerance=tolerance) == step
