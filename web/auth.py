@@ -2,7 +2,8 @@
 
 Owns: resolving the user and scoping job queries to what that user may see (their own
 jobs; an admin sees all). Someone else's job is reported as missing, not forbidden, so
-ids leak nothing.
+ids leak nothing. API reads also accept the page session, so the pages' scripts use the
+API; API writes take a token only.
 """
 
 from __future__ import annotations
@@ -48,7 +49,16 @@ class _KnownTokens:
 _known = _KnownTokens()
 
 
+SAFE_METHODS = ("GET", "HEAD")
+
+
 def api_user() -> User:
+    """The bearer token's user. A read that carries no token may use the page session
+    instead, so the pages' scripts read the same API as every other client; a write never
+    may, since the API is exempt from CSRF checks."""
+    if "Authorization" not in request.headers and request.method in SAFE_METHODS:
+        if (user := session_user()) is not None:
+            return user
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "unauthorized", "send an API token as 'Authorization: Bearer <token>'",
@@ -67,12 +77,19 @@ def token_required(view):
     return wrapped
 
 
+def session_user() -> User | None:
+    """The user signed in to the pages, if any."""
+    user_id = session.get("user_id")
+    if not user_id:
+        return None
+    with services().db.read() as s:
+        return s.get(User, user_id)
+
+
 def login_required(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
-        user_id = session.get("user_id")
-        with services().db.read() as s:
-            g.user = s.get(User, user_id) if user_id else None
+        g.user = session_user()
         if g.user is None:
             return redirect(url_for("pages.login", next=request.full_path))
         return view(*args, **kwargs)
