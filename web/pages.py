@@ -1,9 +1,14 @@
-"""HTML pages: sign in with a token, the job list, a submit form per kind, the job page.
+"""HTML pages: sign in with a token, the job list, a submit form per kind, the job page, a
+training job's rollout browser and the compare page.
 
-Pages refresh themselves with a meta tag while something is still moving; no JavaScript.
+The job and compare pages draw their live parts (status, progress, timeline, metric
+charts) with small scripts in web/static that read the JSON API with the session cookie;
+everything else is rendered here and works without JavaScript.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from pydantic import ValidationError
@@ -12,15 +17,21 @@ from sqlalchemy.orm import defer
 
 from rlvr.db import Job, JobEvent, VerdictRow, accounts, jobs, training
 from rlvr.db.models import JOB_STATES
+from rlvr.verifier import CodeVerdict, TestResult
 from web import actions, services
 from web.auth import find_job, login_required, visible_jobs
-from web.charts import CHART_METRICS
-from web.charts import charts as draw_charts
 from web.errors import ApiError
-from web.forms import FORMS
+from web.forms import JobForm, SpecForm, form_for
+from web.training_api import ExperienceQuery
 from worker.kinds import KINDS
 
 bp = Blueprint("pages", __name__)
+
+CHART_METRICS = ("reward", "pass_rate", "kl", "entropy", "completions/mean_length", "loss",
+                 "eval/greedy/pass_rate")
+CLONABLE_KINDS = ("train", "sft", "eval")
+ROLLOUTS_PER_PAGE = 20
+VERDICTS = ("pass", "fail", "error")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -63,18 +74,32 @@ def jobs_list():
 @bp.route("/jobs/new/<kind>", methods=["GET", "POST"])
 @login_required
 def submit(kind: str):
-    if kind not in FORMS:
+    if kind not in KINDS:
         abort(404)
-    form = FORMS[kind]()
+    return _form_page(form_for(kind), kind, lambda spec: actions.submit(g.user, kind, spec)[0])
+
+
+@bp.route("/jobs/<int:job_id>/clone", methods=["GET", "POST"])
+@login_required
+def clone(job_id: int):
+    """A new job from this one's spec as YAML, edited; a field deleted keeps this job's value."""
+    with services().db.read() as s:
+        job = find_job(s, g.user, job_id) or abort(404)
+    if job.kind not in CLONABLE_KINDS:
+        abort(404)
+    return _form_page(SpecForm.filled(job.spec), job.kind, lambda spec: actions.clone(g.user, job, spec),
+                      heading=f"Clone job #{job.id} with edits")
+
+
+def _form_page(form: JobForm, kind: str, create: Callable[[dict], Job], heading: str | None = None):
+    """The form; a valid POST calls `create(spec)` and goes to the new job's page."""
     if form.validate_on_submit():
         try:
-            job, _ = actions.submit(g.user, kind, form.to_spec())
-            return redirect(url_for(".job_page", job_id=job.id))
+            return redirect(url_for(".job_page", job_id=create(form.to_spec()).id))
         except ValidationError as exc:
-            for error in exc.errors(include_url=False):
-                field = form.field_for(error["loc"])
-                (getattr(form, field).errors if field else form.form_errors).append(error["msg"])
-    return render_template("submit.html", form=form, kind=kind), 200 if request.method == "GET" else 400
+            form.place_errors(exc)
+    status = 200 if request.method == "GET" else 400
+    return render_template("submit.html", form=form, kind=kind, heading=heading), status
 
 
 @bp.get("/jobs/<int:job_id>")
@@ -85,12 +110,13 @@ def job_page(job_id: int):
         events = s.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)).all()
         verdicts = s.scalars(select(VerdictRow).where(VerdictRow.job_id == job_id)
                              .order_by(VerdictRow.index).limit(50)).all()
-        charts = [] if job.kind == "verify" else draw_charts(training.series(s, job_id, list(CHART_METRICS)))
-    return render_template("job.html", job=job, events=events, verdicts=verdicts, charts=charts,
-                           refresh=job.status not in jobs.TERMINAL, terminal=jobs.TERMINAL)
+    return render_template("job.html", job=job, events=events, verdicts=verdicts,
+                           chart_metrics=CHART_METRICS if job.kind != "verify" else (), terminal=jobs.TERMINAL,
+                           resumable=job.kind in actions.RESUMABLE_KINDS and job.status in jobs.RESUMABLE,
+                           clonable=job.kind in CLONABLE_KINDS)
 
 
-@bp.post("/jobs/<int:job_id>/<any(cancel, retry):action>")
+@bp.post("/jobs/<int:job_id>/<any(cancel, retry, resume):action>")
 @login_required
 def job_action(job_id: int, action: str):
     with services().db.read() as s:
@@ -98,8 +124,54 @@ def job_action(job_id: int, action: str):
     try:
         if action == "cancel":
             actions.cancel(job)
+        elif action == "resume":
+            actions.resume(job)
         else:
             job = actions.retry(g.user, job)
     except ApiError as exc:
         flash(exc.detail)
     return redirect(url_for(".job_page", job_id=job.id))
+
+
+@bp.get("/jobs/<int:job_id>/rollouts")
+@login_required
+def rollouts(job_id: int):
+    """The experience buffer of a train job, a page of rollouts at a time, with the API's filters."""
+    filters = {k: v for k, v in request.args.items() if k in ("step", "verdict", "min_reward", "max_reward") and v}
+    page = max(request.args.get("page", 1, type=int), 1)
+    errors = []
+    try:
+        query = ExperienceQuery(**filters, limit=ROLLOUTS_PER_PAGE, offset=(page - 1) * ROLLOUTS_PER_PAGE)
+    except ValidationError as exc:
+        errors = [f"{e['loc'][0]}: {e['msg']}" for e in exc.errors(include_url=False)]
+        query = ExperienceQuery(limit=ROLLOUTS_PER_PAGE)
+    with services().db.read() as s:
+        job = find_job(s, g.user, job_id, defer(Job.spec)) or abort(404)
+        total, rows = training.experiences(s, job_id, **query.model_dump())
+    pages = max((total + ROLLOUTS_PER_PAGE - 1) // ROLLOUTS_PER_PAGE, 1)
+    return render_template("rollouts.html", job=job, rows=rows, total=total, page=page, pages=pages,
+                           filters=filters, errors=errors, verdicts=VERDICTS), 400 if errors else 200
+
+
+@bp.get("/compare")
+@login_required
+def compare():
+    """Curves of several training jobs on one chart per metric; the script draws them."""
+    chosen = request.args.getlist("jobs", type=int)
+    query = visible_jobs(g.user).options(defer(Job.spec)).where(Job.kind != "verify")
+    with services().db.read() as s:
+        candidates = s.scalars(query.order_by(Job.id.desc()).limit(100)).all()
+    known = {job.id for job in candidates}
+    return render_template("compare.html", candidates=candidates, chosen=[j for j in chosen if j in known],
+                           chart_metrics=CHART_METRICS)
+
+
+@bp.app_template_filter("code_feedback")
+def code_feedback(extra: dict) -> str | None:
+    """The one line that says why a program failed, from an experience's `extra.code`."""
+    code = extra.get("code")
+    if not code:
+        return None
+    tests = [TestResult(**test) for test in code.get("tests", [])]
+    verdict = CodeVerdict(code["status"], code["passed"], code["total"], tests, code.get("error"))
+    return None if verdict == "pass" else verdict.feedback()

@@ -75,18 +75,149 @@ def test_someone_elses_job_page_is_404(client, signed_in, api):
     assert client.get(f"/jobs/{job_id}").status_code == 200
 
 
-def test_training_job_page_shows_its_result_and_metric_charts(client, signed_in, db):
-    from rlvr.db import accounts, jobs, training
+def own_job(db, token: str, kind: str = "train", **fields):
+    """A job of the token's user, written straight to the database, with `fields` set."""
+    from rlvr.db import accounts, jobs
 
-    token = signed_in()
     with db.begin() as session:
         user_id = accounts.user_for_token(session, token).id
-        job, _ = jobs.submit(session, user_id=user_id, kind="train", spec={}, total=3, max_attempts=1)
+        job, _ = jobs.submit(session, user_id=user_id, kind=kind, spec={}, total=3, max_attempts=1)
+        for name, value in fields.items():
+            setattr(job, name, value)
+    return job.id
+
+
+def test_training_job_page_shows_its_result_and_charts_its_metrics_from_the_api(client, signed_in, db):
+    from rlvr.db import training
+
+    token = signed_in()
+    job_id = own_job(db, token, result={"steps": 3, "stop_reason": "max_steps"})
+    with db.begin() as session:
         for step, reward in ((1, 0.1), (2, 0.5), (3, 0.4)):
-            training.save_metrics(session, job.id, step, {"reward": reward, "kl": 0.01 * step})
-        job.result = {"steps": 3, "stop_reason": "max_steps"}
-    page = client.get(f"/jobs/{job.id}").data.decode()
+            training.save_metrics(session, job_id, step, {"reward": reward, "kl": 0.01 * step})
+    page = client.get(f"/jobs/{job_id}").data.decode()
     assert "stop_reason" in page and "max_steps" in page
-    assert re.findall(r'data-metric="([^"]+)"', page) == ["reward", "kl"]
-    reward = re.search(r'data-metric="reward".*?points="([^"]+)"', page, re.S).group(1).split()
-    assert reward == ["4.0,86.0", "160.0,4.0", "316.0,24.5"]  # steps 1..3 across, 0.1..0.5 up
+    assert "/static/charts.js" in page and "/static/job.js" in page
+    assert re.search(r'data-metrics="\[&#34;reward&#34;, &#34;pass_rate&#34;, &#34;kl&#34;', page)
+    # the page's script reads the API with the session cookie, no token
+    series = client.get(f"/api/v1/jobs/{job_id}/metrics?names=reward,kl").json["series"]
+    assert series == {"reward": [[1, 0.1], [2, 0.5], [3, 0.4]], "kl": [[1, 0.01], [2, 0.02], [3, 0.03]]}
+    assert client.get(f"/api/v1/jobs/{job_id}").json["status"] == "queued"
+
+
+def test_the_session_cookie_reads_the_api_but_never_writes_through_it(client, signed_in, db, make_user):
+    job_id = own_job(db, signed_in())
+    assert client.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 401  # the API does no CSRF check
+    assert client.get(f"/api/v1/jobs/{job_id}").json["status"] == "queued"
+    _, other = make_user()
+    assert client.get(f"/api/v1/jobs/{own_job(db, other)}/metrics").status_code == 404
+    client.post("/logout", data={"csrf_token": csrf(client.get("/jobs").data)})
+    assert client.get(f"/api/v1/jobs/{job_id}/metrics").status_code == 401
+
+
+def experience(step: int, prompt: int, sample: int, reward: float, verdict: str, **extra) -> dict:
+    return {"step": step, "prompt_index": prompt, "sample_index": sample, "problem_id": f"p{prompt}",
+            "prompt": f"What is {prompt} + {prompt}?", "completion": f"= {sample} (step {step})", "prompt_tokens": 5,
+            "completion_tokens": 3, "truncated": False, "reward": reward, "verdict": verdict, "advantage": 0.25,
+            "logprob_mean": -1.5, "reward_components": {"verdict": reward, "format": 0.1}, "extra": extra}
+
+
+FAILED_CODE = {"status": "ok", "passed": 1, "total": 2, "error": None, "wall_seconds": 0.05, "tests": [
+    {"outcome": "pass", "error_type": None, "detail": None, "test": "assert f(1) == 1"},
+    {"outcome": "wrong", "error_type": None, "detail": "got 3", "test": "assert f(2) == 4"}]}
+
+
+def test_rollout_browser_filters_pages_and_opens_a_rollout(client, signed_in, db):
+    from rlvr.db import training
+
+    job_id = own_job(db, signed_in())
+    with db.begin() as session:
+        training.save_experiences(session, job_id, [
+            experience(step, prompt, sample, 1.0 if sample == 0 else -0.5, "pass" if sample == 0 else "fail",
+                       code=FAILED_CODE if sample else None)
+            for step in (1, 2) for prompt in range(3) for sample in range(4)])
+
+    everything = client.get(f"/jobs/{job_id}/rollouts").data.decode()
+    assert "24 rollouts · page 1 of 2" in everything and "next ›" in everything
+    assert everything.count('<tr class="rollout">') == 20
+    second = client.get(f"/jobs/{job_id}/rollouts?page=2").data.decode()
+    assert second.count('<tr class="rollout">') == 4 and "‹ previous" in second
+
+    failing = client.get(f"/jobs/{job_id}/rollouts?step=2&verdict=fail&max_reward=0").data.decode()
+    assert "9 rollouts · page 1 of 1" in failing
+    assert failing.count('<span class="verdict fail">fail</span>') == 9
+    detail = re.search(r'<tr class="detail" id="rollout-2-1-3">(.*?)</tr>\s*<tr class="(rollout|detail)"', failing, re.S)
+    assert detail, "a row opens its full rollout by its anchor"
+    text = detail.group(1)
+    assert "What is 1 + 1?" in text and "= 3 (step 2)" in text
+    assert "assert f(2) == 4 failed: got 3" in text and "1/2 tests passed" in text
+    assert "page=2" not in failing  # the filters fit on one page
+
+    none = client.get(f"/jobs/{job_id}/rollouts?min_reward=2").data.decode()
+    assert "No rollouts match these filters" in none
+    bad = client.get(f"/jobs/{job_id}/rollouts?step=-1")
+    assert bad.status_code == 400 and b"step: Input should be greater than or equal to 0" in bad.data
+
+
+def test_compare_page_offers_the_users_training_jobs(client, signed_in, db, make_user):
+    token = signed_in()
+    mine, sft = own_job(db, token), own_job(db, token, kind="sft")
+    _, other = make_user()
+    theirs = own_job(db, other)
+    page = client.get(f"/compare?jobs={mine}&jobs={sft}&jobs={theirs}").data.decode()
+    offered = re.findall(r'name="jobs" value="(\d+)"', page)
+    assert str(mine) in offered and str(sft) in offered and str(theirs) not in offered
+    assert f'data-jobs="[{mine}, {sft}]"' in page and "/static/compare.js" in page
+
+
+def test_spec_form_shows_yaml_and_spec_errors_under_the_spec_and_submits(client, signed_in, db):
+    signed_in()
+    form = client.get("/jobs/new/train")
+    assert b"max_steps: 100" in form.data  # starts from the defaults
+    token = csrf(form.data)
+    not_yaml = client.post("/jobs/new/train", data={"csrf_token": token, "spec": "model: [tiny"})
+    assert not_yaml.status_code == 400 and re.search(rb'id="spec-error">not YAML: line 1, column 13', not_yaml.data)
+    bad = client.post("/jobs/new/train", data={"csrf_token": token, "spec": "stopping:\n  max_steps: 0\noptim: {lr: 1}"})
+    assert bad.status_code == 400
+    assert re.search(rb'id="spec-error">stopping.max_steps: Input should be greater than or equal to 1', bad.data)
+    assert re.search(rb'id="spec-error">optim.lr: Extra inputs are not permitted', bad.data)
+    good = client.post("/jobs/new/sft", data={"csrf_token": token, "spec": "max_steps: 7\nbatch_size: 4"})
+    assert good.status_code == 302
+    job_id = int(good.headers["Location"].rsplit("/", 1)[1])
+    from rlvr.db import Job
+
+    with db.read() as session:
+        job = session.get(Job, job_id)
+        assert (job.kind, job.progress_total, job.spec["batch_size"]) == ("sft", 7, 4)
+
+
+def test_resume_and_clone_with_edits_from_the_job_page(client, signed_in, db):
+    from rlvr.db import Job
+
+    signed_in()
+    form = client.get("/jobs/new/train")
+    spec = "model: {name: tiny, lora: null}\nstopping: {max_steps: 4}\noptim: {seed: 9}"
+    location = client.post("/jobs/new/train", data={"csrf_token": csrf(form.data), "spec": spec}).headers["Location"]
+    page = client.get(location).data
+    assert b">Resume<" not in page  # queued: nothing to resume yet
+    client.post(location + "/cancel", data={"csrf_token": csrf(page)})
+    page = client.get(location).data
+    assert b'id="status">cancelled' in page
+    client.post(location + "/resume", data={"csrf_token": csrf(page)})
+    page = client.get(location).data
+    assert b'id="status">queued' in page and b"resumed by its owner" in page
+
+    clone_form = client.get(location + "/clone").data.decode()
+    assert "Clone job #" in clone_form and "max_steps: 4" in clone_form and "lora: null" in clone_form
+    bad = client.post(location + "/clone", data={"csrf_token": csrf(clone_form.encode()),
+                                                 "spec": "stopping: {max_steps: -1}"})
+    assert bad.status_code == 400
+    assert re.search(rb'id="spec-error">stopping.max_steps: Input should be greater than or equal to 1', bad.data)
+    made = client.post(location + "/clone", data={"csrf_token": csrf(clone_form.encode()),
+                                                  "spec": "stopping: {max_steps: 6}"})
+    assert made.status_code == 302
+    new_page = client.get(made.headers["Location"]).data.decode()
+    assert f'from <a href="{location}">' in new_page and "clone of job" in new_page
+    with db.read() as session:
+        clone = session.get(Job, int(made.headers["Location"].rsplit("/", 1)[1]))
+        assert clone.progress_total == 6 and clone.spec["optim"]["seed"] == 9 and clone.spec["model"]["lora"] is None
