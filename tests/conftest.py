@@ -10,12 +10,15 @@
 - `stack_env` is the environment a test's processes share; `stack_settings` the same, parsed.
 - `app`, `client`, `api` (a client speaking as a fresh user) and `as_user` for the web app.
 - `procfile` starts lines of deploy/Procfile as real processes and waits until they serve.
+- `browser` is headless Chromium under Playwright; `web_page` a page of it signed in to a
+  web process of its own.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -268,6 +271,35 @@ def tiny_model(tmp_path_factory) -> str:
     from rlvr.tiny import build_tiny_model
 
     return str(build_tiny_model(tmp_path_factory.mktemp("tiny"), hidden_size=32, layers=2, heads=2))
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def browser():
+    """Headless Chromium (Debian's build) driven by Playwright; there is no internet."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                             args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def web_page(browser, procfile, make_user):
+    """A Chromium page signed in as a fresh user to a web process of deploy/Procfile."""
+    bind = f"127.0.0.1:{free_port()}"
+    procfile("web", RLVR_BIND=bind, WEB_CONCURRENCY="1")
+    _, token = make_user()
+    page = browser.new_page()
+    page.goto(f"http://{bind}/jobs")
+    page.fill("#token", token)
+    page.click("button[type=submit]")
+    return page
 
 
 @pytest.fixture(scope="session")

@@ -5,37 +5,14 @@ The stack is real: gunicorn, a train and a verify worker from deploy/Procfile.""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from playwright.sync_api import sync_playwright
-
-from support import free_port
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_submit_the_form_and_watch_the_job_finish(browser, procfile, make_user, tmp_path):
-    bind = f"127.0.0.1:{free_port()}"
-    procfile("web", RLVR_BIND=bind, WEB_CONCURRENCY="1")
+def test_submit_the_form_and_watch_the_job_finish(web_page, procfile, tmp_path):
     procfile("train")
     procfile("verify")
-    _, token = make_user()
-    page = browser.new_page()
-    page.goto(f"http://{bind}/jobs")
-    page.fill("#token", token)
-    page.click("button[type=submit]")
+    page = web_page
     page.click("text=New verify job")
 
     page.fill("#program", "def square(x):\n    return x * x")
