@@ -8,10 +8,8 @@ tests pass their own.
 from __future__ import annotations
 
 from flask import Flask, current_app, g
-from flask.sessions import SecureCookieSessionInterface
-from flask_wtf import CSRFProtect
-from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.orm import Session
+from flask_wtf import CSRFProtect
 
 from rlvr.db import Settings, load_settings
 from worker.services import Services, make_services
@@ -22,7 +20,6 @@ def create_app(settings: Settings | None = None, **config) -> Flask:
 
     settings = settings or load_settings()
     app = Flask(__name__)
-    app.session_interface = _SessionCookies()
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes, **config)
     app.extensions["rlvr"] = make_services(settings)
     csrf = CSRFProtect(app)
@@ -51,18 +48,3 @@ def reader() -> Session:
 def _close_reader(_exc) -> None:
     if (session := g.pop("db", None)) is not None:
         session.close()
-
-
-class _SessionCookies(SecureCookieSessionInterface):
-    """Flask's signed-cookie sessions, with the signing serializer built once per set of keys
-    instead of on every request: building it (itsdangerous test-serializes a dict to learn
-    its type) was a fifth of the cost of an API status poll, which has no cookie at all."""
-
-    def __init__(self):
-        self._serializers: dict[tuple, URLSafeTimedSerializer | None] = {}
-
-    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
-        keys = (app.secret_key, *app.config["SECRET_KEY_FALLBACKS"] or ())
-        if keys not in self._serializers:
-            self._serializers[keys] = super().get_signing_serializer(app)
-        return self._serializers[keys]
