@@ -1,7 +1,9 @@
 """``python -m rlvr train|eval|sft SPEC.yaml [--run-dir DIR]``, ``tiny-model OUT_DIR``, ``schema KIND``.
 
 Owns the command line only: parse, validate the spec once, wire the JSONL and progress-bar
-callbacks, call the library, print where the results are. Runs in-process: no queue.
+callbacks, call the library, print where the results are. Runs in-process: no queue. The
+service's commands (`submit`, `status`, `logs`, `cancel`, `resume`, `clone`, `download`)
+are `rlvr.client_cli`'s, added to the same parser.
 """
 
 import argparse
@@ -13,6 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from tqdm import tqdm
 
+from rlvr import client_cli
 from rlvr.callbacks import Callback, CallbackList, JsonlCallback
 from rlvr.spec import EvalSpec, SFTSpec, TrainSpec, load_spec
 from rlvr.verifier import verifier_for
@@ -85,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     tiny.add_argument("--seed", type=int, default=0)
     schema = commands.add_parser("schema", help="print the JSON schema of a spec")
     schema.add_argument("kind", choices=sorted(SPECS))
+    client_cli.add_commands(commands)
     args = parser.parse_args(argv)
+
+    if args.command in client_cli.COMMANDS:
+        return client_cli.run(args)
 
     if args.command == "tiny-model":
         from rlvr.tiny import build_tiny_model
