@@ -2,7 +2,8 @@
 
 The main process builds its `Services` at start-up without connecting (so drivers are
 imported once, not per job); each forked child drops the pooled connections it inherited
-and opens its own. A verify worker refuses to start
+and opens its own. A train worker imports torch and rlvr's loops at start-up too, so each
+job's fresh process is forked with them loaded. A verify worker refuses to start
 when the sandbox cannot run, naming what is missing.
 """
 
@@ -38,3 +39,7 @@ def _start(sender=None, **_) -> None:
         from worker.runners import sandbox
 
         sandbox().check()  # raises SandboxUnavailable naming what is missing
+    if "train" in queues:
+        from worker.training import preload
+
+        preload()
