@@ -238,12 +238,27 @@ class TrainSpec(_Spec):
     refinement: RefinementSpec = Field(default_factory=RefinementSpec, description="Multi-turn refinement.")
     replay: ReplaySpec = Field(default_factory=ReplaySpec, description="Experience replay.")
     verifier: VerifierSpec = Field(default_factory=VerifierSpec, description="The sandbox pool for code tasks.")
+    overlap_verification: bool = Field(
+        False,
+        description="One-step off-policy: while step t's completions are verified (in a background thread), "
+        "step t+1's rollout is generated with the current weights, so each step trains on samples one update "
+        "old, corrected by the clipped ratio to their sampling log-probs. Hides verification time when it "
+        "waits on jails or the verify queue (code rewards). Needs the clipped policy loss; not with "
+        "refinement; with dynamic sampling only a step's first round overlaps.",
+    )
 
     @model_validator(mode="after")
-    def _temperatures_fit_group(self) -> "TrainSpec":
+    def _options_combine(self) -> "TrainSpec":
         _check_temperature_count(self.sampling, self.algorithm.group_size, "algorithm.group_size")
         if self.refinement.max_turns > 1 and self.data.dynamic_sampling:
             raise ValueError("refinement.max_turns > 1 does not combine with data.dynamic_sampling")
+        if self.overlap_verification:
+            if self.refinement.max_turns > 1:
+                raise ValueError("overlap_verification does not combine with refinement.max_turns > 1: "
+                                 "each turn needs the verdicts of the one before")
+            if self.algorithm.resolved().policy_loss != "clipped":
+                raise ValueError("overlap_verification needs algorithm.policy_loss: clipped; the plain loss "
+                                 "weights stale samples by an unbounded ratio")
         return self
 
 

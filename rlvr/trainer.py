@@ -6,8 +6,32 @@ judging, dynamic sampling), ``advantages``, ``update`` (PPO epochs x minibatches
 and experiences through the callback, periodic eval, checkpoints and the stopping rules.
 The math lives in ``rlvr.loss``; loading in ``rlvr.policy``; judging in ``rlvr.judge``.
 
+Pipelined mode (``spec.overlap_verification``, off by default) is one-step off-policy
+training in the manner of veRL's one-step-off-policy recipe and AReaL's bounded staleness,
+applied to the verifier instead of the generator. Step t's rollout is judged in a
+background thread (``rlvr.pipeline``) while step t+1's rollout is generated with the
+current weights; step t then waits for its verdicts and updates, and step t+1 trains on
+samples one update old. The staleness is corrected the PPO way: the loss's old policy is
+each row's sampling-time log-probs (``Rollout.logprobs``), never a recomputation, so a
+stale row's ratio starts away from 1 and the clip bounds how far one row can pull. All
+torch work (generation, reference log-probs with adapters switched off, the update) stays
+in the trainer's thread; only the verifier and the reward functions run in the other, and
+the verifier must be thread-safe (the sandbox pool is; Celery keeps a result backend per
+thread). What it combines with: every advantage and aggregation, the clipped loss, PPO
+epochs and target_kl (approx_kl then includes the one-step lag), replay, evals, and the KL
+penalty (estimated on the stale rows' tokens, the same approximation as ppo_epochs > 1).
+With dynamic sampling only a step's first round overlaps: its refill rounds are sampled
+with the current weights and judged at once. Refinement (each turn needs the last one's
+verdicts) and the plain loss (an unbounded ratio) are rejected by the spec. A checkpoint
+keeps the sampled but untrained round of the next step, whose problems the stream
+position already counts, and a resumed run judges it again: resume is exact.
+
 Metric names follow TRL's GRPO trainer (reward, reward_std, rewards/<name>/mean, kl,
-entropy, clip_ratio/*, completions/*, ...), plus pass_rate and num_none_rewards.
+entropy, clip_ratio/*, completions/*, ...), plus pass_rate and num_none_rewards, and the
+time a step spent where: generation_time (sampling the rows it trains on), verify_time
+(judging them, wall clock), verify_wait_time (how long the step stood still for verdicts:
+verify_time without the overlap, near 0 when verification is hidden), update_time, and
+policy_lag (updates between sampling the batch and training on it).
 """
 
 import math
@@ -23,7 +47,7 @@ from rlvr.callbacks import Callback, Experience
 from rlvr.checkpoint import latest_checkpoint, load_state, restore_rng, save_checkpoint
 from rlvr.data import ProblemStream
 from rlvr.evaluate import evaluate
-from rlvr.judge import judge, reward_specs
+from rlvr.judge import Judgement, judge, reward_specs
 from rlvr.loss import (
     ADVANTAGES,
     AGGREGATIONS,
@@ -34,6 +58,7 @@ from rlvr.loss import (
     kl_k3,
     masked_mean,
 )
+from rlvr.pipeline import Judging, Round
 from rlvr.policy import ReferencePolicy, load_policy
 from rlvr.refine import refine
 from rlvr.replay import ReplayBuffer, mix
@@ -122,12 +147,20 @@ class Trainer:
         self.baseline: float | None = None
         self.num_tokens = 0
         self.history: dict[str, list] = {"passes": [], "totals": [], "rewards": []}
+        self.judging = Judging(self._judge_round, background=spec.overlap_verification)
+        self.ahead: Round | None = None  # pipelined: the next step's rollout, sampled, maybe being judged
         if checkpoint:
             self._resume(checkpoint)
 
     # ---- the loop -------------------------------------------------------------------------
 
     def run(self) -> TrainResult:
+        try:
+            return self._run()
+        finally:
+            self.judging.close()
+
+    def _run(self) -> TrainResult:
         metrics: dict[str, float] = {}
         stop_reason = "max_steps"
         while self.step < self.spec.stopping.max_steps:
@@ -171,27 +204,53 @@ class Trainer:
 
     # ---- rollout and judging --------------------------------------------------------------
 
+    def sample(self, count: int) -> Round:
+        """Draw ``count`` problems and generate G completions for each with the current weights."""
+        spec = self.spec
+        started = time.perf_counter()
+        drawn = self.stream.take(count)
+        rollout = generate(
+            self.model, self.tokenizer, [p.prompt for p in drawn], group_size=self.algo.group_size,
+            temperature=spec.sampling.temperature, top_p=spec.sampling.top_p,
+            max_new_tokens=spec.sampling.max_new_tokens,
+        )
+        return Round(drawn, rollout, time.perf_counter() - started, policy_version=self.step)
+
+    def _judge_round(self, round: Round) -> Judgement:
+        """Verdicts and rewards of a round; runs in the judging thread in pipelined mode."""
+        group = self.algo.group_size
+        return judge(self.task, [p for p in round.problems for _ in range(group)], round.rollout.completions,
+                     self.rewards, self.verify)
+
     def collect(self) -> StepBatch:
-        """Sample and judge P groups; with dynamic sampling, refill groups that teach nothing."""
+        """Sample and judge P groups; with dynamic sampling, refill groups that teach nothing.
+
+        Pipelined, the first round is the one sampled during the previous step (already being
+        judged), and the next step's round is sampled here before this one's verdicts are awaited.
+        """
         if self.spec.refinement.max_turns > 1:
             return self.collect_episodes()
         spec, group = self.spec, self.algo.group_size
         wanted = spec.optim.prompts_per_step
         rounds = 1 + (spec.data.max_refills if spec.data.dynamic_sampling else 0)
+        first, self.ahead = self.ahead or self.sample(wanted), None
+        self.judging.start(first)
+        if spec.overlap_verification and self.step + 1 < spec.stopping.max_steps:
+            self.ahead = self.sample(wanted)  # step t+1's rollout, generated while step t's is judged
+            self.judging.start(self.ahead)
         parts, kept_rows, problems = [], [], []
         verdicts, rewards, components = [], [], {}
         sampled = zero_std = generated = 0
         sampled_rewards, sampled_verdicts = [], []
-        started = time.perf_counter()
-        for _ in range(rounds):
-            drawn = self.stream.take(wanted - len(problems))
-            rollout = generate(
-                self.model, self.tokenizer, [p.prompt for p in drawn], group_size=group,
-                temperature=spec.sampling.temperature, top_p=spec.sampling.top_p,
-                max_new_tokens=spec.sampling.max_new_tokens,
-            )
-            judged = judge(self.task, [p for p in drawn for _ in range(group)], rollout.completions,
-                           self.rewards, self.verify)
+        timings = {"generation_time": 0.0, "verify_time": 0.0, "verify_wait_time": 0.0,
+                   "policy_lag": float(self.step - first.policy_version)}
+        for attempt in range(rounds):
+            current = first if attempt == 0 else self.sample(wanted - len(problems))
+            found = self.judging.wait(current)
+            drawn, rollout, judged = current.problems, current.rollout, found.judgement
+            timings["generation_time"] += current.generation_time
+            timings["verify_time"] += found.verify_time
+            timings["verify_wait_time"] += found.wait_time
             generated += int(rollout.completion_mask.sum().item())
             sampled_rewards += judged.rewards
             sampled_verdicts += judged.verdicts
@@ -228,7 +287,8 @@ class Trainer:
             sampled_groups=sampled,
             zero_std_groups=zero_std,
             generated_tokens=generated,
-            rollout_time=time.perf_counter() - started,
+            rollout_time=timings["generation_time"] + timings["verify_wait_time"],
+            extra_metrics=timings,
         )
 
     def collect_episodes(self) -> StepBatch:
@@ -279,7 +339,11 @@ class Trainer:
     # ---- the update -----------------------------------------------------------------------
 
     def update(self, batch: StepBatch, advantages: Tensor) -> dict[str, float]:
-        """PPO epochs x minibatches of the clipped (or plain) loss, KL and entropy terms."""
+        """PPO epochs x minibatches of the clipped (or plain) loss, KL and entropy terms.
+
+        The old policy of the ratio is each row's sampling-time log-probs: 1 at the first
+        minibatch for rows sampled with these weights, not 1 for pipelined or replayed rows."""
+        started = time.perf_counter()
         algo, rollout = self.algo, batch.rollout
         _, valid = self.reward_matrix(batch)
         valid = valid.flatten().to(self.device)  # (B,)
@@ -317,7 +381,7 @@ class Trainer:
         sums["replay/rows"] = count * (0.0 if replayed is None else float(len(replayed[0].completions)))
         self.scheduler.step()
         return {**{name: total / count for name, total in sums.items()}, "learning_rate": learning_rate,
-                "ppo_updates": float(count)}
+                "ppo_updates": float(count), "update_time": time.perf_counter() - started}
 
     def _minibatch(
         self, rollout: Rollout, rows: Tensor, mask: Tensor, advantages: Tensor, ref_logprobs: Tensor | None
@@ -426,7 +490,8 @@ class Trainer:
 
     def checkpoint(self) -> Path:
         state = {"stream": self.stream.state_dict(), "baseline": self.baseline,
-                 "num_tokens": self.num_tokens, "history": self.history}
+                 "num_tokens": self.num_tokens, "history": self.history,
+                 "ahead": self.ahead.state_dict() if self.ahead else None}
         path = save_checkpoint(self.run_dir, self.step, self.model, self.tokenizer, self.optimizer,
                                self.scheduler, state, self.spec.data.keep_checkpoints)
         self.callback.on_checkpoint(self.step, str(path))
@@ -442,6 +507,7 @@ class Trainer:
         self.baseline = trainer["baseline"]
         self.num_tokens = trainer["num_tokens"]
         self.history = trainer["history"]
+        self.ahead = Round(**trainer["ahead"]) if trainer.get("ahead") else None  # judged again when its step comes
         restore_rng(state["rng"])
 
 

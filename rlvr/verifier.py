@@ -16,6 +16,7 @@ training loop never imports it (DESIGN: rlvr never imports sandbox).
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -143,6 +144,8 @@ class RequestVerifier:
     returns the wrong number of verdicts yields ``sandbox_error`` for the whole batch.
     Programs left ``sandbox_error`` are asked again up to ``retries`` times: such errors are
     the infrastructure's (a jail that failed to start on a loaded host), not the program's.
+    Calls may come from several threads at once (a pipelined trainer judges in a background
+    thread) as long as ``run_requests`` allows it.
     """
 
     def __init__(self, run_requests: RunRequests, batch_size: int | None = None, retries: int = 1):
@@ -150,6 +153,7 @@ class RequestVerifier:
         self.batch_size = batch_size
         self.retries = retries
         self.stats = VerifyStats()
+        self._stats_lock = threading.Lock()
 
     def __call__(self, problems: Sequence[Any], programs: Sequence[str]) -> list[CodeVerdict]:
         started = time.perf_counter()
@@ -168,11 +172,12 @@ class RequestVerifier:
             if not todo:
                 break
         verdicts = [found[key] for key in keys]
-        self.stats.calls += 1
-        self.stats.programs += len(programs)
-        self.stats.distinct += len(distinct)
-        self.stats.unjudged += sum(v.status == "sandbox_error" for v in verdicts)
-        self.stats.seconds += time.perf_counter() - started
+        with self._stats_lock:
+            self.stats.calls += 1
+            self.stats.programs += len(programs)
+            self.stats.distinct += len(distinct)
+            self.stats.unjudged += sum(v.status == "sandbox_error" for v in verdicts)
+            self.stats.seconds += time.perf_counter() - started
         return verdicts
 
     def _run(self, requests: list[dict[str, Any]]) -> list[CodeVerdict]:

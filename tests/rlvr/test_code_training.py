@@ -1,13 +1,14 @@
 """Training and evaluating code tasks end to end: real tiny model, real nsjail, real CLI.
 
 Covers what the trainer does with code verdicts (partial credit, None on unjudged batches,
-code details in experiences, error analysis), refinement turns, replayed rows, and
-`python -m rlvr eval` judging MBPP and HumanEval reference solutions.
+code details in experiences, error analysis), refinement turns, replayed rows, pipelined
+judging, and `python -m rlvr eval` judging MBPP and HumanEval reference solutions.
 """
 
 import json
 import subprocess
 import sys
+import threading
 
 import pytest
 import torch
@@ -100,6 +101,26 @@ def test_replayed_rows_join_the_update_once_the_buffer_fills(code_spec, verify, 
     Trainer(spec, tmp_path, callback=recorder, verify=verify).run()
     replayed = [m["replay/rows"] for m in recorder.metrics]
     assert replayed[0] == 0 and replayed[-1] > 0
+
+
+def test_pipelined_training_judges_code_in_the_background_while_it_samples(code_spec, verify, tmp_path):
+    callers = []
+
+    def watched(problems, programs):
+        callers.append(threading.current_thread().name)
+        return verify(problems, programs)
+
+    recorder = Recorder()
+    spec = code_spec(overlap_verification=True, stopping={"max_steps": 3}, data={"eval_every": 2, "eval_size": 4})
+    Trainer(spec, tmp_path, callback=recorder, verify=watched).run()
+    steps = [m for m in recorder.metrics if "step_time" in m]
+    assert [m["policy_lag"] for m in steps] == [0, 1, 1]
+    assert all(m["num_none_rewards"] == 0 and m["verify_time"] > 0 for m in steps)
+    assert len(recorder.experiences) == 3 * 8 and all(r.extra["code"]["total"] == 5 for r in recorder.experiences)
+    # Every training round was judged by the judging thread; the eval after step 2 judged in
+    # the trainer's own thread, with step 3's round sampled and handed to the other one.
+    assert sorted(callers) == ["MainThread"] + ["rlvr-judge_0"] * 3
+    assert any("eval/greedy/pass_rate" in m for m in recorder.metrics)
 
 
 def test_cli_eval_of_reference_solutions_passes_everything(tmp_path):
