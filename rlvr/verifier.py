@@ -44,6 +44,7 @@ class CodeVerdict(str):
     treat it like any other task's verdict and serialise it as the label; ``code_tests`` reads
     ``passed`` / ``total`` for partial credit, refinement reads ``feedback()`` and analysis
     reads ``details()``. ``"error"`` means the sandbox could not judge (``sandbox_error``).
+    ``judged_by`` names the verify worker that ran it, when a queue says so.
 
     >>> v = CodeVerdict("ok", passed=1, total=2, tests=[TestResult("pass"), TestResult("wrong", None, "got 3")])
     >>> v, v == "fail", v.pass_fraction, v.feedback()
@@ -56,9 +57,10 @@ class CodeVerdict(str):
     tests: tuple[TestResult, ...]
     error: str | None
     wall_seconds: float
+    judged_by: str | None
 
     def __new__(cls, status: str, passed: int = 0, total: int = 0, tests: Sequence[TestResult] = (),
-                error: str | None = None, wall_seconds: float = 0.0) -> "CodeVerdict":
+                error: str | None = None, wall_seconds: float = 0.0, judged_by: str | None = None) -> "CodeVerdict":
         if status == "sandbox_error":
             label = "error"
         else:
@@ -66,10 +68,12 @@ class CodeVerdict(str):
         self = super().__new__(cls, label)
         self.status, self.passed, self.total = status, passed, total
         self.tests, self.error, self.wall_seconds = tuple(TestResult(*t) for t in tests), error, wall_seconds
+        self.judged_by = judged_by
         return self
 
     def __reduce__(self):
-        return (CodeVerdict, (self.status, self.passed, self.total, self.tests, self.error, self.wall_seconds))
+        return (CodeVerdict, (self.status, self.passed, self.total, self.tests, self.error, self.wall_seconds,
+                              self.judged_by))
 
     @property
     def pass_fraction(self) -> float | None:
@@ -95,16 +99,18 @@ class CodeVerdict(str):
     def details(self) -> dict[str, Any]:
         """A JSON-ready record for experiences and analysis."""
         return {"status": self.status, "passed": self.passed, "total": self.total, "error": self.error,
-                "wall_seconds": self.wall_seconds, "tests": [t._asdict() for t in self.tests]}
+                "wall_seconds": self.wall_seconds, "judged_by": self.judged_by,
+                "tests": [t._asdict() for t in self.tests]}
 
     @classmethod
     def from_dict(cls, verdict: dict[str, Any], tests: list[str] | str | None = None) -> "CodeVerdict":
-        """Read a sandbox ``Verdict.model_dump(mode="json")``; ``tests`` names the asserts."""
+        """Read a sandbox ``Verdict.model_dump(mode="json")`` (plus the queue's ``judged_by``, if
+        any); ``tests`` names the asserts."""
         names = tests if isinstance(tests, list) and len(tests) == len(verdict["tests"]) else [None] * len(verdict["tests"])
         results = [TestResult(t["outcome"], t.get("error_type"), t.get("detail"), name)
                    for t, name in zip(verdict["tests"], names)]
         return cls(verdict["status"], verdict["passed"], verdict["total"], results, verdict.get("error"),
-                   float(verdict.get("wall_seconds") or 0.0))
+                   float(verdict.get("wall_seconds") or 0.0), verdict.get("judged_by"))
 
     @classmethod
     def unjudged(cls, reason: str) -> "CodeVerdict":

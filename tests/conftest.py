@@ -214,13 +214,14 @@ def procfile_commands() -> dict[str, str]:
 
 @pytest.fixture
 def procfile(stack_env, tmp_path):
-    """`procfile("verify", VERIFY_CONCURRENCY="1") -> Process`, started and ready."""
+    """`procfile("verify", VERIFY_CONCURRENCY="1") -> Process`, started and ready; `args` go
+    after the line's command (`args="-n verify-b@%h"`: a second worker on this machine)."""
     started: list[Process] = []
     commands = procfile_commands()
 
-    def start(line: str, **env) -> Process:
+    def start(line: str, args: str = "", **env) -> Process:
         log = tmp_path / f"{line}-{len(started)}.log"
-        proc = Process(line, commands[line], {**stack_env, **env}, log)
+        proc = Process(line, f"{commands[line]} {args}".rstrip(), {**stack_env, **env}, log)
         started.append(proc)
         proc.wait_ready(READY[line])
         return proc

@@ -53,10 +53,12 @@ def verify_batch(job_id: int, start: int, stop: int) -> None:
         raise
 
 
-@app.task(name="worker.tasks.verify_requests", ignore_result=False, **VERIFY_OPTIONS)
-def verify_requests(requests: list[dict]) -> list[dict]:
-    """The synchronous `POST /verify`: judges a small batch and hands the verdicts back."""
-    return runners.judge([VerifyRequest.model_validate(r) for r in requests])
+@app.task(name="worker.tasks.verify_requests", ignore_result=False, bind=True, **VERIFY_OPTIONS)
+def verify_requests(self, requests: list[dict]) -> list[dict]:
+    """A small batch judged and handed back (the synchronous `POST /verify`, a train job's code
+    rewards), each verdict naming the worker that judged it."""
+    verdicts = runners.judge([VerifyRequest.model_validate(r) for r in requests])
+    return [{**verdict, "judged_by": self.request.hostname} for verdict in verdicts]
 
 
 @app.task(name="worker.tasks.reap")

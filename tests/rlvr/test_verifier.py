@@ -66,6 +66,8 @@ def test_requests_are_plain_json_for_a_queue_and_verdicts_survive_pickling(verif
     assert CodeVerdict.from_dict({"status": "ok", "passed": 1, "total": 2, "wall_seconds": 0.1, "tests": [
         {"outcome": "pass"}, {"outcome": "wrong", "detail": "got 3"}]}, ["assert a", "assert b"]).feedback() \
         == "assert b failed: got 3"
+    queued = CodeVerdict.from_dict({**verdict.details(), "judged_by": "verify@host"})  # as the verify queue sends it
+    assert pickle.loads(pickle.dumps(queued)).details()["judged_by"] == "verify@host"
 
 
 def test_unjudged_programs_are_asked_again(verify):
