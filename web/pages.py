@@ -28,7 +28,7 @@ from worker.kinds import KINDS
 bp = Blueprint("pages", __name__)
 
 CHART_METRICS = ("reward", "pass_rate", "kl", "entropy", "completions/mean_length", "loss",
-                 "eval/greedy/pass_rate")
+                 "eval/greedy/pass_rate", "verify_time", "verify_wait_time")
 CLONABLE_KINDS = ("train", "sft", "eval")
 ROLLOUTS_PER_PAGE = 20
 VERDICTS = ("pass", "fail", "error")
