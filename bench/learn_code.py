@@ -1,10 +1,12 @@
 """Proof that code rewards teach: SFT, then GRPO, on programs-from-examples, judged in nsjail.
 
-    .venv/bin/python bench/learn_code.py [--sft-steps 150] [--rl-steps 60] [--out bench/results/learn_code.json]
+    .venv/bin/python bench/learn_code.py [--sft-steps 400] [--rl-cpu-minutes 10] [--lr 2e-4] [--out bench/results/learn_code.json]
 
 Builds the tiny Llama (rlvr.tiny) from scratch, warm-starts it with a short SFT on reference
 programs, then runs GRPO with the ``code_tests`` reward, every reward computed by running the
-completion on hidden inputs in a fresh nsjail jail (rlvr.verifier.local_sandbox_verifier).
+completion on hidden inputs in a fresh nsjail jail (rlvr.verifier.local_sandbox_verifier),
+until its CPU budget is spent (CPU, not wall time, so that other work on a shared machine
+does not shrink the run; the jails' CPU counts).
 Reports held-out pass@1 (greedy, and the unbiased estimate from n samples at temperature 1)
 of the base model, after SFT and after GRPO; wall and CPU time of each phase (CPU includes
 the jails, which are child processes); and the share of GRPO step time spent verifying.
@@ -54,10 +56,12 @@ class Clock:
 
 
 class StepLog(Callback):
-    """Per GRPO step: its time, the verifier's time within it, reward and pass rate."""
+    """Per GRPO step: its time, the verifier's time within it, reward and pass rate; asks the
+    trainer to stop once the phase has used ``cpu_budget`` CPU seconds."""
 
-    def __init__(self, verify):
+    def __init__(self, verify, cpu_budget: float):
         self.verify, self.rows, self.seen = verify, [], verify.stats.seconds
+        self.cpu_limit = cpu_seconds() + cpu_budget
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         if "step_time" not in metrics:
@@ -68,6 +72,9 @@ class StepLog(Callback):
                           "reward": metrics["reward"], "pass_rate": metrics["pass_rate"]})
         print(f"  step {step:3d} reward {metrics['reward']:+.3f} pass {metrics['pass_rate']:.2f} "
               f"step {metrics['step_time']:.1f}s verify {verifying:.1f}s", flush=True)
+
+    def should_stop(self) -> bool:
+        return cpu_seconds() > self.cpu_limit
 
 
 def held_out(model_dir: str, task_options: ProgramSynthesisOptions, verify, samples: int) -> dict[str, float]:
@@ -82,8 +89,16 @@ def held_out(model_dir: str, task_options: ProgramSynthesisOptions, verify, samp
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sft-steps", type=int, default=150)
-    parser.add_argument("--rl-steps", type=int, default=60)
+    parser.add_argument("--sft-steps", type=int, default=400)
+    parser.add_argument("--rl-cpu-minutes", type=float, default=10.0, help="GRPO's CPU budget")
+    parser.add_argument("--lr", type=float, default=2e-4, help="GRPO learning rate")
+    parser.add_argument("--temperature", type=float, default=1.0, help="GRPO sampling temperature")
+    parser.add_argument("--prompts", type=int, default=8, help="GRPO prompts per step")
+    parser.add_argument("--group", type=int, default=8, help="GRPO samples per prompt")
+    parser.add_argument("--ppo-epochs", type=int, default=1, help="passes over each step's samples")
+    parser.add_argument("--partial-scale", type=float, default=0.0,
+                        help="code_tests reward per passed fraction when some tests fail")
+    parser.add_argument("--sft-dir", help="reuse this SFT result instead of training one")
     parser.add_argument("--samples", type=int, default=4, help="samples per held-out problem for pass@1")
     parser.add_argument("--work-dir", default="/tmp/learn_code")
     parser.add_argument("--out", default="bench/results/learn_code.json")
@@ -106,19 +121,22 @@ def main() -> None:
         "batch_size": 32, "learning_rate": 2e-3, "warmup_steps": 10, "eval_size": 16, "max_new_tokens": 32,
     })
     with Clock() as clock:
-        sft = run_sft(sft_spec, work / "sft", verify=verify)
-        phases["sft"] = {"held_out": held_out(str(sft.final_dir), task, verify, args.samples)}
+        sft_dir = args.sft_dir or str(run_sft(sft_spec, work / "sft", verify=verify).final_dir)
+        phases["sft"] = {"held_out": held_out(sft_dir, task, verify, args.samples)}
     phases["sft"].update(clock.report())
     print("sft", phases["sft"], flush=True)
 
     rl_spec = TrainSpec.model_validate({
-        "model": {"name": str(sft.final_dir), "lora": None}, "task": task.model_dump(),
-        "algorithm": {"name": "grpo", "group_size": 8},
-        "sampling": {"max_new_tokens": 32, "temperature": 1.0},
-        "optim": {"learning_rate": 1e-4, "prompts_per_step": 8, "seed": 0},
-        "stopping": {"max_steps": args.rl_steps},
+        "model": {"name": sft_dir, "lora": None}, "task": task.model_dump(),
+        "rewards": [{"name": "code_tests", "kwargs": {"partial_scale": args.partial_scale}}],
+        "algorithm": {"name": "grpo", "group_size": args.group, "clip_low": 0.2, "clip_high": 0.28,
+                      "ppo_epochs": args.ppo_epochs, "minibatches": args.ppo_epochs},
+        "sampling": {"max_new_tokens": 32, "temperature": args.temperature},
+        "optim": {"learning_rate": args.lr, "prompts_per_step": args.prompts, "seed": 0},
+        "data": {"dynamic_sampling": True, "max_refills": 2},
+        "stopping": {"max_steps": 100_000},
     })
-    steps = StepLog(verify)
+    steps = StepLog(verify, args.rl_cpu_minutes * 60)
     with Clock() as clock:
         result = train(rl_spec, work / "grpo", steps, verify)
         phases["grpo"] = {"held_out": held_out(str(result.final_dir), task, verify, args.samples)}
