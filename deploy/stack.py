@@ -1,13 +1,17 @@
 """`make demo`, `make up` and `make down`: the whole stack on one machine, from deploy/Procfile.
 
-    python deploy/stack.py demo [--limit N]   start, run one verify job through the API, stop
+    python deploy/stack.py demo [--plan deploy/demo/demo.yaml]   start, SFT -> eval -> RL -> eval, stop
     python deploy/stack.py up                 start in the background, print the URL and a token
     python deploy/stack.py down               stop what `up` started
 
 The stack is the Procfile's web (gunicorn), train worker, verify worker and beat, run by
 honcho, with the settings from the environment (SQLite under .data/ unless DATABASE_URL
 names a Postgres). The Makefile starts a local Redis first when none answers at REDIS_URL.
-Until training jobs exist, the demo job verifies the MBPP reference solutions.
+
+The demo builds the tiny local model if needed, then runs the plan in deploy/demo/ through
+the public JSON API only: for each task an SFT job, an eval of its model (the baseline), an
+RL train job from it, and an eval of the RL model, each followed to its end with a progress
+bar; it prints the table "Metric / Baseline / RLVR / Improvement" and each job's page.
 """
 
 from __future__ import annotations
@@ -24,19 +28,22 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import yaml
 from tqdm import tqdm
 
 from rlvr.db import Database, accounts, load_settings
 from rlvr.db.migrate import upgrade
 from rlvr.db.settings import PROJECT_ROOT
-from sandbox.datasets import read_requests
+from rlvr.tiny import default_tiny_model
 
-MBPP = PROJECT_ROOT.parent / "shared/datasets/mbpp/mbpp.jsonl"
+DEMO_PLAN = Path(__file__).resolve().parent / "demo" / "demo.yaml"
+# The metric a job's progress bar shows beside its step count.
+SHOWN = {"sft": "loss", "train": "pass_rate"}
 
 
 def call(base: str, path: str, token: str | None = None, body: dict | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(base + "/api/v1" + path, data=json.dumps(body).encode() if body else None,
-                                     headers={"Content-Type": "application/json"})
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + "/api/v1" + path, data=data, headers={"Content-Type": "application/json"})
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
@@ -102,29 +109,115 @@ def free_bind() -> str:
         return f"127.0.0.1:{s.getsockname()[1]}"
 
 
+def port_free(bind: str) -> bool:
+    host, port = bind.rsplit(":", 1)
+    with socket.socket() as s:
+        return s.connect_ex((host, int(port))) != 0
+
+
+def submit(base: str, token: str, spec: dict) -> dict:
+    status, job = call(base, "/jobs", token, {"kind": spec["kind"], "spec": spec})
+    if status != 201:
+        sys.exit(f"submit failed: {status} {job}")
+    return job
+
+
+def follow(base: str, token: str, job: dict, label: str) -> dict:
+    """Polls the job until it has ended, with a progress bar over its steps; returns it."""
+    shown = SHOWN.get(job["kind"])
+    with tqdm(total=job["progress"]["total"], desc=label, unit="step", dynamic_ncols=True) as bar:
+        while job["finished_at"] is None:
+            time.sleep(1)
+            job = call(base, f"/jobs/{job['id']}", token)[1]
+            bar.update(job["progress"]["done"] - bar.n)
+            postfix = {"status": job["status"]}
+            if shown and job["progress"]["done"]:
+                series = call(base, f"/jobs/{job['id']}/metrics?names={shown}", token)[1]["series"].get(shown)
+                postfix[shown] = f"{series[-1][1]:.3f}" if series else "-"
+            bar.set_postfix(postfix)
+    return job
+
+
+class Demo:
+    """The plan's jobs, one after the other, each chained to the one it starts from."""
+
+    def __init__(self, base: str, token: str, plan: Path):
+        self.base, self.token, self.plan = base, token, plan
+        self.tasks = yaml.safe_load(plan.read_text())["tasks"]
+        self.pages: list[tuple[str, int]] = []
+        self.current: dict | None = None
+
+    def spec(self, name: str, model: str | None = None) -> dict:
+        spec = yaml.safe_load((self.plan.parent / name).read_text())
+        if model:
+            spec["model"]["name"] = model
+        return spec
+
+    def run(self, label: str, spec: dict) -> dict:
+        self.current = job = submit(self.base, self.token, spec)
+        job = follow(self.base, self.token, job, f"{label} (job {job['id']})")
+        self.current = None
+        self.pages.append((label, job["id"]))
+        if job["status"] != "succeeded":
+            sys.exit(f"{label}: job {job['id']} {job['status']}: {job['error']}\n"
+                     f"see {self.base}/jobs/{job['id']}")
+        return job
+
+    def task_rows(self, task: dict, step: int) -> list[tuple[str, float, float]]:
+        name, total = task["name"], 4 * len(self.tasks)
+        sft = self.run(f"[{step + 1}/{total}] {name} SFT", self.spec(task["sft"]))
+        baseline = self.run(f"[{step + 2}/{total}] {name} eval, baseline",
+                            self.spec(task["eval"], f"job:{sft['id']}"))
+        trained = self.run(f"[{step + 3}/{total}] {name} RL", self.spec(task["train"], f"job:{sft['id']}"))
+        after = self.run(f"[{step + 4}/{total}] {name} eval, RLVR", self.spec(task["eval"], f"job:{trained['id']}"))
+        return [(label, baseline["result"][key], after["result"][key]) for label, key in task["metrics"].items()]
+
+    def table(self) -> list[tuple[str, float, float]]:
+        rows = []
+        for index, task in enumerate(self.tasks):
+            rows += self.task_rows(task, 4 * index)
+        return rows
+
+    def cancel_current(self) -> None:
+        if self.current:
+            call(self.base, f"/jobs/{self.current['id']}/cancel", self.token, {})
+
+
+def print_table(rows: list[tuple[str, float, float]]) -> None:
+    width = max(len("Metric"), *(len(label) for label, _, _ in rows))
+    print(f"\n{'Metric':<{width}}  {'Baseline':>8}  {'RLVR':>8}  {'Improvement':>11}")
+    for label, before, after in rows:
+        print(f"{label:<{width}}  {before:>8.1%}  {after:>8.1%}  {100 * (after - before):>+7.1f} pts")
+
+
 def demo(args) -> int:
-    env, base, token = prepare(os.environ.get("RLVR_BIND") or free_bind())
+    settings = load_settings()
+    bind = os.environ.get("RLVR_BIND") or (settings.web_bind if port_free(settings.web_bind) else free_bind())
+    env, base, token = prepare(bind)
+    env.setdefault("OMP_NUM_THREADS", "1")  # a tiny model on a small shared CPU: threads only contend
     log = load_settings(env).data_dir / "demo-stack.log"
-    requests = [r.model_dump(mode="json", exclude_none=True) for r in read_requests(str(args.mbpp))][: args.limit]
+    print(f"tiny model (`model: tiny` in the specs): {default_tiny_model()}")  # built here once, if missing
     print(f"starting web, train, verify and beat (log: {log})")
     stack = start_stack(env, log)
+    plan = Demo(base, token, args.plan)
     try:
         wait_healthy(base, stack, log)
-        status, job = call(base, "/jobs", token, {"kind": "verify", "spec": {"requests": requests}})
-        if status != 201:
-            sys.exit(f"submit failed: {status} {job}")
-        print(f"job {job['id']}: verifying {len(requests)} MBPP reference solutions")
-        with tqdm(total=len(requests), unit="prog") as bar:
-            while job["status"] not in ("succeeded", "failed", "cancelled", "crashed"):
-                time.sleep(0.5)
-                job = call(base, f"/jobs/{job['id']}", token)[1]
-                bar.update(job["progress"]["done"] - bar.n)
-        print(json.dumps({k: job[k] for k in ("id", "status", "attempt", "error", "result")}, indent=2))
-        print(f"job page: {base}/jobs/{job['id']}   (sign in with token {token})")
+        print(f"jobs, live: {base}/jobs  (sign in with token {token})")
+        started = time.monotonic()
+        rows = plan.table()
+        print_table(rows)
+        print(f"\n{len(plan.pages)} jobs in {(time.monotonic() - started) / 60:.1f} min; their pages:")
+        for label, job_id in plan.pages:
+            print(f"  {label.split('] ', 1)[1]:<26} {base}/jobs/{job_id}")
+    except KeyboardInterrupt:
+        plan.cancel_current()
+        return 130
     finally:
         print("stopping the stack")
         stop_stack(stack)
-    return 0 if job["status"] == "succeeded" else 1
+    if base == f"http://{settings.web_bind}":
+        print("`make up` serves these pages again.")
+    return 0
 
 
 def up(_args) -> int:
@@ -166,8 +259,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("demo")
-    run.add_argument("--mbpp", type=Path, default=MBPP, help="MBPP JSONL file (default: %(default)s)")
-    run.add_argument("--limit", type=int, default=None, help="verify only the first N problems")
+    run.add_argument("--plan", type=Path, default=DEMO_PLAN, help="the demo's tasks and specs (default: %(default)s)")
     sub.add_parser("up")
     sub.add_parser("down")
     args = parser.parse_args()
