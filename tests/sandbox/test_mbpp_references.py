@@ -66,7 +66,7 @@ def test_every_reference_solution_with_its_answer_perturbed_fails(rows, sandbox)
     verdicts = verify(requests, sandbox=sandbox)
     still_passing = [v.id for v in verdicts if v.all_passed]
     assert still_passing == []
-    assert all(v.status == "ok" for v in verdicts)
+    assert {v.id: (v.status, v.stderr[-300:]) for v in verdicts if v.status != "ok"} == {}
 
 
 def perturbed(row: dict) -> str:
