@@ -13,6 +13,7 @@ from web import actions, monitoring, reader, services
 from web.auth import find_job_row, job_or_404, token_required, visible_jobs
 from web.errors import ApiError, field_errors
 from web.openapi import openapi_document
+from web.replies import reply
 from web.schemas import (EventList, EventOut, IndexedVerdict, JobOut, JobPage, JobQuery, JobSubmission, PageQuery,
                          VerdictPage, VerifyBody)
 
@@ -24,12 +25,6 @@ def body() -> dict:
     if not isinstance(data, dict):
         raise ApiError(400, "invalid request", "the body must be a JSON object")
     return data
-
-
-def reply(model, status: int = 200, **headers) -> Response:
-    response = Response(model.model_dump_json(), status=status, mimetype="application/json")
-    response.headers.update(headers)
-    return response
 
 
 @bp.post("/jobs")

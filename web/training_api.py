@@ -12,7 +12,7 @@ import io
 import tarfile
 from typing import Any
 
-from flask import Blueprint, Response, g, request, send_file, url_for
+from flask import Blueprint, g, request, send_file, url_for
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rlvr.analysis import convergence_step, error_patterns
@@ -20,6 +20,7 @@ from rlvr.db import training
 from web import actions, reader, services
 from web.auth import job_or_404, token_required
 from web.errors import ApiError, field_errors
+from web.replies import reply
 from web.schemas import JobOut
 
 bp = Blueprint("training_api", __name__, url_prefix="/api/v1")
@@ -160,12 +161,6 @@ class Comparison(BaseModel):
 CONVERGENCE_METRICS = ("pass_rate", "reward", "loss")
 
 
-def _reply(model: BaseModel, status: int = 200, **headers) -> Response:
-    response = Response(model.model_dump_json(), status=status, mimetype="application/json")
-    response.headers.update(headers)
-    return response
-
-
 def _names(names: str | None) -> list[str] | None:
     return [n for n in (names or "").split(",") if n] or None
 
@@ -175,7 +170,7 @@ def _names(names: str | None) -> list[str] | None:
 def job_metrics(job_id: int):
     query = MetricsQuery.model_validate(request.args.to_dict())
     job_or_404(job_id)
-    return _reply(MetricSeries(job_id=job_id, series=training.series(reader(), job_id, _names(query.names),
+    return reply(MetricSeries(job_id=job_id, series=training.series(reader(), job_id, _names(query.names),
                                                                      query.after)))
 
 
@@ -186,14 +181,14 @@ def job_experiences(job_id: int):
     job_or_404(job_id)
     total, rows = training.experiences(reader(), job_id, **query.model_dump())
     items = [ExperienceOut.model_validate(row) for row in rows]
-    return _reply(ExperiencePage(experiences=items, total=total, limit=query.limit, offset=query.offset))
+    return reply(ExperiencePage(experiences=items, total=total, limit=query.limit, offset=query.offset))
 
 
 @bp.get("/jobs/<int:job_id>/artifacts")
 @token_required
 def job_artifacts(job_id: int):
     job_or_404(job_id)
-    return _reply(ArtifactList(artifacts=[ArtifactOut.model_validate(a) for a in training.artifacts(reader(), job_id)]))
+    return reply(ArtifactList(artifacts=[ArtifactOut.model_validate(a) for a in training.artifacts(reader(), job_id)]))
 
 
 @bp.get("/jobs/<int:job_id>/download")
@@ -226,7 +221,7 @@ def job_analysis(job_id: int):
     metric = next((name for name in candidates if name in series), query.metric)
     step = convergence_step(series.get(metric, []), query.window, query.tolerance)
     convergence = Convergence(metric=metric, step=step, window=query.window, tolerance=query.tolerance)
-    return _reply(Analysis(job_id=job_id, **patterns, convergence=convergence))
+    return reply(Analysis(job_id=job_id, **patterns, convergence=convergence))
 
 
 @bp.post("/jobs/<int:job_id>/resume")
@@ -236,7 +231,7 @@ def resume_job(job_id: int):
     job = job_or_404(job_id)
     actions.resume(job)
     reader().refresh(job)
-    return _reply(JobOut.of(job), 202)
+    return reply(JobOut.of(job), 202)
 
 
 @bp.post("/jobs/<int:job_id>/clone")
@@ -248,7 +243,7 @@ def clone_job(job_id: int):
         new = actions.clone(g.user, parent, overrides)
     except ValidationError as exc:
         raise ApiError(400, "invalid spec", field_errors(exc, prefix=("spec",))) from None
-    return _reply(JobOut.of(new), 201, Location=url_for("api.get_job", job_id=new.id))
+    return reply(JobOut.of(new), 201, Location=url_for("api.get_job", job_id=new.id))
 
 
 def _optional_body() -> dict:
@@ -267,7 +262,7 @@ def compare_jobs():
     query = CompareQuery.model_validate(request.args.to_dict())
     names = _names(query.names)
     compared = [(job, training.series(reader(), job.id, names)) for job in map(job_or_404, query.jobs)]
-    return _reply(Comparison(jobs=[ComparedJob(id=job.id, kind=job.kind, status=job.status, series=series)
+    return reply(Comparison(jobs=[ComparedJob(id=job.id, kind=job.kind, status=job.status, series=series)
                                    for job, series in compared]))
 
 
