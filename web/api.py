@@ -14,8 +14,8 @@ from web.auth import find_job_row, job_or_404, token_required, visible_jobs
 from web.errors import ApiError, field_errors
 from web.openapi import openapi_document
 from web.replies import reply
-from web.schemas import (EventList, EventOut, IndexedVerdict, JobOut, JobPage, JobQuery, JobSubmission, PageQuery,
-                         VerdictPage, VerifyBody)
+from web.schemas import (EventList, EventOut, Health, IndexedVerdict, JobOut, JobPage, JobQuery, JobSubmission,
+                         PageQuery, Stats, VerdictPage, VerifyBody)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -121,8 +121,8 @@ def verify_now():
 
 @bp.get("/health")
 def health():
-    report = monitoring.health(services())
-    return jsonify(report), 200 if report["status"] == "ok" else 503
+    report = Health.model_validate(monitoring.health(services()))
+    return reply(report, 200 if report.status == "ok" else 503)
 
 
 @bp.get("/metrics")
@@ -133,7 +133,7 @@ def metrics():
 @bp.get("/stats")
 @token_required
 def stats():
-    return jsonify(monitoring.stats(services(), owner=None if g.user.is_admin else g.user.id))
+    return reply(Stats.model_validate(monitoring.stats(services(), owner=None if g.user.is_admin else g.user.id)))
 
 
 @bp.get("/openapi.json")

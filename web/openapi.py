@@ -7,7 +7,8 @@ import functools
 
 from pydantic.json_schema import models_json_schema
 
-from web.schemas import EventList, ErrorOut, JobOut, JobPage, JobSubmission, VerdictList, VerdictPage, VerifyBody
+from web.schemas import (EventList, ErrorOut, Health, JobOut, JobPage, JobSubmission, Stats, VerdictList, VerdictPage,
+                         VerifyBody)
 from web.training_api import (OPENAPI_MODELS, Analysis, ArtifactList, CloneBody, Comparison, ExperiencePage,
                               MetricSeries)
 from worker.kinds import KINDS
@@ -51,7 +52,7 @@ IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False, "sc
 
 @functools.cache
 def openapi_document() -> dict:
-    models = [JobSubmission, JobOut, JobPage, EventList, VerdictPage, VerifyBody, VerdictList, ErrorOut,
+    models = [JobSubmission, JobOut, JobPage, EventList, VerdictPage, VerifyBody, VerdictList, ErrorOut, Health, Stats,
               *OPENAPI_MODELS, *(kind.spec for kind in KINDS.values())]
     _, schemas = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     e = ERRORS
@@ -116,12 +117,12 @@ def openapi_document() -> dict:
                                 {200: _json(VerdictList), 400: e[400], 413: e[413],
                                  504: _json(ErrorOut, "No verdicts in time")}, body=VerifyBody)},
         "/health": {"get": _op("Database, Redis and live workers per queue",
-                               {200: {"description": "Healthy"}, 503: {"description": "Degraded"}}, auth=False)},
+                               {200: _json(Health, "Healthy"), 503: _json(Health, "Degraded")}, auth=False)},
         "/metrics": {"get": _op("Prometheus text: jobs by state, queue depths, verify latency, and "
                                 "rlvr_train_* gauges of running train/SFT jobs by job_id",
                                 {200: {"description": "text/plain"}}, auth=False)},
         "/stats": {"get": _op("Counts of jobs, queues and verified programs; your running train/SFT jobs' step, "
-                              "latest metrics, speed and ETA", {200: {"description": "JSON"}})},
+                              "latest metrics, speed and ETA", {200: _json(Stats), 401: e[401]})},
         "/openapi.json": {"get": _op("This document", {200: {"description": "OpenAPI 3.1"}}, auth=False)},
     }
     return {

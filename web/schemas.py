@@ -108,3 +108,38 @@ class VerdictPage(BaseModel):
 class ErrorOut(BaseModel):
     error: str
     detail: Any = None
+
+
+class Check(BaseModel):
+    ok: bool
+    error: str | None = Field(None, description="The probe's exception, when it failed.")
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: Check
+    redis: Check
+    workers: dict[str, int] = Field(description="Live worker processes per queue they consume.")
+
+
+class LiveTraining(BaseModel):
+    job_id: int
+    kind: str
+    step: int
+    total: int
+    reward: float | None = Field(description="Mean reward at the latest step.")
+    pass_rate: float | None
+    kl: float | None
+    loss: float | None = Field(description="SFT loss at the latest step.")
+    unverified_rewards: int = Field(description="Rollouts whose reward is None (the verifier could not judge them).")
+    steps_per_minute: float | None = Field(description="From the loop's own step_time over the last steps.")
+    eta_seconds: float | None
+
+
+class Stats(BaseModel):
+    jobs: dict[str, int] = Field(description="Jobs in each state, all users.")
+    jobs_by_kind: dict[str, int]
+    queues: dict[str, int] = Field(description="Messages waiting in each Celery queue.")
+    verified_programs: int
+    verify_seconds_mean: float | None = Field(description="Mean sandbox wall time per verified program.")
+    training: list[LiveTraining] = Field(description="Running train/SFT jobs: yours, or everyone's for an admin.")

@@ -120,7 +120,11 @@ def test_openapi_document(client):
     doc = client.get("/api/v1/openapi.json").json
     assert {"/jobs", "/jobs/{job_id}", "/jobs/{job_id}/events", "/jobs/{job_id}/verdicts", "/jobs/{job_id}/cancel", "/jobs/{job_id}/retry",
             "/verify", "/health", "/metrics", "/stats"} <= set(doc["paths"])
-    assert {"JobSubmission", "JobOut", "VerifyJobSpec", "VerifyRequest"} <= set(doc["components"]["schemas"])
+    assert {"JobSubmission", "JobOut", "VerifyJobSpec", "VerifyRequest", "Stats", "LiveTraining",
+            "Health"} <= set(doc["components"]["schemas"])
+    stats_reply = doc["paths"]["/stats"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert stats_reply == {"$ref": "#/components/schemas/Stats"}
+    assert set(doc["components"]["schemas"]["LiveTraining"]["properties"]) >= {"job_id", "step", "eta_seconds"}
 
 
 def test_health_metrics_and_stats(client, api):
