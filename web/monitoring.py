@@ -19,6 +19,7 @@ from sqlalchemy import func, select, text
 
 from rlvr.db import Job, jobs, training, verdicts
 from rlvr.db.models import JOB_STATES
+from web.schemas import LiveTraining
 from worker.services import QUEUES, Services, queue_keys
 
 
@@ -137,23 +138,14 @@ class _Collector:
         yield from training_gauges(live_training(self.svc))
 
 
-TRAINING_GAUGES = {
-    "step": "Latest step of each running train or SFT job.",
-    "total": "Steps each running train or SFT job will run.",
-    "reward": "Mean reward at the latest step.",
-    "pass_rate": "Pass rate at the latest step.",
-    "kl": "KL to the reference at the latest step.",
-    "loss": "SFT loss at the latest step.",
-    "steps_per_minute": "Speed over the last steps, from the loop's own step_time.",
-    "eta_seconds": "Seconds left at that speed.",
-    "unverified_rewards": "Rollouts of the job whose reward is None (the verifier could not judge them).",
-}
+TRAINING_GAUGES = tuple(field for field in LiveTraining.model_fields if field not in ("job_id", "kind"))
 
 
 def training_gauges(live: list[dict]):
     """`rlvr_train_<field>{job_id, kind}` for each field of the live entries that has a value."""
-    for field, help_text in TRAINING_GAUGES.items():
-        gauge = GaugeMetricFamily(f"rlvr_train_{field}", help_text, labels=["job_id", "kind"])
+    for field in TRAINING_GAUGES:
+        gauge = GaugeMetricFamily(f"rlvr_train_{field}", LiveTraining.model_fields[field].description,
+                                  labels=["job_id", "kind"])
         for job in live:
             if job[field] is not None:
                 gauge.add_metric([str(job["job_id"]), job["kind"]], job[field])

@@ -123,17 +123,20 @@ class Health(BaseModel):
 
 
 class LiveTraining(BaseModel):
+    """A running train or SFT job. Every field after `kind` is also the Prometheus gauge
+    `rlvr_train_<field>{job_id, kind}`, with the field's description as its help text."""
     job_id: int
     kind: str
-    step: int
-    total: int
+    step: int = Field(description="Latest step of each running train or SFT job.")
+    total: int = Field(description="Steps each running train or SFT job will run.")
     reward: float | None = Field(description="Mean reward at the latest step.")
-    pass_rate: float | None
-    kl: float | None
+    pass_rate: float | None = Field(description="Pass rate at the latest step.")
+    kl: float | None = Field(description="KL to the reference at the latest step.")
     loss: float | None = Field(description="SFT loss at the latest step.")
-    unverified_rewards: int = Field(description="Rollouts whose reward is None (the verifier could not judge them).")
-    steps_per_minute: float | None = Field(description="From the loop's own step_time over the last steps.")
-    eta_seconds: float | None
+    steps_per_minute: float | None = Field(description="Speed over the last steps, from the loop's own step_time.")
+    eta_seconds: float | None = Field(description="Seconds left at that speed.")
+    unverified_rewards: int = Field(
+        description="Rollouts of the job whose reward is None (the verifier could not judge them).")
 
 
 class Stats(BaseModel):
