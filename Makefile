@@ -4,7 +4,7 @@
 setup:
 	scripts/bootstrap.sh
 
-# The stack: web (gunicorn), train and verify workers and beat from deploy/Procfile, on a
+# The stack: web (gunicorn), train and verify workers and beat from Procfile, on a
 # local Redis started if none answers at REDIS_URL and SQLite unless DATABASE_URL is set.
 demo: setup
 	scripts/services.sh redis

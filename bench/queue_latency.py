@@ -6,7 +6,7 @@
                       (deploy/gunicorn.conf.py), side by side with a bare Flask endpoint
                       (bench/bare_app.py) served with the very same settings.
 
-The stack is deploy/Procfile under honcho on a private redis-server, with a fresh SQLite
+The stack is Procfile under honcho on a private redis-server, with a fresh SQLite
 file, and again on a fresh Postgres database when one answers at TEST_POSTGRES_URL. Load
 comes from a few client processes with keep-alive connections, bounded in time. Prints a
 table and writes bench/results/queue_latency.json.
@@ -39,8 +39,8 @@ from sqlalchemy import create_engine  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 import stack  # noqa: E402  (deploy/stack.py)
-from rlvr.db import load_settings  # noqa: E402
-from rlvr.db.settings import sqlalchemy_url  # noqa: E402
+from service.settings import load_settings  # noqa: E402
+from service.settings import sqlalchemy_url  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "queue_latency.json"
 PG_ADMIN_URL = sqlalchemy_url(os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"))

@@ -5,7 +5,7 @@
 
 in-process   `python -m rlvr train SPEC --run-dir DIR`: one process; code is judged by an nsjail
              pool inside it.
-service      deploy/Procfile under honcho (gunicorn, a train and a verify worker, beat) on a
+service      Procfile under honcho (gunicorn, a train and a verify worker, beat) on a
              private Redis and a fresh SQLite file (and with `--databases ... postgres`, a fresh
              Postgres database): `POST /api/v1/jobs`, then `GET /jobs/<id>` every 0.1 s until it ends.
              The train worker runs the job in a fresh process, code goes to the verify queue in
@@ -40,7 +40,7 @@ import redis  # noqa: E402
 
 import stack  # noqa: E402  (deploy/stack.py)
 from queue_latency import postgres_database  # noqa: E402
-from rlvr.db import load_settings  # noqa: E402
+from service.settings import load_settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "service_overhead.json"
 TARGET = 1.1  # service wall time / in-process wall time

@@ -1,6 +1,6 @@
 """gunicorn settings for the web process; the values come from the service settings."""
 
-from rlvr.db.settings import load_settings
+from service.settings import load_settings
 
 _settings = load_settings()
 

@@ -1,4 +1,4 @@
-"""`make demo`, `make up` and `make down`: the whole stack on one machine, from deploy/Procfile.
+"""`make demo`, `make up` and `make down`: the whole stack on one machine, from Procfile.
 
     python deploy/stack.py demo [--plan deploy/demo/demo.yaml]   start, SFT -> eval -> RL -> eval, stop
     python deploy/stack.py up                 start in the background, print the URL and a token
@@ -31,9 +31,10 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
-from rlvr.db import Database, accounts, load_settings
-from rlvr.db.migrate import upgrade
-from rlvr.db.settings import PROJECT_ROOT
+from service.db import Database, accounts
+from service.settings import load_settings
+from service.db.migrate import upgrade
+from service.settings import PROJECT_ROOT
 from rlvr.tiny import default_tiny_model
 
 DEMO_PLAN = Path(__file__).resolve().parent / "demo" / "demo.yaml"
@@ -56,7 +57,7 @@ def call(base: str, path: str, token: str | None = None, body: dict | None = Non
 def start_stack(env: dict, log: Path) -> subprocess.Popen:
     honcho = Path(sys.executable).with_name("honcho")
     with open(log, "ab") as out:
-        return subprocess.Popen([str(honcho), "start", "-f", "deploy/Procfile", "-d", str(PROJECT_ROOT)],
+        return subprocess.Popen([str(honcho), "start", "-f", "Procfile", "-d", str(PROJECT_ROOT)],
                                 cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 

@@ -9,7 +9,7 @@
   from one test reaches another test's workers and a test may restart it at will.
 - `stack_env` is the environment a test's processes share; `stack_settings` the same, parsed.
 - `app`, `client`, `api` (a client speaking as a fresh user) and `as_user` for the web app.
-- `procfile` starts lines of deploy/Procfile as real processes and waits until they serve.
+- `procfile` starts lines of Procfile as real processes and waits until they serve.
 - `browser` is headless Chromium under Playwright; `web_page` a page of it signed in to a
   web process of its own.
 """
@@ -32,9 +32,10 @@ import redis
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
-from rlvr.db import Database, accounts, load_settings
-from rlvr.db.migrate import upgrade
-from rlvr.db.settings import sqlalchemy_url
+from service.db import Database, accounts
+from service.settings import load_settings
+from service.db.migrate import upgrade
+from service.settings import sqlalchemy_url
 from support import ROOT, free_port, wait_until
 from web import create_app
 
@@ -208,7 +209,7 @@ READY = {"web": r"Booting worker", "train": r"ready\.", "verify": r"ready\.", "b
 
 
 def procfile_commands() -> dict[str, str]:
-    lines = (ROOT / "deploy/Procfile").read_text().splitlines()
+    lines = (ROOT / "Procfile").read_text().splitlines()
     return dict(line.split(": ", 1) for line in lines if line.strip() and not line.startswith("#"))
 
 
@@ -292,7 +293,7 @@ def browser():
 
 @pytest.fixture
 def web_page(browser, procfile, make_user):
-    """A Chromium page signed in as a fresh user to a web process of deploy/Procfile."""
+    """A Chromium page signed in as a fresh user to a web process of Procfile."""
     bind = f"127.0.0.1:{free_port()}"
     procfile("web", RLVR_BIND=bind, WEB_CONCURRENCY="1")
     _, token = make_user()

@@ -1,6 +1,6 @@
 """The Flask app: the JSON API under /api/v1 and the HTML pages.
 
-Owns: HTTP. Views validate at the edge, call `rlvr.db` and `worker.dispatch`, and render;
+Owns: HTTP. Views validate at the edge, call `service.db` and `service.queues`, and render;
 they know tasks only by name. `create_app()` reads the settings from the environment;
 tests pass their own.
 """
@@ -13,8 +13,8 @@ from flask_wtf import CSRFProtect
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
-from rlvr.db import Settings, load_settings
-from worker.services import Services, make_services
+from service.settings import Settings, load_settings
+from service.queues import Services, make_services
 
 
 def create_app(settings: Settings | None = None, **config) -> Flask:

@@ -12,11 +12,11 @@ import logging
 import redis
 from kombu.exceptions import OperationalError
 
-from rlvr.db import Job, User, jobs
+from service.db import Job, User, jobs
 from web import services
 from web.errors import ApiError
-from worker import dispatch
-from worker.kinds import KINDS
+from service import queues
+from service.kinds import KINDS
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def submit(user: User, kind: str, spec: dict, *, idempotency_key: str | None = N
 
 def _send(job_id: int) -> None:
     try:
-        dispatch.send_job(services(), job_id)
+        queues.send_job(services(), job_id)
     except (redis.RedisError, OperationalError):
         log.warning("job %s stays queued until the reaper reaches Redis", job_id, exc_info=True)
 

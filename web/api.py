@@ -8,7 +8,8 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import defer
 
-from rlvr.db import Job, JobEvent, VerdictRow
+from service import queues
+from service.db import Job, JobEvent, VerdictRow
 from web import actions, monitoring, reader, services
 from web.auth import find_job_row, job_or_404, token_required, visible_jobs
 from web.errors import ApiError, field_errors
@@ -109,8 +110,7 @@ def verify_now():
     if len(requests) > settings.sync_verify_max_programs:
         raise ApiError(413, "too many programs", f"at most {settings.sync_verify_max_programs} per call; "
                                                  "submit a verify job for more")
-    message = services().celery.send_task(
-        "worker.tasks.verify_requests", args=[[r.model_dump(mode="json") for r in requests]], queue="verify")
+    message = queues.send_requests(services(), [r.model_dump(mode="json") for r in requests])
     try:
         verdicts = message.get(timeout=settings.sync_verify_timeout)
     except CeleryTimeout:

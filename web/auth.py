@@ -15,7 +15,7 @@ from functools import wraps
 from flask import g, redirect, request, session, url_for
 from sqlalchemy import Select, bindparam, select
 
-from rlvr.db import Job, User, accounts
+from service.db import Job, User, accounts
 from web import reader, services
 from web.errors import ApiError
 

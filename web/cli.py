@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from flask import Flask
 
-from rlvr.db import accounts
+from service.db import accounts
 from web import services
 
 

@@ -13,7 +13,7 @@ from pydantic import ValidationError as SpecError
 from wtforms import FloatField, TextAreaField, ValidationError
 from wtforms.validators import DataRequired, NumberRange
 
-from worker.kinds import KINDS
+from service.kinds import KINDS
 
 
 def _asserts(text: str) -> list[str]:

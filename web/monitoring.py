@@ -17,10 +17,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from sqlalchemy import func, select, text
 
-from rlvr.db import Job, jobs, training, verdicts
-from rlvr.db.models import JOB_STATES
+from service.db import Job, jobs, training, verdicts
+from service.db.models import JOB_STATES
 from web.schemas import LiveTraining
-from worker.services import QUEUES, Services, queue_keys
+from service.queues import QUEUES, Services, queue_keys
 
 
 def _check(probe) -> dict:

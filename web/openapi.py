@@ -11,7 +11,7 @@ from web.schemas import (EventList, ErrorOut, Health, JobOut, JobPage, JobSubmis
                          VerifyBody)
 from web.training_api import (OPENAPI_MODELS, Analysis, ArtifactList, CloneBody, Comparison, ExperiencePage,
                               MetricSeries)
-from worker.kinds import KINDS
+from service.kinds import KINDS
 
 REF = "#/components/schemas/{model}"
 

@@ -15,15 +15,15 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import defer
 
-from rlvr.db import Job, JobEvent, VerdictRow, accounts, jobs, training
-from rlvr.db.models import JOB_STATES
+from service.db import Job, JobEvent, VerdictRow, accounts, jobs, training
+from service.db.models import JOB_STATES
 from rlvr.verifier import CodeVerdict, TestResult
 from web import actions, services
 from web.auth import find_job, login_required, visible_jobs
 from web.errors import ApiError
 from web.forms import JobForm, SpecForm, form_for
 from web.training_api import ExperienceQuery
-from worker.kinds import KINDS
+from service.kinds import KINDS
 
 bp = Blueprint("pages", __name__)
 

@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rlvr.db.models import JOB_STATES
+from service.db.models import JOB_STATES
 from sandbox.models import Verdict, VerifyRequest
-from worker.kinds import KINDS
+from service.kinds import KINDS
 
 JobKindName = Literal[tuple(KINDS)]
 JobStatus = Literal[JOB_STATES]

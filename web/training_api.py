@@ -2,7 +2,7 @@
 analysis, resume, clone and side-by-side comparison.
 
 Lives beside `web.api` under the same /api/v1 prefix; each view authenticates, checks the
-job is the caller's, reads through `rlvr.db.training` (or acts through `web.actions`) and
+job is the caller's, reads through `service.db.training` (or acts through `web.actions`) and
 shapes the reply.
 """
 
@@ -16,7 +16,7 @@ from flask import Blueprint, g, request, send_file, url_for
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rlvr.analysis import convergence_step, error_patterns
-from rlvr.db import training
+from service.db import training
 from web import actions, reader, services
 from web.auth import job_or_404, token_required
 from web.errors import ApiError, field_errors

@@ -1,5 +1,6 @@
 """Celery workers: the app, thin tasks, and what each job kind runs.
 
-Owns: queues, message sending and the markers that prove a message is in Redis, the job
-runners. Does not own: the schema and transitions (`rlvr.db`) or judging code (`sandbox`).
+Owns: the Celery app, its tasks (registered under the names `service.queues` owns) and the
+job runners. Does not own: the schema and transitions (`service.db`), sending work to the
+queues (`service.queues`) or judging code (`sandbox`).
 """

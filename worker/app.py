@@ -13,8 +13,8 @@ import functools
 
 from celery.signals import worker_init, worker_process_init
 
-from rlvr.db import load_settings
-from worker.services import Services, make_celery, make_services
+from service.settings import load_settings
+from service.queues import Services, make_celery, make_services
 
 settings = load_settings()
 settings.data_dir.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule file there

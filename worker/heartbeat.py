@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from rlvr.db import Database, jobs
+from service.db import Database, jobs
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,13 @@ import time
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from rlvr.db import Job, jobs, verdicts
+from service.db import Job, jobs, verdicts
 from sandbox import Sandbox, Verdict, VerifyRequest, verify
-from worker import dispatch, training
+from worker import training
 from worker.heartbeat import Heartbeat
-from worker.kinds import VerifyJobSpec
-from worker.services import Services
+from service.kinds import VerifyJobSpec
+from service import queues
+from service.queues import Services
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def run_job(services: Services, job_id: int, worker_name: str) -> None:
     """Claims the job (once, however often its message arrives), runs it, records the end."""
     with services.db.begin() as session:
         claimed = jobs.claim(session, job_id, worker_name)
-    dispatch.forget(services, dispatch.job_marker(job_id))
+    queues.forget(services, queues.job_marker(job_id))
     if not claimed:
         log.info("job %s is not queued any more; message dropped", job_id)
         return
@@ -111,10 +112,10 @@ def _send_missing(services: Services, job_id: int, batches: list[range], *, lost
         todo = set(verdicts.missing(session, job_id, range(batches[0].start, batches[-1].stop)))
     unfinished = [b for b in batches if todo.intersection(b)]
     if lost_only:
-        lost = set(dispatch.unmarked(services, [dispatch.batch_marker(job_id, b.start) for b in unfinished]))
-        unfinished = [b for b in unfinished if dispatch.batch_marker(job_id, b.start) in lost]
+        lost = set(queues.unmarked(services, [queues.batch_marker(job_id, b.start) for b in unfinished]))
+        unfinished = [b for b in unfinished if queues.batch_marker(job_id, b.start) in lost]
     for batch in unfinished:
-        dispatch.send_batch(services, job_id, batch)
+        queues.send_batch(services, job_id, batch)
     if lost_only and unfinished:
         log.warning("job %s: re-sent %d batches Redis lost", job_id, len(unfinished))
 
@@ -134,7 +135,7 @@ def verify_batch(services: Services, job_id: int, batch: range, *, give_up: str 
     results = [_sandbox_error(r, give_up) for r in requests] if give_up else judge(requests)
     with services.db.begin() as session:
         verdicts.save(session, job_id, dict(zip(todo, results)))
-    dispatch.forget(services, dispatch.batch_marker(job_id, batch.start))
+    queues.forget(services, queues.batch_marker(job_id, batch.start))
 
 
 def judge(requests: list[VerifyRequest]) -> list[dict]:

@@ -13,10 +13,11 @@ from datetime import timedelta
 
 from celery.utils.log import get_task_logger
 
-from rlvr.db import jobs
-from rlvr.db.models import utcnow
+from service.db import jobs
+from service.db.models import utcnow
 from sandbox import VerifyRequest
-from worker import dispatch, runners
+from service import queues
+from worker import runners
 from worker.app import app, services, settings
 
 log = get_task_logger(__name__)
@@ -29,7 +30,7 @@ VERIFY_OPTIONS = dict(
 )
 
 
-@app.task(name="worker.tasks.run_job", acks_late=False, bind=True)
+@app.task(name=queues.RUN_JOB, acks_late=False, bind=True)
 def run_job(self, job_id: int) -> None:
     code = runners.run_job_in_fresh_process(services(), job_id, self.request.hostname or "worker")
     if code != 0:
@@ -37,7 +38,7 @@ def run_job(self, job_id: int) -> None:
                   job_id, code)
 
 
-@app.task(name="worker.tasks.verify_batch", **VERIFY_OPTIONS)
+@app.task(name=queues.VERIFY_BATCH, **VERIFY_OPTIONS)
 def verify_batch(job_id: int, start: int, stop: int) -> None:
     deliveries = _count_delivery(job_id, start)
     give_up = None
@@ -49,11 +50,11 @@ def verify_batch(job_id: int, start: int, stop: int) -> None:
     except Exception:
         # Celery acks a failed task's message: dropping the marker lets the job's coordinator
         # see the batch as lost and send it again.
-        dispatch.forget(services(), dispatch.batch_marker(job_id, start))
+        queues.forget(services(), queues.batch_marker(job_id, start))
         raise
 
 
-@app.task(name="worker.tasks.verify_requests", ignore_result=False, bind=True, **VERIFY_OPTIONS)
+@app.task(name=queues.VERIFY_REQUESTS, ignore_result=False, bind=True, **VERIFY_OPTIONS)
 def verify_requests(self, requests: list[dict]) -> list[dict]:
     """A small batch judged and handed back (the synchronous `POST /verify`, a train job's code
     rewards), each verdict naming the worker that judged it."""
@@ -61,20 +62,20 @@ def verify_requests(self, requests: list[dict]) -> list[dict]:
     return [{**verdict, "judged_by": self.request.hostname} for verdict in verdicts]
 
 
-@app.task(name="worker.tasks.reap")
+@app.task(name=queues.REAP)
 def reap() -> None:
     """Requeues jobs whose worker vanished and re-sends queued jobs whose message Redis lost."""
     svc = services()
     with svc.db.begin() as session:
         requeued = jobs.reap(session, stale_after=timedelta(seconds=settings.stale_after_seconds))
         waiting = jobs.unsent_since(session, utcnow() - timedelta(seconds=settings.resend_after_seconds))
-    unmarked = set(dispatch.unmarked(svc, [dispatch.job_marker(j) for j in waiting]))
-    lost = [j for j in waiting if dispatch.job_marker(j) in unmarked]
+    unmarked = set(queues.unmarked(svc, [queues.job_marker(j) for j in waiting]))
+    lost = [j for j in waiting if queues.job_marker(j) in unmarked]
     if lost:  # a claim deletes the marker after it commits, so re-reading tells claimed from lost
         with svc.db.read() as session:
             lost = jobs.still_queued(session, lost)
     for job_id in requeued + lost:
-        dispatch.send_job(svc, job_id)
+        queues.send_job(svc, job_id)
     if requeued or lost:
         log.warning("reaper: requeued %s, re-sent lost %s", requeued, lost)
 

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from rlvr.callbacks import Callback, Experience
-from rlvr.db import Job, User, jobs, training
-from worker.services import Services
+from service.db import Job, User, jobs, training
+from service import queues
+from service.queues import Services
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ def queue_verifier(services: Services, timeout: float | None = None):
 
     def run_requests(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         chunks = [requests[i:i + VERIFY_CHUNK] for i in range(0, len(requests), VERIFY_CHUNK)]
-        pending = [services.celery.send_task("worker.tasks.verify_requests", args=[chunk], queue="verify")
+        pending = [queues.send_requests(services, chunk)
                    for chunk in chunks]
         verdicts: list[dict[str, Any]] = []
         for result in pending:

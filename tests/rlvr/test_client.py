@@ -14,7 +14,7 @@ import yaml
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from rlvr.cli import main
-from rlvr.db import Job
+from service.db import Job
 from support import ROOT, free_port, train_spec
 
 

@@ -9,7 +9,7 @@ import json
 import pytest
 import redis
 
-from worker import dispatch
+from service import queues
 
 
 def verify_spec(n: int = 1) -> dict:
@@ -29,7 +29,7 @@ def test_submit_queues_the_job_and_its_message(api, redis_server):
     assert (job["status"], job["kind"], job["progress"]["total"], job["attempt"]) == ("queued", "verify", 1, 0)
     assert response.headers["Location"].endswith(f"/api/v1/jobs/{job['id']}")
     broker = redis.Redis.from_url(redis_server.url)
-    assert broker.llen("train") == 1 and broker.exists(dispatch.job_marker(job["id"]))
+    assert broker.llen("train") == 1 and broker.exists(queues.job_marker(job["id"]))
     assert api.get(f"/jobs/{job['id']}").json["status"] == "queued"
     events = api.get(f"/jobs/{job['id']}/events").json["events"]
     assert [(e["status"], e["message"]) for e in events] == [("queued", "submitted")]

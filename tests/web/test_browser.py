@@ -1,7 +1,7 @@
 """A person's path in headless Chromium (Debian's build, driven by Playwright): sign in,
 submit the form (first with a mistake), watch the job finish on its page, screenshot it.
 
-The stack is real: gunicorn, a train and a verify worker from deploy/Procfile."""
+The stack is real: gunicorn, a train and a verify worker from Procfile."""
 
 from __future__ import annotations
 

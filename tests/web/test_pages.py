@@ -77,7 +77,7 @@ def test_someone_elses_job_page_is_404(client, signed_in, api):
 
 def own_job(db, token: str, kind: str = "train", **fields):
     """A job of the token's user, written straight to the database, with `fields` set."""
-    from rlvr.db import accounts, jobs
+    from service.db import accounts, jobs
 
     with db.begin() as session:
         user_id = accounts.user_for_token(session, token).id
@@ -88,7 +88,7 @@ def own_job(db, token: str, kind: str = "train", **fields):
 
 
 def test_training_job_page_shows_its_result_and_charts_its_metrics_from_the_api(client, signed_in, db):
-    from rlvr.db import training
+    from service.db import training
 
     token = signed_in()
     job_id = own_job(db, token, result={"steps": 3, "stop_reason": "max_steps"})
@@ -128,7 +128,7 @@ FAILED_CODE = {"status": "ok", "passed": 1, "total": 2, "error": None, "wall_sec
 
 
 def test_rollout_browser_filters_pages_and_opens_a_rollout(client, signed_in, db):
-    from rlvr.db import training
+    from service.db import training
 
     job_id = own_job(db, signed_in())
     with db.begin() as session:
@@ -184,7 +184,7 @@ def test_spec_form_shows_yaml_and_spec_errors_under_the_spec_and_submits(client,
     good = client.post("/jobs/new/sft", data={"csrf_token": token, "spec": "max_steps: 7\nbatch_size: 4"})
     assert good.status_code == 302
     job_id = int(good.headers["Location"].rsplit("/", 1)[1])
-    from rlvr.db import Job
+    from service.db import Job
 
     with db.read() as session:
         job = session.get(Job, job_id)
@@ -192,7 +192,7 @@ def test_spec_form_shows_yaml_and_spec_errors_under_the_spec_and_submits(client,
 
 
 def test_resume_and_clone_with_edits_from_the_job_page(client, signed_in, db):
-    from rlvr.db import Job
+    from service.db import Job
 
     signed_in()
     form = client.get("/jobs/new/train")

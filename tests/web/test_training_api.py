@@ -1,7 +1,7 @@
 """The training API beyond reading rows: analysis, live statistics and Prometheus gauges,
 resume, clone and compare.
 
-Rows are written with `rlvr.db.training` as a train worker would, on SQLite and Postgres;
+Rows are written with `service.db.training` as a train worker would, on SQLite and Postgres;
 messages land in the test's private Redis, where nothing consumes them. The last test runs
 a real train worker: cancel, resume, and the job ends with every step exactly once."""
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from rlvr.db import Job, jobs, training
-from rlvr.db.models import ExperienceRow
+from service.db import Job, jobs, training
+from service.db.models import ExperienceRow
 from support import GROUP, PROMPTS, rows_per_step, timeline, train_spec, wait_for, wait_until
 
 SPEC = {"model": {"name": "tiny"}, "task": {"name": "arithmetic", "max_digits": 1}, "stopping": {"max_steps": 10}}

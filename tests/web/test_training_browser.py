@@ -1,7 +1,7 @@
 """A person watching a train job in headless Chromium: submit it by the spec form (first with
 a mistake), see the charts grow without a reload, open a rollout, cancel, see it end.
 
-The stack is real: gunicorn from deploy/Procfile, a train worker running the tiny model on
+The stack is real: gunicorn from Procfile, a train worker running the tiny model on
 arithmetic, Postgres and Redis."""
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from rlvr.db.models import ExperienceRow
+from service.db.models import ExperienceRow
 from support import GROUP, rows_per_step, train_spec, wait_for, wait_until
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)

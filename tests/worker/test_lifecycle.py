@@ -1,5 +1,5 @@
 """Jobs through the whole stack: the API in-process, real Celery worker processes started
-from deploy/Procfile, the sandbox under nsjail, Redis and the database."""
+from Procfile, the sandbox under nsjail, Redis and the database."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from support import timeline, wait_for, wait_until
-from rlvr.db import JobEvent, VerdictRow
+from service.db import JobEvent, VerdictRow
 
 CORRECT = ("def add(a, b):\n    return a + b", ["assert add(1, 2) == 3", "assert add(-1, 1) == 0"])
 WRONG = ("def add(a, b):\n    return abs(a) + b", CORRECT[1])  # passes one of two

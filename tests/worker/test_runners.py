@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from rlvr.db import jobs, verdicts
-from worker import dispatch, runners
-from worker.services import make_services
+from service.db import jobs, verdicts
+from service import queues
+from worker import runners
+from service.queues import make_services
 
 PROGRAMS = [{"program": f"x = {i}", "tests": {"kind": "function", "tests": [f"assert x == {i % 2}"]}}
             for i in range(3)]
@@ -39,12 +40,12 @@ def test_a_batch_stores_one_verdict_per_program_and_skips_judged_ones(services, 
 
 
 def test_a_batch_over_its_redelivery_cap_gives_up_with_sandbox_errors(services, running_job):
-    services.redis.set(dispatch.batch_marker(running_job, 0), 1)
+    services.redis.set(queues.batch_marker(running_job, 0), 1)
     runners.verify_batch(services, running_job, range(0, 3), give_up="gave up after 3 deliveries")
     with services.db.read() as s:
         summary = verdicts.summary(s, running_job)
     assert summary["by_status"] == {"sandbox_error": 3} and summary["pass_rate"] is None
-    assert not services.redis.exists(dispatch.batch_marker(running_job, 0))
+    assert not services.redis.exists(queues.batch_marker(running_job, 0))
 
 
 def test_a_batch_of_a_finished_job_does_nothing(services, running_job):

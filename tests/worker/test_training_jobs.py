@@ -11,7 +11,7 @@ import tarfile
 
 import pytest
 
-from rlvr.db.models import ExperienceRow, MetricRow
+from service.db.models import ExperienceRow, MetricRow
 from support import GROUP, PROMPTS, rows_per_step, timeline, train_spec, wait_for, wait_until
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)

@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from rlvr.db import Job, JobEvent, jobs, verdicts
-from rlvr.db.models import utcnow
+from service.db import Job, JobEvent, jobs, verdicts
+from service.db.models import utcnow
 
 
 @pytest.fixture

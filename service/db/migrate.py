@@ -1,6 +1,6 @@
-"""Runs the Alembic migrations in `migrations/` against a database URL.
+"""Runs the Alembic migrations in `service/migrations/` against a database URL.
 
-`python -m rlvr.db.migrate` upgrades the database the settings name; the demo, `make up`
+`python -m service.db.migrate` upgrades the database the settings name; the demo, `make up`
 and the test fixtures call it, so nobody needs to remember the Alembic command line.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import command
 from alembic.config import Config
 
-from rlvr.db.settings import PROJECT_ROOT, load_settings
+from service.settings import PROJECT_ROOT, load_settings
 
 
 def alembic_config(url: str) -> Config:

@@ -7,7 +7,7 @@ Create Date: 2026-11-22 06:09:41.980625
 
 from alembic import op
 import sqlalchemy as sa
-import rlvr.db.models
+import service.db.models
 from sqlalchemy.dialects import postgresql
 
 revision = 'bfe0c61262a9'
@@ -23,7 +23,7 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=32), nullable=False),
     sa.Column('step', sa.Integer(), nullable=True),
     sa.Column('path', sa.String(length=500), nullable=False),
-    sa.Column('created_at', rlvr.db.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.db.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('job_id', 'kind', 'path', name='uq_artifacts_job_id_kind_path')

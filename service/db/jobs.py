@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rlvr.db.models import Job, JobEvent, utcnow
+from service.db.models import Job, JobEvent, utcnow
 
 ACTIVE = ("running", "cancelling")
 TERMINAL = ("succeeded", "failed", "cancelled", "crashed")

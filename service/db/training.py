@@ -16,7 +16,7 @@ from sqlalchemy import and_, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from rlvr.db.models import ArtifactRow, ExperienceRow, Job, MetricRow
+from service.db.models import ArtifactRow, ExperienceRow, Job, MetricRow
 
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 EXPERIENCE_COLUMNS = (

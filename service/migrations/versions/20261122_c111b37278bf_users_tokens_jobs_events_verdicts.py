@@ -7,7 +7,7 @@ Create Date: 2026-11-22 04:53:49.355717
 
 from alembic import op
 import sqlalchemy as sa
-import rlvr.db.models
+import service.db.models
 from sqlalchemy.dialects import postgresql
 
 revision = 'c111b37278bf'
@@ -21,7 +21,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('is_admin', sa.Boolean(), nullable=False),
-    sa.Column('created_at', rlvr.db.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.db.models.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
     )
@@ -30,7 +30,7 @@ def upgrade() -> None:
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('label', sa.String(length=100), nullable=False),
-    sa.Column('created_at', rlvr.db.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.db.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('token_hash')
@@ -53,12 +53,12 @@ def upgrade() -> None:
     sa.Column('parent_id', sa.Integer(), nullable=True),
     sa.Column('idempotency_key', sa.String(length=200), nullable=True),
     sa.Column('worker', sa.String(length=200), nullable=True),
-    sa.Column('created_at', rlvr.db.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', rlvr.db.models.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', rlvr.db.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('started_at', rlvr.db.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('finished_at', rlvr.db.models.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('heartbeat_at', rlvr.db.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', service.db.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', service.db.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', service.db.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('started_at', service.db.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', service.db.models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('heartbeat_at', service.db.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['parent_id'], ['jobs.id'], ),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -73,7 +73,7 @@ def upgrade() -> None:
     op.create_table('job_events',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('job_id', sa.Integer(), nullable=False),
-    sa.Column('at', rlvr.db.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', service.db.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('message', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], ondelete='CASCADE'),
@@ -91,7 +91,7 @@ def upgrade() -> None:
     sa.Column('total', sa.Integer(), nullable=False),
     sa.Column('wall_seconds', sa.Float(), nullable=False),
     sa.Column('verdict', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', rlvr.db.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', service.db.models.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('job_id', 'index', name='uq_verdicts_job_id_index')

@@ -2,8 +2,8 @@
 
 from sqlalchemy import bindparam, select, update
 
-from rlvr.db import Job, jobs
-from rlvr.db.models import utcnow
+from service.db import Job, jobs
+from service.db.models import utcnow
 
 _jobs = Job.__table__
 STATUS = select(*[c for c in _jobs.c if c.name != "spec"]).where(_jobs.c.id == bindparam("job_id"))

@@ -1,8 +1,8 @@
 """The tables: users and their API tokens, jobs, the job timeline, and verify verdicts.
 
-Owns: the schema (SQLAlchemy 2.0 typed models; Alembic migrations in `migrations/` must
-agree, a test checks). Does not own: what a transition means (`rlvr.db.jobs`) or how a
-token is made (`rlvr.db.accounts`).
+Owns: the schema (SQLAlchemy 2.0 typed models; Alembic migrations in `service/migrations/` must
+agree, a test checks). Does not own: what a transition means (`service.db.jobs`) or how a
+token is made (`service.db.accounts`).
 
 A job's `spec` is the validated JSON of its kind's spec model, so new kinds (`train`,
 `eval`, `sft`) need no new columns; `result` is the small summary the API shows.

@@ -11,7 +11,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rlvr.db.models import ApiToken, User
+from service.db.models import ApiToken, User
 
 TOKEN_PREFIX = "rlvr_"
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rlvr.db import jobs, training
+from service.db import jobs, training
 
 
 @pytest.fixture

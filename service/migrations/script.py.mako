@@ -7,7 +7,7 @@ Create Date: ${create_date}
 
 from alembic import op
 import sqlalchemy as sa
-import rlvr.db.models
+import service.db.models
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}

@@ -1,0 +1,136 @@
+"""The queues: the handles a process needs to reach the stack, every Celery task name, and
+putting work on the queues while remembering in Redis that it is there.
+
+The web app and each worker process build one `Services`; the web app's Celery instance
+only sends messages (by the task names below), so importing this never imports task code.
+`worker.tasks` registers its tasks under these same names.
+
+Postgres is the truth and Redis only carries messages, so a Redis that restarts empty
+loses messages but no job. Every message we send leaves a marker key beside it in Redis:
+markers and messages live and die together, so "the job is queued in the database but its
+marker is gone" means "Redis lost the message", and the reaper sends it again. A duplicate
+message is harmless (claims are guarded, verdict rows unique), a lost one is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import redis
+from celery import Celery
+from kombu import Queue
+
+from service.db import Database, jobs
+from service.settings import Settings
+
+QUEUES = ("train", "verify")
+
+# Every Celery task name, here and nowhere else.
+RUN_JOB = "worker.tasks.run_job"
+VERIFY_BATCH = "worker.tasks.verify_batch"
+VERIFY_REQUESTS = "worker.tasks.verify_requests"
+REAP = "worker.tasks.reap"
+# On Redis a message's priority picks one of these lists per queue, and a worker drains
+# lower numbers first: a synchronous `POST /verify` (0) never waits behind a big job's
+# batches (BATCH_PRIORITY).
+PRIORITY_STEPS = (0, 3, 6, 9)
+PRIORITY_SEP = "\x06\x16"
+BATCH_PRIORITY = 6
+
+
+def queue_keys(queue: str) -> list[str]:
+    """The Redis lists that hold `queue`'s messages, one per priority step."""
+    return [queue] + [f"{queue}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS[1:]]
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("rlvr", broker=settings.redis_url, backend=settings.redis_url, include=["worker.tasks"])
+    app.conf.update(
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue="verify",
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,  # job state lives in the database; only sync verify keeps a result
+        result_expires=600,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        # Train messages are acked on receipt, so this only bounds how long Redis waits to hand
+        # an unacked verify message (its worker died) to another worker.
+        # A sweep for such messages runs every `unacked_restore_interval` seconds (not kombu's
+        # default of every tenth 10 s tick), so a dead verify worker's batch returns promptly.
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout,
+                                  "priority_steps": list(PRIORITY_STEPS), "sep": PRIORITY_SEP,
+                                  "unacked_restore_interval": max(1, min(10, int(settings.visibility_timeout / 4))),
+                                  "unacked_restore_throttle": 1},
+        result_backend_transport_options={"visibility_timeout": settings.visibility_timeout},
+        beat_schedule={"reap": {"task": REAP, "schedule": settings.reaper_seconds,
+                                "options": {"queue": "verify", "expires": settings.reaper_seconds}}},
+        worker_send_task_events=False,
+    )
+    return app
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    redis: redis.Redis
+    celery: Celery
+
+
+def make_services(settings: Settings, celery: Celery | None = None) -> Services:
+    return Services(
+        settings=settings,
+        db=Database(settings.database_url),
+        redis=redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2),
+        celery=celery or make_celery(settings),
+    )
+
+
+def job_marker(job_id: int) -> str:
+    return f"rlvr:sent:job:{job_id}"
+
+
+def batch_marker(job_id: int, start: int) -> str:
+    return f"rlvr:sent:batch:{job_id}:{start}"
+
+
+# A short retry: a Redis that is down fails the send fast; the reaper sends again later.
+SEND_OPTIONS = dict(ignore_result=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2})
+
+
+def send_job(services: Services, job_id: int) -> None:
+    """Sends a committed queued job to the `train` queue (whole jobs run there, one per process)."""
+    services.celery.send_task(RUN_JOB, args=[job_id], queue="train", **SEND_OPTIONS)
+    services.redis.set(job_marker(job_id), 1)
+    with services.db.begin() as session:
+        jobs.mark_sent(session, job_id)
+
+
+def send_batch(services: Services, job_id: int, batch: range) -> None:
+    services.celery.send_task(VERIFY_BATCH, args=[job_id, batch.start, batch.stop], queue="verify",
+                              priority=BATCH_PRIORITY, **SEND_OPTIONS)
+    services.redis.set(batch_marker(job_id, batch.start), 1)
+
+
+def forget(services: Services, marker: str) -> None:
+    services.redis.delete(marker)
+
+
+def unmarked(services: Services, markers: Iterable[str]) -> list[str]:
+    """The markers among `markers` that Redis does not hold."""
+    markers = list(markers)
+    if not markers:
+        return []
+    with services.redis.pipeline(transaction=False) as pipe:
+        for marker in markers:
+            pipe.exists(marker)
+        present = pipe.execute()
+    return [m for m, here in zip(markers, present) if not here]
+
+
+def send_requests(services: Services, requests: list[dict]):
+    """Sends programs to be judged now and handed back (`POST /verify`, a train job's code
+    rewards); returns the Celery result to wait on."""
+    return services.celery.send_task(VERIFY_REQUESTS, args=[requests], queue="verify")

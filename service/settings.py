@@ -1,0 +1,106 @@
+"""Service settings: one typed object, read from the environment (and a `.env` file) here only.
+
+Owns: every environment variable the web app, the workers, the reaper and the demo read.
+Does not own: per-job configuration (that is the job's spec, stored on its row).
+
+pydantic-settings does the parsing, so a bad value (`RLVR_MAX_ATTEMPTS=three`) stops the
+process at start-up with the variable named, instead of failing later inside a request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(name: str, default, description: str, **bounds):
+    """A field read from the environment variable `name` (its own name is the attribute's)."""
+    return Field(default, validation_alias=AliasChoices(name), description=description, **bounds)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True, populate_by_name=False)
+
+    data_dir: Path = _env(
+        "RLVR_DATA_DIR", PROJECT_ROOT / ".data", "Where the SQLite file, beat schedule and logs live."
+    )
+    database_url: str = _env(
+        "DATABASE_URL", "", "SQLAlchemy URL; a SQLite file under the data dir unless it names a Postgres."
+    )
+    redis_url: str = _env(
+        "REDIS_URL", "redis://127.0.0.1:6379/0", "The Celery broker, sync-verify results and queue markers."
+    )
+    web_bind: str = _env("RLVR_BIND", "127.0.0.1:8000", "host:port gunicorn listens on.")
+    web_workers: int = _env("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1), "gunicorn worker processes.", ge=1)
+    web_threads: int = _env("RLVR_WEB_THREADS", 4, "Threads per gunicorn worker.", ge=1)
+    secret_key: str = _env("SECRET_KEY", "dev-only-not-secret", "Signs the session cookie and CSRF tokens.")
+    max_body_bytes: int = _env("RLVR_MAX_BODY_BYTES", 8 << 20, "Larger request bodies get 413.", ge=1024)
+    max_attempts: int = _env("RLVR_MAX_ATTEMPTS", 3, "Runs a job gets before a crash is final.", ge=1)
+    heartbeat_seconds: float = _env("RLVR_HEARTBEAT_SECONDS", 5.0, "How often a running job touches its row.", gt=0)
+    stale_after_seconds: float = _env(
+        "RLVR_STALE_AFTER_SECONDS", 60.0, "A running job silent this long is `crashed`.", gt=0
+    )
+    reaper_seconds: float = _env("RLVR_REAPER_SECONDS", 10.0, "How often beat runs the reaper.", gt=0)
+    resend_after_seconds: float = _env(
+        "RLVR_RESEND_AFTER_SECONDS",
+        30.0,
+        "A queued job or verify batch with no sign of its message in Redis for this long is sent again.",
+        ge=0,
+    )
+    verify_batch_size: int = _env(
+        "RLVR_VERIFY_BATCH_SIZE", 16, "Programs per task on the verify queue (a spec may override).", ge=1
+    )
+    verify_hard_seconds: float = _env(
+        "RLVR_VERIFY_HARD_SECONDS", 300.0, "Hard time limit of one verify task (the process is killed).", gt=0
+    )
+    verify_soft_seconds: float | None = _env(
+        "RLVR_VERIFY_SOFT_SECONDS", None, "Soft time limit of one verify task; default 0.8 x the hard one.", gt=0
+    )
+    verify_max_deliveries: int = _env(
+        "RLVR_VERIFY_MAX_DELIVERIES", 3, "A verify task delivered more often than this gives up.", ge=1
+    )
+    visibility_timeout: float | None = _env(
+        "RLVR_VISIBILITY_TIMEOUT",
+        None,
+        "Seconds before Redis hands an unacked verify message to another worker; default 2 x the hard "
+        "limit. Must exceed it; train messages are acked early and never wait on it.",
+        gt=0,
+    )
+    sync_verify_max_programs: int = _env("RLVR_SYNC_VERIFY_MAX", 32, "Most programs one `POST /verify` carries.", ge=1)
+    sync_verify_timeout: float = _env(
+        "RLVR_SYNC_VERIFY_TIMEOUT", 60.0, "Seconds `POST /verify` waits before answering 504.", gt=0
+    )
+
+    @model_validator(mode="after")
+    def _derived_defaults(self) -> Settings:
+        # Defaults that depend on other settings; frozen models are filled in through __dict__.
+        derived = {
+            "database_url": sqlalchemy_url(self.database_url or f"sqlite:///{self.data_dir / 'rlvr.sqlite3'}"),
+            "verify_soft_seconds": self.verify_soft_seconds or self.verify_hard_seconds * 0.8,
+            "visibility_timeout": self.visibility_timeout or self.verify_hard_seconds * 2,
+        }
+        self.__dict__.update(derived)
+        return self
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Points plain `postgres://` and `postgresql://` URLs at psycopg 3, the driver we install."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """The settings from the process environment and `.env`, or from `env` alone when given
+    (tests and the demo build the environment of processes they start)."""
+    if env is None:
+        return Settings()
+    names = {field.validation_alias.choices[0] for field in Settings.model_fields.values()}
+    return Settings.model_validate({name: value for name, value in env.items() if name in names})
