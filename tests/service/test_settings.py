@@ -1,0 +1,50 @@
+"""Settings: typed, with derived defaults, a `.env` file, and errors that name the variable."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from service.settings import PROJECT_ROOT, Settings, load_settings
+
+
+def test_defaults_put_sqlite_under_the_data_dir():
+    settings = load_settings({})
+    assert settings.data_dir == PROJECT_ROOT / ".data"
+    assert settings.database_url == f"sqlite:///{PROJECT_ROOT / '.data' / 'rlvr.sqlite3'}"
+    assert (settings.verify_hard_seconds, settings.verify_soft_seconds, settings.visibility_timeout) == (300, 240, 600)
+
+
+def test_values_come_from_the_named_variables(tmp_path):
+    settings = load_settings(
+        {"RLVR_DATA_DIR": str(tmp_path), "DATABASE_URL": "postgres://u@h/db", "RLVR_VERIFY_HARD_SECONDS": "10",
+         "RLVR_MAX_ATTEMPTS": "5", "UNRELATED": "x"}
+    )
+    assert settings.data_dir == tmp_path
+    assert settings.database_url == "postgresql+psycopg://u@h/db"  # psycopg 3 is the driver we install
+    assert (settings.verify_soft_seconds, settings.visibility_timeout) == (8, 20)
+    assert settings.max_attempts == 5
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("RLVR_MAX_ATTEMPTS", "three"), ("RLVR_MAX_ATTEMPTS", "0"), ("RLVR_HEARTBEAT_SECONDS", "-1"),
+     ("RLVR_WEB_THREADS", "1.5")],
+)
+def test_a_bad_value_names_its_variable(variable, value):
+    with pytest.raises(ValidationError) as error:
+        load_settings({variable: value})
+    assert variable in str(error.value)
+
+
+def test_the_process_environment_and_a_dotenv_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("RLVR_REAPER_SECONDS=7\nRLVR_BIND=0.0.0.0:9000\n")
+    monkeypatch.setenv("RLVR_BIND", "127.0.0.1:9001")  # the environment wins over the file
+    settings = Settings()
+    assert (settings.reaper_seconds, settings.web_bind) == (7, "127.0.0.1:9001")
+
+
+def test_settings_are_frozen():
+    with pytest.raises(ValidationError):
+        load_settings({}).max_attempts = 9
