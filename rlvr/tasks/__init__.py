@@ -1,12 +1,12 @@
 """Tasks: RL datasets that turn rows into problems and judge completions.
 
-This package owns the ``Problem`` record, the ``Task`` base class, the task registry and
-where datasets live on disk. Each task file owns its prompt template, answer parser and
-checker; it does not own rewards (``rlvr.rewards``) or sampling (``rlvr.rollout``).
+This package owns the ``Problem`` record, the ``Task`` base class and the task registry;
+``rlvr.tasks.sources`` owns where rows come from (the repository's data/, the Hugging Face
+hub, an operator's saved datasets). Each task file owns its prompt template, answer parser
+and checker; it does not own rewards (``rlvr.rewards``) or sampling (``rlvr.rollout``).
 """
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,15 +79,6 @@ def register_task(name: str) -> Callable[[type[Task]], type[Task]]:
 
 def build_task(options: TaskOptions) -> Task:
     return TASKS[options.name](options)  # type: ignore[attr-defined]
-
-
-def datasets_dir(override: str | None = None) -> Path:
-    """Where ../shared/datasets lives: the option, $RLVR_DATASETS, or next to the repo."""
-    if override:
-        return Path(override)
-    if os.environ.get("RLVR_DATASETS"):
-        return Path(os.environ["RLVR_DATASETS"])
-    return Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
