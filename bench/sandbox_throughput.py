@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from sandbox import Limits, Sandbox, verify  # noqa: E402
 from sandbox.datasets import from_mbpp  # noqa: E402
 
-MBPP = ROOT.parent / "shared" / "datasets" / "mbpp" / "mbpp.jsonl"
+MBPP = ROOT / "data" / "mbpp" / "mbpp.jsonl"  # the repository's copy (data/README.md)
 RESULTS = ROOT / "bench" / "results" / "sandbox_throughput.json"
 TIMEOUT = 30.0
 SAME_TIMEOUT = Limits(wall_seconds=TIMEOUT, cpu_seconds=int(TIMEOUT), test_seconds=TIMEOUT)

@@ -1,6 +1,7 @@
 """Service settings: one typed object, read from the environment (and a `.env` file) here only.
 
-Owns: every environment variable the web app, the workers, the reaper and the demo read.
+Owns: every environment variable the web app, the workers, the reaper and the demo read,
+but `RLVR_DATASETS_ROOT`, which `rlvr.tasks.sources` reads because the CLI runs tasks too.
 Does not own: per-job configuration (that is the job's spec, stored on its row).
 
 pydantic-settings does the parsing, so a bad value (`RLVR_MAX_ATTEMPTS=three`) stops the

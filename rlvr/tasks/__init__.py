@@ -1,18 +1,18 @@
 """Tasks: RL datasets that turn rows into problems and judge completions.
 
-This package owns the ``Problem`` record, the ``Task`` base class, the task registry and
-where datasets live on disk. Each task file owns its prompt template, answer parser and
-checker; it does not own rewards (``rlvr.rewards``) or sampling (``rlvr.rollout``).
+This package owns the ``Problem`` record, the ``Task`` base class and the task registry;
+``rlvr.tasks.sources`` owns where rows come from (the repository's data/, the Hugging Face
+hub, an operator's saved datasets). Each task file owns its prompt template, answer parser
+and checker; it does not own rewards (``rlvr.rewards``) or sampling (``rlvr.rollout``).
 """
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 Verdict = Literal["pass", "fail", "error"]
 """What a checker decided: correct, wrong, or could not be judged (excluded from the loss)."""
@@ -38,6 +38,22 @@ class TaskOptions(BaseModel):
     """Base of each task's options; ``name`` picks the task in a spec."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_data_dir(cls, data: Any) -> Any:
+        """Drops ``data_dir: null`` and refuses any other ``data_dir``.
+
+        The option was removed (a path let any tenant read the server's files), but a stored
+        spec is a full dump, so the jobs stored before hold ``data_dir: null``; they must still
+        resume and clone. A path they name is not read: such a job fails, saying why.
+        """
+        if isinstance(data, dict) and "data_dir" in data:
+            if data["data_dir"] is not None:
+                raise ValueError("data_dir was removed: a task reads no path a spec names; use `source` "
+                                 "(`local:<name>` for a dataset the operator saved)")
+            data = {key: value for key, value in data.items() if key != "data_dir"}
+        return data
 
 
 class Task:
@@ -79,15 +95,6 @@ def register_task(name: str) -> Callable[[type[Task]], type[Task]]:
 
 def build_task(options: TaskOptions) -> Task:
     return TASKS[options.name](options)  # type: ignore[attr-defined]
-
-
-def datasets_dir(override: str | None = None) -> Path:
-    """Where ../shared/datasets lives: the option, $RLVR_DATASETS, or next to the repo."""
-    if override:
-        return Path(override)
-    if os.environ.get("RLVR_DATASETS"):
-        return Path(os.environ["RLVR_DATASETS"])
-    return Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -2,19 +2,23 @@
 
 Owns the generator, the prompt, the expression parser and the checker: a completion passes
 when its first line (after an optional ``=``-free prefix up to ``:``) is an expression that
-uses each given number exactly once and equals the target. The test split is the 3-number
-set in ../shared/datasets/countdown (when ``numbers`` is 3 and the file exists); train
-problems are generated. ``solve`` finds a reference expression for SFT by brute force.
+uses each given number exactly once and equals the target. With ``source: bundled`` the
+test split of 3-number problems is data/countdown/countdown_cd3_test.jsonl (a missing file
+is an error, never a generated stand-in), other sizes' test split and every train split are
+generated. Another ``source`` (``rlvr.tasks.sources``) gives both splits, with rows as in that
+file (``input: "30,100,93"``, ``output: "23"``) or as on the hub's Countdown sets (``nums``,
+``target``). ``solve`` finds a reference expression for SFT by brute force.
 """
 
 import itertools
 import random
 from fractions import Fraction
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
-from rlvr.tasks import Problem, Task, TaskOptions, Verdict, check_split, datasets_dir, read_jsonl, register_task
+from rlvr.tasks import Problem, Task, TaskOptions, Verdict, check_split, register_task
+from rlvr.tasks.sources import Source, load_rows, source_field
 from rlvr.text import evaluate_expression
 
 
@@ -27,9 +31,10 @@ class CountdownOptions(TaskOptions):
         "Numbers: {numbers}. Target: {target}. Expression:",
         description="Prompt template; `{numbers}` is comma-separated, `{target}` the target.",
     )
-    train_size: int = Field(5000, ge=1, description="Generated problems in the train split.")
-    test_size: int = Field(256, ge=1, description="Test problems (the dataset file has 256 for 3 numbers).")
-    data_dir: str | None = Field(None, description="Datasets root; default $RLVR_DATASETS or ../shared/datasets.")
+    train_size: int = Field(5000, ge=1, description="Problems in the train split (generated, or the source's first).")
+    test_size: int = Field(256, ge=1, description="Test problems (the bundled file has 256 for 3 numbers).")
+    source: Source = source_field("the 3-number test set in data/countdown; the rest is generated",
+                                  " Other sources give both splits.")
     seed: int = Field(1234, description="Seed of the generator.")
 
 
@@ -57,6 +62,14 @@ def solve(numbers: list[int], target: int) -> str | None:
     return search([(Fraction(n), str(n)) for n in numbers])
 
 
+def _numbers_and_target(row: dict[str, Any]) -> tuple[list[int], int]:
+    """A row as d1's file has it (``input: "30,100,93"``, ``output: "23"``) or as the hub's
+    Countdown sets do (``nums: [30, 100, 93]``, ``target: 23``)."""
+    if "nums" in row:
+        return [int(n) for n in row["nums"]], int(row["target"])
+    return [int(n) for n in row["input"].split(",")], int(row["output"])
+
+
 @register_task("countdown")
 class Countdown(Task):
     options_type = CountdownOptions
@@ -75,12 +88,11 @@ class Countdown(Task):
     def problems(self, split: str) -> list[Problem]:
         check_split(split)
         opts = self.options
-        path = datasets_dir(opts.data_dir) / "countdown" / "countdown_cd3_test.jsonl"
-        if split == "test" and opts.numbers == 3 and path.exists():
-            rows = read_jsonl(path)[: opts.test_size]
-            return [self._problem([int(n) for n in row["input"].split(",")], int(row["output"])) for row in rows]
-        rng = random.Random(opts.seed + (split == "train"))
         size = opts.train_size if split == "train" else opts.test_size
+        if opts.source != "bundled" or (split == "test" and opts.numbers == 3):
+            rows = load_rows(opts.source, split, bundled="countdown/countdown_cd3_test.jsonl")[:size]
+            return [self._problem(*_numbers_and_target(row)) for row in rows]
+        rng = random.Random(opts.seed + (split == "train"))
         problems: list[Problem] = []
         while len(problems) < size:
             numbers = [rng.randint(1, opts.max_number) for _ in range(opts.numbers)]

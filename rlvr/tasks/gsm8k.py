@@ -1,8 +1,9 @@
 """GSM8K: grade-school word problems with a final ``#### N``.
 
 Owns the prompt template, the answer parser (``#### N``, else the last number) and the
-numeric comparison after normalisation (commas, ``$``, trailing ``.0``). Splits are the
-dataset's train.jsonl and test.jsonl under ../shared/datasets/gsm8k.
+numeric comparison after normalisation (commas, ``$``, trailing ``.0``). Rows come from
+``source`` (``rlvr.tasks.sources``): by default data/gsm8k/train.jsonl and test.jsonl, else
+the source's split of the same name with the same ``question``/``answer`` fields.
 """
 
 import re
@@ -10,7 +11,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from rlvr.tasks import Problem, Task, TaskOptions, Verdict, check_split, datasets_dir, read_jsonl, register_task
+from rlvr.tasks import Problem, Task, TaskOptions, Verdict, check_split, register_task
+from rlvr.tasks.sources import Source, load_rows, source_field
 from rlvr.text import last_number, normalize_number
 
 _FINAL = re.compile(r"####\s*([^\n]+)")
@@ -20,7 +22,7 @@ class GSM8KOptions(TaskOptions):
     name: Literal["gsm8k"] = Field("gsm8k", description="GSM8K word problems, numeric answers.")
     template: str = Field("Question: {question}\nAnswer:", description="Prompt template; `{question}`.")
     limit: int | None = Field(None, ge=1, description="Keep only the first N rows of each split.")
-    data_dir: str | None = Field(None, description="Datasets root; default $RLVR_DATASETS or ../shared/datasets.")
+    source: Source = source_field("data/gsm8k; the hub's copy is `hf:openai/gsm8k:main`")
 
 
 def parse_answer(text: str) -> str | None:
@@ -42,7 +44,7 @@ class GSM8K(Task):
 
     def problems(self, split: str) -> list[Problem]:
         check_split(split)
-        rows = read_jsonl(datasets_dir(self.options.data_dir) / "gsm8k" / f"{split}.jsonl")
+        rows = load_rows(self.options.source, split, bundled=f"gsm8k/{split}.jsonl")
         return [
             Problem(
                 id=f"gsm8k-{split}-{index}",

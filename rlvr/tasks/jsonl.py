@@ -2,14 +2,16 @@
 
 Owns reading the file(s), the template and the comparison (``exact``, ``numeric`` or
 ``contains``). Without a ``test_path`` the last ``heldout_size`` rows are the test split.
+A relative path is relative to the repository, not to the process's working directory, so
+that nothing outside the repository is read unless a path says so.
 """
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from rlvr.tasks import Problem, Task, TaskOptions, Verdict, check_split, read_jsonl, register_task
+from rlvr.tasks.sources import REPO
 from rlvr.text import last_number, normalize_number
 
 
@@ -42,9 +44,9 @@ class Jsonl(Task):
         check_split(split)
         opts = self.options
         if opts.test_path:
-            rows = read_jsonl(Path(opts.test_path if split == "test" else opts.path))
+            rows = read_jsonl(REPO / (opts.test_path if split == "test" else opts.path))
         else:
-            every = read_jsonl(Path(opts.path))
+            every = read_jsonl(REPO / opts.path)
             cut = len(every) - opts.heldout_size
             rows = every[cut:] if split == "test" else every[:cut]
         return [

@@ -1,7 +1,8 @@
 """MATH-500: competition problems with a ``\\boxed{}`` final answer.
 
 Owns the prompt, the boxed-answer parser and a normalised comparison (LaTeX spacing,
-``\\dfrac``, ``\\text{}``, numbers). The dataset has one file of 500; its first
+``\\dfrac``, ``\\text{}``, numbers). The dataset is one set of 500 (data/math500/test.jsonl,
+or the ``test`` split of ``source``, as on the hub's HuggingFaceH4/MATH-500); its first
 ``heldout_size`` rows are the test split and the rest the train split.
 """
 
@@ -9,7 +10,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from rlvr.tasks import Problem, Task, TaskOptions, Verdict, check_split, datasets_dir, read_jsonl, register_task
+from rlvr.tasks import Problem, Task, TaskOptions, Verdict, check_split, register_task
+from rlvr.tasks.sources import Source, load_rows, source_field
 from rlvr.text import last_boxed, normalize_latex
 
 
@@ -20,7 +22,8 @@ class Math500Options(TaskOptions):
         description="Prompt template; `{problem}`.",
     )
     heldout_size: int = Field(100, ge=1, le=499, description="Rows (from the start) kept for the test split.")
-    data_dir: str | None = Field(None, description="Datasets root; default $RLVR_DATASETS or ../shared/datasets.")
+    source: Source = source_field("data/math500; the hub's copy is `hf:HuggingFaceH4/MATH-500`",
+                                  " Its `test` split is the one read.")
 
 
 def answers_match(completion: str, answer: str) -> bool:
@@ -41,7 +44,8 @@ class Math500(Task):
 
     def problems(self, split: str) -> list[Problem]:
         check_split(split)
-        rows = read_jsonl(datasets_dir(self.options.data_dir) / "math500" / "test.jsonl")
+        # One set, split here, whichever split is asked for: both read the source's test split.
+        rows = load_rows(self.options.source, "test", bundled="math500/test.jsonl")
         chosen = rows[: self.options.heldout_size] if split == "test" else rows[self.options.heldout_size :]
         return [
             Problem(

@@ -1,21 +1,24 @@
 """MBPP: short Python functions from a description and three asserts, judged in the sandbox.
 
-Owns reading ../shared/datasets/mbpp (``mbpp.jsonl``, or ``sanitized-mbpp.json`` with
-``variant: sanitized``), the standard splits by task id (test 11-510, train 601-974;
+Owns the standard splits of the bundled files (data/mbpp/``mbpp.jsonl``, or
+``sanitized-mbpp.json`` with ``variant: sanitized``) by task id (test 11-510, train 601-974;
 validation 511-600 joins train only when asked; the few-shot prompt rows 1-10 are never
 used), the prompt of the MBPP paper, and the sandbox tests: the row's asserts with its
-setup code (or, sanitized, its imports). The completion's code is extracted with
-``rlvr.code.extract_code``; the reference solution is the row's code in a fenced block.
+setup code (or, sanitized, its imports). Another ``source`` (``rlvr.tasks.sources``) comes
+split already, as the hub's google-research-datasets/mbpp does: its ``train``/``test`` (and
+``validation``) splits are read as they are, in either layout. The completion's code is
+extracted with ``rlvr.code.extract_code``; the reference solution is the row's code in a
+fenced block.
 """
 
-import json
 from typing import Any, Literal
 
 from pydantic import Field
 
 from rlvr import rewards_code  # noqa: F401  (registers code_tests)
 from rlvr.code import CodeTask
-from rlvr.tasks import Problem, TaskOptions, check_split, datasets_dir, read_jsonl, register_task
+from rlvr.tasks import Problem, TaskOptions, check_split, register_task
+from rlvr.tasks.sources import Source, load_rows, source_field
 
 SPLIT_IDS = {"test": range(11, 511), "validation": range(511, 601), "train": range(601, 975)}
 TEMPLATE = ("You are an expert Python programmer, and here is your task: {text} "
@@ -24,7 +27,9 @@ TEMPLATE = ("You are an expert Python programmer, and here is your task: {text} 
 
 class MBPPOptions(TaskOptions):
     name: Literal["mbpp"] = Field("mbpp", description="MBPP Python problems, judged by their asserts in the sandbox.")
-    variant: Literal["full", "sanitized"] = Field("full", description="mbpp.jsonl or sanitized-mbpp.json.")
+    variant: Literal["full", "sanitized"] = Field(
+        "full", description="With `source: bundled`: data/mbpp/mbpp.jsonl or sanitized-mbpp.json."
+    )
     template: str = Field(TEMPLATE, description="Prompt template; `{text}` is the task, `{tests}` its asserts.")
     train_includes_validation: bool = Field(False, description="Add the validation ids (511-600) to train.")
     limit: int | None = Field(None, ge=1, description="Keep only the first N problems of each split.")
@@ -32,15 +37,28 @@ class MBPPOptions(TaskOptions):
         default_factory=lambda: {"test_seconds": 10, "wall_seconds": 30, "cpu_seconds": 30},
         description="Sandbox limits per program (sandbox.Limits fields).",
     )
-    data_dir: str | None = Field(None, description="Datasets root; default $RLVR_DATASETS or ../shared/datasets.")
+    source: Source = source_field(
+        "data/mbpp, split by task id; the hub's copy is `hf:google-research-datasets/mbpp:full` or `:sanitized`",
+        " Other sources are read by split name.",
+    )
 
 
-def _rows(options: MBPPOptions) -> list[dict[str, Any]]:
-    root = datasets_dir(options.data_dir) / "mbpp"
-    if options.variant == "full":
-        return read_jsonl(root / "mbpp.jsonl")
-    rows = json.loads((root / "sanitized-mbpp.json").read_text(encoding="utf-8"))
-    return [{**row, "text": row["prompt"], "test_setup_code": "\n".join(row.get("test_imports") or [])} for row in rows]
+def _rows(options: MBPPOptions, split: str) -> list[dict[str, Any]]:
+    splits = [split] + (["validation"] if split == "train" and options.train_includes_validation else [])
+    if options.source == "bundled":
+        file = "mbpp/mbpp.jsonl" if options.variant == "full" else "mbpp/sanitized-mbpp.json"
+        ids = {task_id for name in splits for task_id in SPLIT_IDS[name]}
+        rows = [row for row in load_rows("bundled", split, bundled=file) if row["task_id"] in ids]
+    else:
+        rows = [row for name in splits for row in load_rows(options.source, name, bundled="")]
+    return [_full_layout(row) for row in rows]
+
+
+def _full_layout(row: dict[str, Any]) -> dict[str, Any]:
+    """A sanitized row (``prompt``, ``test_imports``) with the full set's ``text`` and ``test_setup_code``."""
+    if "text" in row:
+        return row
+    return {**row, "text": row["prompt"], "test_setup_code": "\n".join(row.get("test_imports") or [])}
 
 
 @register_task("mbpp")
@@ -50,12 +68,7 @@ class MBPP(CodeTask):
 
     def problems(self, split: str) -> list[Problem]:
         check_split(split)
-        opts = self.options
-        ids = set(SPLIT_IDS[split])
-        if split == "train" and opts.train_includes_validation:
-            ids |= set(SPLIT_IDS["validation"])
-        rows = [row for row in _rows(opts) if row["task_id"] in ids][: opts.limit]
-        return [self._problem(row) for row in rows]
+        return [self._problem(row) for row in _rows(self.options, split)[: self.options.limit]]
 
     def _problem(self, row: dict[str, Any]) -> Problem:
         tests = list(row["test_list"])

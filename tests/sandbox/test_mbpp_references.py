@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import ast
 import json
-import os
-from pathlib import Path
 
 import pytest
 
 from sandbox import Limits, verify
 from sandbox.datasets import from_mbpp
+from support import ROOT
 
-# ../shared/datasets beside the checkout, or $RLVR_DATASETS, as rlvr's tasks find it.
-DATASETS = Path(os.environ.get("RLVR_DATASETS") or Path(__file__).resolve().parents[3] / "shared" / "datasets")
-MBPP = DATASETS / "mbpp" / "mbpp.jsonl"
+MBPP = ROOT / "data" / "mbpp" / "mbpp.jsonl"  # the repository's copy, which the mbpp task reads too
 GENEROUS = Limits(wall_seconds=120, cpu_seconds=120, test_seconds=30)
 
 PERTURB = '''

@@ -1,6 +1,7 @@
 """Countdown task: dataset split, generator, solver and checker."""
 
 import doctest
+import json
 
 import pytest
 
@@ -45,3 +46,26 @@ def test_generated_train_problems_are_solvable_and_in_range():
     assert len(problems) == 100
     assert all(1 <= int(p.answer) <= 50 for p in problems)
     assert all(task.check(p, task.reference(p)) == "pass" for p in problems)
+
+
+def test_other_sizes_generate_their_test_split():
+    problems = build_task(CountdownOptions(numbers=4, test_size=5)).problems("test")
+    assert len(problems) == 5 and all(len(p.metadata["numbers"]) == 4 for p in problems)
+
+
+def test_a_local_source_gives_both_splits_in_either_row_layout(datasets_root):
+    def save(name, splits):
+        (datasets_root / name).mkdir()
+        for split, rows in splits.items():
+            (datasets_root / name / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    save("hub", {"train": [{"nums": [3, 4, 5], "target": 17}, {"nums": [2, 2, 2, 2], "target": 16}],
+                 "test": [{"nums": [1, 2], "target": 3}]})  # as the hub's Countdown sets
+    save("d1", {"test": [{"input": "30,100,93", "output": "23"}]})  # as d1's file, the bundled one
+
+    def read(source, split):
+        return [(p.metadata["numbers"], p.answer) for p in build_task(CountdownOptions(source=source)).problems(split)]
+
+    assert read("local:hub", "train") == [([3, 4, 5], "17"), ([2, 2, 2, 2], "16")]
+    assert read("local:hub", "test") == [([1, 2], "3")]
+    assert read("local:d1", "test") == [([30, 100, 93], "23")]

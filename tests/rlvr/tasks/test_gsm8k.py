@@ -2,6 +2,7 @@
 
 import doctest
 
+import datasets
 import pytest
 
 from rlvr.tasks import build_task, gsm8k
@@ -31,3 +32,15 @@ def test_parse_answer(completion, expected):
 
 def test_limit_keeps_the_first_rows():
     assert len(build_task(GSM8KOptions(limit=3)).problems("train")) == 3
+
+
+def test_a_local_dataset_dict_gives_the_splits(datasets_root):
+    row = {"question": "Tom has 2 apples and buys 3. How many?", "answer": "2+3=<<2+3=5>>5\n#### 5"}
+    datasets.DatasetDict({
+        "train": datasets.Dataset.from_list([row] * 3), "test": datasets.Dataset.from_list([row]),
+    }).save_to_disk(datasets_root / "apples")
+    task = build_task(GSM8KOptions(source="local:apples"))
+    train, test = task.problems("train"), task.problems("test")
+    assert (len(train), len(test)) == (3, 1)
+    assert test[0].prompt == "Question: Tom has 2 apples and buys 3. How many?\nAnswer:" and test[0].answer == "5"
+    assert task.check(test[0], task.reference(test[0])) == "pass"

@@ -35,3 +35,12 @@ def test_match_modes(data_file, match, completion, verdict):
                                    match=match))
     problem = next(p for p in task.problems("train") if p.answer == "City3")
     assert task.check(problem, completion) == verdict
+
+
+def test_a_relative_path_is_read_from_the_repository_not_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "data" / "countdown").mkdir(parents=True)
+    (tmp_path / "data" / "countdown" / "countdown_cd3_test.jsonl").write_text('{"input": "1", "output": "1"}\n')
+    monkeypatch.chdir(tmp_path)
+    task = build_task(JsonlOptions(path="data/countdown/countdown_cd3_test.jsonl", prompt_field="input",
+                                   answer_field="output", heldout_size=6))
+    assert len(task.problems("train")) == 250 and task.problems("test")[0].prompt == "80,1,21"

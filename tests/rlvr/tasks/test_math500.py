@@ -2,6 +2,7 @@
 
 import doctest
 
+import datasets
 import pytest
 
 from rlvr.tasks import Problem, build_task, math500
@@ -28,3 +29,13 @@ def test_splits_partition_the_file_and_solutions_pass():
 def test_checker(completion, verdict):
     problem = Problem(id="x", prompt="", answer=r"\frac{3}{4}")
     assert build_task(Math500Options()).check(problem, completion) == verdict
+
+
+def test_a_local_dataset_is_one_set_split_by_heldout_size(datasets_root):
+    rows = [{"problem": f"What is {n}+{n}?", "solution": f"It is \\boxed{{{2 * n}}}.", "answer": str(2 * n), "level": 1}
+            for n in range(5)]
+    datasets.Dataset.from_list(rows).save_to_disk(datasets_root / "doubles")
+    task = build_task(Math500Options(source="local:doubles", heldout_size=2))
+    train, test = task.problems("train"), task.problems("test")
+    assert [p.answer for p in test] == ["0", "2"] and [p.answer for p in train] == ["4", "6", "8"]
+    assert all(task.check(p, task.reference(p)) == "pass" for p in train + test)

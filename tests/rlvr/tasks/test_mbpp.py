@@ -3,6 +3,8 @@
 Every reference of both splits is run by `python -m rlvr eval` (README); here a sample.
 """
 
+import json
+
 import pytest
 
 from rlvr.tasks.mbpp import MBPP, MBPPOptions
@@ -38,3 +40,21 @@ def test_references_pass_and_a_wrong_program_fails(variant, verify):
     assert verdicts == ["pass"] * len(problems)
     wrong = task.verdicts(problems[:3], ["I cannot solve this."] * 3, verify=verify)
     assert wrong == ["fail"] * 3 and wrong[0].tests[0].error_type == "SyntaxError"
+
+
+def test_a_local_source_is_read_by_split_in_either_layout(datasets_root):
+    def save(name, splits, **layout):
+        (datasets_root / name).mkdir()
+        for split, task_ids in splits.items():
+            rows = [{"task_id": task_id, "code": "def inc(x):\n    return x + 1", "test_list": ["assert inc(1) == 2"],
+                     **layout} for task_id in task_ids]
+            (datasets_root / name / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    save("full", {"train": [1], "validation": [2], "test": [3]}, text="Write inc.", test_setup_code="")
+    save("sanitized", {"train": [4], "test": [5]}, prompt="Write inc, sanitized.", test_imports=["import math"])
+    train = MBPP(MBPPOptions(source="local:full", train_includes_validation=True)).problems("train")
+    assert [p.id for p in train] == ["mbpp-1", "mbpp-2"] and "task: Write inc. Your code" in train[0].prompt
+    assert [p.id for p in MBPP(MBPPOptions(source="local:full")).problems("test")] == ["mbpp-3"]
+    test = MBPP(MBPPOptions(source="local:sanitized")).problems("test")
+    assert [p.id for p in test] == ["mbpp-5"] and "task: Write inc, sanitized. Your code" in test[0].prompt
+    assert test[0].metadata["tests"]["setup"] == "import math"
