@@ -1,9 +1,9 @@
 """The OpenAPI document of /api/v1, generated from the routes and the pydantic models their
-views validate with.
+views validate with, and the Swagger UI page that renders it (/api/docs/).
 
 Owns: `operation`, the decorator that declares a view's tag, replies and errors and hands
 the view its query, JSON body and headers, validated with the models its signature names
-(`query: JobQuery`, `json: JobSubmission`, `headers: SubmitHeaders`); the document.
+(`query: JobQuery`, `json: JobSubmission`, `headers: SubmitHeaders`); the document; the page.
 What the document says of a request is therefore what the view is given, and `register`
 adds the 401 of each view behind `token_required`.
 
@@ -20,11 +20,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, request
+from flask import Blueprint, Flask, render_template, request, url_for
 from pydantic import BaseModel, RootModel, ValidationError
 from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree, Tag
 from spectree.plugins.flask_plugin import FlaskPlugin
 from spectree.utils import get_request_model_hints
+from swagger_ui_bundle import swagger_ui_path
 
 from web.actions import deep_merge
 from web.errors import ApiError, field_errors, invalid
@@ -150,10 +151,25 @@ def document() -> dict:
         for path, operations in spec.spec["paths"].items()}}
 
 
+# Not spectree's offline pages (its `offline` extra): they inline the scripts of three UIs into
+# templates at import, some 35 MB in every web process. Only Swagger UI is served, as files.
+docs = Blueprint("docs", __name__, url_prefix="/api/docs", static_folder=swagger_ui_path, static_url_path="",
+                 template_folder=swagger_ui_path)
+
+
+@docs.get("/")
+def swagger_ui():
+    """Swagger UI on the document. Its scripts and styles are served from the
+    swagger-ui-bundle-v2 package, so the page needs no CDN."""
+    return render_template("index.j2", openapi_spec_url=url_for("api.openapi"))
+
+
 def register(app: Flask) -> None:
-    """Adds a 401 reply and the bearer scheme to every documented view behind `token_required`."""
+    """Adds a 401 reply and the bearer scheme to every documented view behind `token_required`,
+    and serves the docs page."""
     for view in app.view_functions.values():
         metadata = spec.get_function_metadata(view)
         if metadata is not None and getattr(view, "needs_token", False):
             metadata.resp.add_model(401, ErrorOut)
             metadata.security = {"bearer": []}
+    app.register_blueprint(docs)

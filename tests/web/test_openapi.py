@@ -1,5 +1,5 @@
 """The OpenAPI document (web.openapi): valid, one operation per API route and method, each
-typed, tagged and with the errors its view can return.
+typed, tagged and with the errors its view can return; and the Swagger UI page.
 
 The document is the routes and their models, so these tests need no database or Redis: the
 app is built once with settings that nothing here connects to."""
@@ -134,3 +134,12 @@ def test_validation_runs_after_the_token_check(app):
     client = app.test_client()
     assert client.post("/api/v1/jobs", json={"kind": "bake"}).status_code == 401
     assert client.post("/api/v1/verify", data=b"[", content_type="application/json").status_code == 401
+
+
+def test_the_docs_page_serves_swagger_ui_from_the_package(app):
+    client = app.test_client()
+    page = client.get("/api/docs/")
+    assert page.status_code == 200 and b"/api/v1/openapi.json" in page.data
+    for asset in re.findall(rb'(?:src|href)="\./([\w.-]+\.(?:js|css))"', page.data):
+        assert client.get(f"/api/docs/{asset.decode()}").status_code == 200, asset
+    assert b"unpkg.com" not in page.data and b"cdn." not in page.data
