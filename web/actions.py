@@ -11,6 +11,7 @@ import logging
 
 import redis
 from kombu.exceptions import OperationalError
+from pydantic import BaseModel
 
 from service.db import Job, User, jobs
 from web import services
@@ -21,9 +22,10 @@ from service.kinds import KINDS
 log = logging.getLogger(__name__)
 
 
-def submit(user: User, kind: str, spec: dict, *, idempotency_key: str | None = None,
+def submit(user: User, kind: str, spec: dict | BaseModel, *, idempotency_key: str | None = None,
            parent_id: int | None = None, message: str | None = None) -> tuple[Job, bool]:
-    """Validates `spec` for `kind` (raises pydantic's ValidationError) and queues the job.
+    """Validates `spec` for `kind` (raises pydantic's ValidationError; a spec the API already
+    validated as the kind's model is taken as it is) and queues the job.
 
     The stored spec keeps its nulls: `model.lora: null` (train every weight) is not the
     default, so dropping it would change the job.

@@ -1,10 +1,10 @@
-"""The JSON API under /api/v1. Each view: authenticate, validate, call, shape the reply."""
+"""The JSON API under /api/v1. Each view: `token_required` authenticates, `web.openapi.operation`
+documents it and validates the query and body its signature names, the view calls and shapes the reply."""
 
 from __future__ import annotations
 
 from celery.exceptions import TimeoutError as CeleryTimeout
-from flask import Blueprint, Response, g, jsonify, request, url_for
-from pydantic import ValidationError
+from flask import Blueprint, Response, g, jsonify, url_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import defer
 
@@ -12,38 +12,34 @@ from service import queues
 from service.db import Job, JobEvent, VerdictRow
 from web import actions, monitoring, reader, services
 from web.auth import find_job_row, job_or_404, token_required, visible_jobs
-from web.errors import ApiError, field_errors
-from web.openapi import openapi_document
+from web.errors import ApiError
+from web.openapi import document, operation
 from web.replies import reply
 from web.schemas import (EventList, EventOut, Health, IndexedVerdict, JobOut, JobPage, JobQuery, JobSubmission,
-                         PageQuery, Stats, VerdictPage, VerifyBody)
+                         PageQuery, Stats, SubmitHeaders, VerdictList, VerdictPage, VerifyBody)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
-def body() -> dict:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid request", "the body must be a JSON object")
-    return data
-
-
 @bp.post("/jobs")
 @token_required
-def submit_job():
-    submission = JobSubmission.model_validate(body())
-    try:
-        job, created = actions.submit(g.user, submission.kind, submission.spec,
-                                      idempotency_key=request.headers.get("Idempotency-Key"))
-    except ValidationError as exc:
-        raise ApiError(400, "invalid spec", field_errors(exc, prefix=("spec",))) from None
+@operation("jobs", {201: (JobOut, "Created"), 200: (JobOut, "A retried submit: the job its Idempotency-Key made")},
+           errors=[413])
+def submit_job(json: JobSubmission, headers: SubmitHeaders):
+    """Submit a job
+
+    `kind` picks the model `spec` must match. The job is queued; poll it, or follow its events.
+    """
+    submission = json.root
+    job, created = actions.submit(g.user, submission.kind, submission.spec, idempotency_key=headers.idempotency_key)
     return reply(JobOut.of(job), 201 if created else 200, Location=url_for("api.get_job", job_id=job.id))
 
 
 @bp.get("/jobs")
 @token_required
-def list_jobs():
-    query = JobQuery.model_validate(request.args.to_dict())
+@operation("jobs", {200: JobPage})
+def list_jobs(query: JobQuery):
+    """Your jobs, newest first (an admin's: everyone's)"""
     jobs = visible_jobs(g.user).options(defer(Job.spec))  # specs can be megabytes each
     if query.status:
         jobs = jobs.where(Job.status == query.status)
@@ -57,7 +53,9 @@ def list_jobs():
 
 @bp.get("/jobs/<int:job_id>")
 @token_required
+@operation("jobs", {200: JobOut}, errors=[404])
 def get_job(job_id: int):
+    """A job's status, progress, attempts and result"""
     job = find_job_row(g.user, job_id)
     if job is None:
         raise ApiError(404, "not found", f"no job {job_id}")
@@ -66,7 +64,9 @@ def get_job(job_id: int):
 
 @bp.get("/jobs/<int:job_id>/events")
 @token_required
+@operation("jobs", {200: EventList}, errors=[404])
 def job_events(job_id: int):
+    """A job's timeline"""
     job_or_404(job_id)
     events = reader().scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
     return reply(EventList(events=[EventOut.model_validate(e) for e in events]))
@@ -74,9 +74,9 @@ def job_events(job_id: int):
 
 @bp.get("/jobs/<int:job_id>/verdicts")
 @token_required
-def job_verdicts(job_id: int):
-    """A verify job's verdicts by program index, as far as they have come in."""
-    query = PageQuery.model_validate(request.args.to_dict())
+@operation("jobs", {200: VerdictPage}, errors=[404])
+def job_verdicts(job_id: int, query: PageQuery):
+    """A verify job's verdicts by program index, as far as they have come in"""
     job_or_404(job_id)
     rows = reader().scalars(select(VerdictRow).where(VerdictRow.job_id == job_id).order_by(VerdictRow.index)
                             .limit(query.limit).offset(query.offset))
@@ -87,7 +87,9 @@ def job_verdicts(job_id: int):
 
 @bp.post("/jobs/<int:job_id>/cancel")
 @token_required
+@operation("jobs", {202: JobOut}, errors=[404, 409])
 def cancel_job(job_id: int):
+    """Cancel a queued job at once, a running one at its next step (`cancelling`)"""
     job = job_or_404(job_id)
     actions.cancel(job)
     reader().refresh(job)
@@ -96,17 +98,24 @@ def cancel_job(job_id: int):
 
 @bp.post("/jobs/<int:job_id>/retry")
 @token_required
+@operation("jobs", {201: JobOut}, errors=[404, 409])
 def retry_job(job_id: int):
+    """Run a finished job again as a new job, its `parent_id` set"""
     new = actions.retry(g.user, job_or_404(job_id))
     return reply(JobOut.of(new), 201, Location=url_for("api.get_job", job_id=new.id))
 
 
 @bp.post("/verify")
 @token_required
-def verify_now():
-    """Judges a small batch synchronously on the verify pool, for trainers outside the service."""
+@operation("verify", {200: VerdictList}, errors=[413, 504])
+def verify_now(json: VerifyBody):
+    """Judge a small batch now
+
+    On the verify pool, ahead of queued job batches, for trainers outside the service; at most
+    `RLVR_SYNC_VERIFY_MAX` programs, 504 after `RLVR_SYNC_VERIFY_TIMEOUT` seconds.
+    """
     settings = services().settings
-    requests = VerifyBody.model_validate(body()).requests
+    requests = json.requests
     if len(requests) > settings.sync_verify_max_programs:
         raise ApiError(413, "too many programs", f"at most {settings.sync_verify_max_programs} per call; "
                                                  "submit a verify job for more")
@@ -120,22 +129,34 @@ def verify_now():
 
 
 @bp.get("/health")
+@operation("monitoring", {200: (Health, "Healthy"), 503: (Health, "Degraded: a probe failed")})
 def health():
+    """Database, Redis and live workers per queue"""
     report = Health.model_validate(monitoring.health(services()))
     return reply(report, 200 if report.status == "ok" else 503)
 
 
 @bp.get("/metrics")
+@operation("monitoring", {200: ("text/plain", "Prometheus text format 0.0.4")})
 def metrics():
+    """Prometheus metrics
+
+    Jobs by state, queue depths, verify latency, and the `rlvr_train_*` gauges of running
+    train/SFT jobs by `job_id`.
+    """
     return Response(monitoring.metrics_text(services()), mimetype="text/plain; version=0.0.4")
 
 
 @bp.get("/stats")
 @token_required
+@operation("monitoring", {200: Stats})
 def stats():
+    """Counts of jobs, queues and verified programs; your running train/SFT jobs' progress"""
     return reply(Stats.model_validate(monitoring.stats(services(), owner=None if g.user.is_admin else g.user.id)))
 
 
 @bp.get("/openapi.json")
+@operation("docs", {200: ("application/json", "OpenAPI 3.1")})
 def openapi():
-    return jsonify(openapi_document())
+    """This document"""
+    return jsonify(document())

@@ -74,6 +74,7 @@ def token_required(view):
     def wrapped(*args, **kwargs):
         g.user = api_user()
         return view(*args, **kwargs)
+    wrapped.needs_token = True  # web.openapi documents its 401 and the bearer scheme
     return wrapped
 
 

@@ -18,12 +18,29 @@ class ApiError(Exception):
         self.status, self.error, self.detail, self.headers = status, error, detail, headers or {}
 
 
-def field_errors(exc: ValidationError, prefix: tuple = ()) -> list[dict]:
-    """Pydantic errors as `[{field: "spec.requests.0.program", message}]`, one per bad field."""
-    return [
-        {"field": ".".join(str(part) for part in (*prefix, *e["loc"])) or "body", "message": e["msg"]}
-        for e in exc.errors(include_url=False, include_input=False)
-    ]
+def field_errors(exc: ValidationError, prefix: tuple = (), tagged_by: str | None = None) -> list[dict]:
+    """Pydantic errors as `[{field: "spec.requests.0.program", message}]`, one per bad field.
+
+    For a union tagged by the field `tagged_by` (a job submission by `kind`), pydantic starts
+    each location with the tag (`verify.spec...`) and puts a missing or unknown tag at the
+    top; clients know the fields by where they are in the body, so the tag is left out and
+    the tag's errors name its field.
+    """
+    errors = []
+    for e in exc.errors(include_url=False, include_input=False):
+        loc = e["loc"]
+        if tagged_by:
+            top_tag = not loc and e["type"] in ("union_tag_invalid", "union_tag_not_found")
+            loc = (tagged_by,) if top_tag else loc[1:]
+        errors.append({"field": ".".join(str(part) for part in (*prefix, *loc)) or "body", "message": e["msg"]})
+    return errors
+
+
+def invalid(errors: list[dict]) -> ApiError:
+    """The 400 for bad fields: `invalid spec` when all of them lie inside a job's spec, which is
+    what a client tells its user to fix (`rlvr submit` prints it), else `invalid request`."""
+    in_spec = all(e["field"].startswith("spec.") for e in errors)
+    return ApiError(400, "invalid spec" if in_spec else "invalid request", errors)
 
 
 def json_error(status: int, error: str, detail=None, headers=None):

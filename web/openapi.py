@@ -1,137 +1,175 @@
-"""The OpenAPI 3.1 document of /api/v1: paths listed here, schemas generated from the
-pydantic models that also validate the requests, so the two cannot drift apart."""
+"""The OpenAPI document of /api/v1, generated from the routes and the pydantic models their
+views validate with, and the Swagger UI page that renders it (/api/docs/).
+
+Owns: `operation`, the decorator that declares a view's tag, replies and errors and hands
+the view its query, JSON body and headers, validated with the models its signature names
+(`query: JobQuery`, `json: JobSubmission`, `headers: SubmitHeaders`); the document; the page.
+What the document says of a request is therefore what the view is given, and `register`
+adds the 401 of each view behind `token_required`.
+
+Why spectree: it decorates plain Flask views on their blueprints and speaks pydantic v2, so
+nothing else in the app changes. flask-openapi3 and APIFlask replace the Flask app and its
+blueprints with classes of their own (and APIFlask's schemas are marshmallow's). spectree's
+own request handling is swapped out (`_Requests`): it answers bad input with 422 in its own
+format, re-validates each reply the view already built from its model, and buffers every
+response, which the streamed model download cannot be.
+"""
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Iterable
+from typing import Any
 
-from pydantic.json_schema import models_json_schema
+from flask import Blueprint, Flask, render_template, request, url_for
+from pydantic import BaseModel, RootModel, ValidationError
+from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree, Tag
+from spectree.plugins.flask_plugin import FlaskPlugin
+from spectree.utils import get_request_model_hints
+from swagger_ui_bundle import swagger_ui_path
 
-from web.schemas import (EventList, ErrorOut, Health, JobOut, JobPage, JobSubmission, Stats, VerdictList, VerdictPage,
-                         VerifyBody)
-from web.training_api import (OPENAPI_MODELS, Analysis, ArtifactList, CloneBody, Comparison, ExperiencePage,
-                              MetricSeries)
-from service.kinds import KINDS
+from web.actions import deep_merge
+from web.errors import ApiError, field_errors, invalid
+from web.schemas import ErrorOut
 
-REF = "#/components/schemas/{model}"
+TAGS = {tag.name: tag for tag in (
+    Tag(name="jobs", description="Submit, list, follow, cancel and retry jobs of every kind"),
+    Tag(name="training", description="Train, SFT and eval jobs: metrics, rollouts, models, analysis, resume, clone"),
+    Tag(name="verify", description="Judge programs now, without a job"),
+    Tag(name="monitoring", description="Health, Prometheus metrics and counts"),
+    Tag(name="docs", description="This document"),
+)}
 
+ERRORS = {
+    400: "Invalid query, body or header: `detail` lists each bad field as `{field, message}`",
+    401: "Missing or unknown token",
+    404: "No such job (or not yours)",
+    409: "Not allowed in the job's current state",
+    413: "Body too large, or too many programs",
+    504: "No verdicts in time",
+}
+INVALID = 400
 
-def _ref(model) -> dict:
-    return {"$ref": REF.format(model=model.__name__)}
-
-
-def _json(model, description: str = "") -> dict:
-    return {"description": description or model.__name__, "content": {"application/json": {"schema": _ref(model)}}}
-
-
-ERRORS = {code: _json(ErrorOut, text) for code, text in {
-    400: "Invalid request; `detail` lists each bad field", 401: "Missing or unknown token",
-    404: "No such job (or not yours)", 409: "Not allowed in the job's current state", 413: "Body too large",
-}.items()}
-
-
-def _op(summary: str, responses: dict, body=None, params: list | None = None, auth: bool = True) -> dict:
-    op = {"summary": summary, "responses": responses}
-    if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
-    if params:
-        op["parameters"] = params
-    if not auth:
-        op["security"] = []
-    return op
+Reply = type[BaseModel] | str | tuple[type[BaseModel] | str, str]
+"""A success reply: a model, or a media type for a body that is not JSON, either with a description."""
 
 
-def _query(name: str, schema: dict, description: str) -> dict:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+class _Requests(FlaskPlugin):
+    """spectree's Flask plugin with this API's request handling: the query, body and headers
+    are validated here, inside `token_required`, bad ones answered with our 400, and the
+    view's reply passes through untouched (its model already shaped it)."""
+
+    def validate(self, func, query, json, form, headers, cookies, *_, **view_args):
+        if query is not None:
+            view_args["query"] = _parsed(query, request.args.to_dict())
+        if json is not None:
+            view_args["json"] = _parsed(json, _body(json))
+        if headers is not None:
+            view_args["headers"] = _parsed(headers, dict(request.headers))
+        return func(**view_args)
 
 
-JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-IDEMPOTENCY = {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"},
-               "description": "A retried submit with the same key returns the first job (200) instead of a new one."}
+def _parsed(model: type[BaseModel], data: Any) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        # A union tagged by `kind` (a job submission) starts each error's location with the tag.
+        root = model.model_fields.get("root") if issubclass(model, RootModel) else None
+        raise invalid(field_errors(exc, tagged_by=root and root.discriminator)) from None
 
 
-@functools.cache
-def openapi_document() -> dict:
-    models = [JobSubmission, JobOut, JobPage, EventList, VerdictPage, VerifyBody, VerdictList, ErrorOut, Health, Stats,
-              *OPENAPI_MODELS, *(kind.spec for kind in KINDS.values())]
-    _, schemas = models_json_schema([(m, "validation") for m in models], ref_template=REF)
-    e = ERRORS
-    paths = {
-        "/jobs": {
-            "post": _op("Submit a job", {201: _json(JobOut, "Created"), 200: _json(JobOut, "Replayed submit"),
-                                         400: e[400], 401: e[401], 413: e[413]},
-                        body=JobSubmission, params=[IDEMPOTENCY]),
-            "get": _op("List your jobs, newest first", {200: _json(JobPage), 400: e[400], 401: e[401]}, params=[
-                _query("status", {"type": "string"}, "Only jobs in this state"),
-                _query("kind", {"type": "string"}, "Only jobs of this kind"),
-                _query("limit", {"type": "integer", "default": 20, "maximum": 100}, "Page size"),
-                _query("offset", {"type": "integer", "default": 0}, "Jobs to skip")]),
-        },
-        "/jobs/{job_id}": {"get": _op("A job's status, progress and result", {200: _json(JobOut), 404: e[404]},
-                                      params=[JOB_ID])},
-        "/jobs/{job_id}/events": {"get": _op("The job's timeline", {200: _json(EventList), 404: e[404]},
-                                             params=[JOB_ID])},
-        "/jobs/{job_id}/verdicts": {"get": _op("A verify job's verdicts by program index, paginated",
-                                               {200: _json(VerdictPage), 400: e[400], 404: e[404]}, params=[
-            JOB_ID, _query("limit", {"type": "integer", "default": 100, "maximum": 1000}, "Page size"),
-            _query("offset", {"type": "integer", "default": 0}, "Verdicts to skip")])},
-        "/jobs/{job_id}/metrics": {"get": _op("A train, eval or SFT job's metric series by name",
-                                              {200: _json(MetricSeries), 404: e[404]}, params=[
-            JOB_ID, _query("names", {"type": "string"}, "Comma-separated names (reward,kl,...); all when absent"),
-            _query("after", {"type": "integer"}, "Only steps after this one")])},
-        "/jobs/{job_id}/analysis": {"get": _op("Error patterns, reward distribution per step, convergence step",
-                                               {200: _json(Analysis), 400: e[400], 404: e[404]}, params=[
-            JOB_ID, _query("metric", {"type": "string"}, "Series for the convergence step (pass_rate, reward, loss)"),
-            _query("window", {"type": "integer", "default": 5}, "Steps in the trailing mean"),
-            _query("tolerance", {"type": "number", "default": 0.05}, "Distance from the final value that counts "
-                                                                     "as settled")])},
-        "/jobs/{job_id}/resume": {"post": _op("Requeue a cancelled, crashed or failed train/SFT job as the same job, "
-                                              "from its last checkpoint",
-                                              {202: _json(JobOut), 404: e[404], 409: e[409]}, params=[JOB_ID])},
-        "/jobs/{job_id}/clone": {"post": {**_op("A new job of the same kind with an edited spec, linked to this one",
-                                                {201: _json(JobOut), 400: e[400], 404: e[404]}, params=[JOB_ID]),
-                                          "requestBody": {"required": False, "content": {
-                                              "application/json": {"schema": _ref(CloneBody)}}}}},
-        "/compare": {"get": _op("Metric series of several of your jobs side by side",
-                                {200: _json(Comparison), 400: e[400], 404: e[404]}, params=[
-            {**_query("jobs", {"type": "string"}, "Comma-separated job ids (1,2)"), "required": True},
-            _query("names", {"type": "string"}, "Comma-separated metric names; all when absent")])},
-        "/jobs/{job_id}/experiences": {"get": _op("A train job's rollouts, paginated and filtered",
-                                                  {200: _json(ExperiencePage), 400: e[400], 404: e[404]}, params=[
-            JOB_ID, _query("step", {"type": "integer"}, "Only this step"),
-            _query("verdict", {"type": "string"}, "Only this verdict (pass, fail, error)"),
-            _query("min_reward", {"type": "number"}, "Reward at least"),
-            _query("max_reward", {"type": "number"}, "Reward at most"),
-            _query("limit", {"type": "integer", "default": 50, "maximum": 500}, "Page size"),
-            _query("offset", {"type": "integer", "default": 0}, "Rows to skip")])},
-        "/jobs/{job_id}/artifacts": {"get": _op("Checkpoints and the final model a job wrote",
-                                                {200: _json(ArtifactList), 404: e[404]}, params=[JOB_ID])},
-        "/jobs/{job_id}/download": {"get": _op("The final LoRA adapter or weights as .tar.gz",
-                                               {200: {"description": "application/gzip"}, 404: e[404], 409: e[409]},
-                                               params=[JOB_ID])},
-        "/jobs/{job_id}/cancel": {"post": _op("Cancel a queued or running job",
-                                              {202: _json(JobOut), 404: e[404], 409: e[409]}, params=[JOB_ID])},
-        "/jobs/{job_id}/retry": {"post": _op("Run a finished job again as a new job linked to it",
-                                             {201: _json(JobOut), 404: e[404], 409: e[409]}, params=[JOB_ID])},
-        "/verify": {"post": _op("Verify a small batch now (bounded size and time)",
-                                {200: _json(VerdictList), 400: e[400], 413: e[413],
-                                 504: _json(ErrorOut, "No verdicts in time")}, body=VerifyBody)},
-        "/health": {"get": _op("Database, Redis and live workers per queue",
-                               {200: _json(Health, "Healthy"), 503: _json(Health, "Degraded")}, auth=False)},
-        "/metrics": {"get": _op("Prometheus text: jobs by state, queue depths, verify latency, and "
-                                "rlvr_train_* gauges of running train/SFT jobs by job_id",
-                                {200: {"description": "text/plain"}}, auth=False)},
-        "/stats": {"get": _op("Counts of jobs, queues and verified programs; your running train/SFT jobs' step, "
-                              "latest metrics, speed and ETA", {200: _json(Stats), 401: e[401]})},
-        "/openapi.json": {"get": _op("This document", {200: {"description": "OpenAPI 3.1"}}, auth=False)},
-    }
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "rlvr-service", "version": "1"},
-        "servers": [{"url": "/api/v1"}],
-        "paths": {path: {verb: {**op, "responses": {str(k): v for k, v in op["responses"].items()}}
-                         for verb, op in ops.items()} for path, ops in paths.items()},
-        "components": {"schemas": schemas["$defs"],
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
-        "security": [{"bearer": []}],
-    }
+def _body(model: type[BaseModel]) -> dict:
+    """The JSON object in the body; no body at all is `{}` for a model whose fields all have defaults."""
+    if not request.get_data() and _all_optional(model):
+        return {}
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid request", "the body must be a JSON object")
+    return data
+
+
+class _Replies(Response):
+    """An operation's replies. spectree adds a validation-error reply to every operation it
+    decorates; this keeps it only where the view validates a query, body or header."""
+
+    def __init__(self, validates: bool, **replies):
+        super().__init__(**replies)
+        self.validates = validates
+
+    def add_model(self, code: int, model, replace: bool = True, description: str | None = None) -> None:
+        if code == INVALID and not self.validates:
+            return
+        super().add_model(code, model, replace, description or ERRORS.get(code))
+
+
+spec = SpecTree(
+    backend=_Requests, mode="strict", title="rlvr-service", version="1",
+    description="Reinforcement learning from verifiable rewards as a job service. Send `Authorization: Bearer "
+                "<token>`; a GET may instead carry the web pages' session cookie.",
+    validation_error_status=INVALID, validation_error_model=ErrorOut,
+    # Components are named after their models (spectree's default adds a hash), and a model
+    # nested in several bodies (VerifyRequest) is one component.
+    naming_strategy=lambda model: model.__name__, nested_naming_strategy=lambda _parent, child: child,
+    security_schemes=[SecurityScheme(name="bearer", data=SecuritySchemeData(type="http", scheme="bearer"))],
+)
+
+_PATCHES: dict[str, dict] = {}
+"""operationId -> what spectree cannot say of the operation (the media type of a reply that is
+not JSON, a body that may be left out), laid over what it generates."""
+
+
+def operation(tag: str, replies: dict[int, Reply], errors: Iterable[int] = ()):
+    """Documents a view under `tag` with its success `replies` by status and the `errors` it
+    raises (400 comes with any query, body or header its signature names; 401 with
+    `token_required`). Its docstring's first paragraph is the summary, the rest the description."""
+    def decorate(view):
+        models, patch = {}, {}
+        for status, reply in replies.items():
+            body, description = reply if isinstance(reply, tuple) else (reply, None)
+            if isinstance(body, str):
+                patch.setdefault("responses", {})[str(status)] = {"content": {body: {"schema": {"type": "string"}}}}
+                body = None
+            models[f"HTTP_{status}"] = (body, description) if description else body
+        models.update({f"HTTP_{code}": (ErrorOut, ERRORS[code]) for code in errors})
+        hints = get_request_model_hints(view)
+        if "json" in hints and _all_optional(hints["json"]):
+            patch["requestBody"] = {"required": False}
+        _PATCHES[view.__name__] = patch
+        return spec.validate(resp=_Replies(validates=bool(hints), **models), tags=[TAGS[tag]],
+                             operation_id=view.__name__,
+                             path_parameter_descriptions={"job_id": "A job's id; someone else's job is a 404"})(view)
+    return decorate
+
+
+def _all_optional(model: type[BaseModel]) -> bool:
+    return not any(field.is_required() for field in model.model_fields.values())
+
+
+def document() -> dict:
+    """spectree's document with each operation's patch laid over it."""
+    return {**spec.spec, "paths": {
+        path: {method: deep_merge(op, _PATCHES.get(op["operationId"], {})) for method, op in operations.items()}
+        for path, operations in spec.spec["paths"].items()}}
+
+
+# Not spectree's offline pages (its `offline` extra): they inline the scripts of three UIs into
+# templates at import, some 35 MB in every web process. Only Swagger UI is served, as files.
+docs = Blueprint("docs", __name__, url_prefix="/api/docs", static_folder=swagger_ui_path, static_url_path="",
+                 template_folder=swagger_ui_path)
+
+
+@docs.get("/")
+def swagger_ui():
+    """Swagger UI on the document. Its scripts and styles are served from the
+    swagger-ui-bundle-v2 package, so the page needs no CDN."""
+    return render_template("index.j2", openapi_spec_url=url_for("api.openapi"))
+
+
+def register(app: Flask) -> None:
+    """Adds a 401 reply and the bearer scheme to every documented view behind `token_required`,
+    and serves the docs page."""
+    for view in app.view_functions.values():
+        metadata = spec.get_function_metadata(view)
+        if metadata is not None and getattr(view, "needs_token", False):
+            metadata.resp.add_model(401, ErrorOut)
+            metadata.security = {"bearer": []}
+    app.register_blueprint(docs)

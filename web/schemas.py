@@ -4,9 +4,9 @@ shape what goes out, and are the OpenAPI document's schemas."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 
 from service.db.models import JOB_STATES
 from sandbox.models import Verdict, VerifyRequest
@@ -20,21 +20,32 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class JobSubmission(_In):
-    kind: JobKindName
-    spec: dict[str, Any] = Field(description="The kind's spec, e.g. VerifyJobSpec for `verify`.")
+def _submission(kind: str, spec: type[BaseModel]) -> type[_In]:
+    return create_model(f"{kind.title()}Submission", __base__=_In, __doc__=f"A `{kind}` job and its {spec.__name__}.",
+                        kind=(Literal[kind], ...), spec=(spec, ...))
+
+
+class JobSubmission(RootModel[Annotated[Union[tuple(_submission(kind, job_kind.spec)
+                                                    for kind, job_kind in KINDS.items())],
+                                        Field(discriminator="kind")]]):
+    """A job to run: `kind` names one of `service.kinds.KINDS`, and `spec` must match that kind's model."""
+
+
+class SubmitHeaders(BaseModel):
+    idempotency_key: str | None = Field(None, alias="Idempotency-Key", description=(
+        "A retried submit with the same key returns the job the first one made (200) instead of a new one."))
 
 
 class JobQuery(_In):
-    status: JobStatus | None = None
-    kind: JobKindName | None = None
-    limit: int = Field(20, ge=1, le=100)
-    offset: int = Field(0, ge=0)
+    status: JobStatus | None = Field(None, description="Only jobs in this state.")
+    kind: JobKindName | None = Field(None, description="Only jobs of this kind.")
+    limit: int = Field(20, ge=1, le=100, description="Jobs per page.")
+    offset: int = Field(0, ge=0, description="Jobs to skip.")
 
 
 class PageQuery(_In):
-    limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    limit: int = Field(100, ge=1, le=1000, description="Verdicts per page.")
+    offset: int = Field(0, ge=0, description="Verdicts to skip.")
 
 
 class VerifyBody(_In):

@@ -1,9 +1,9 @@
 """The API of train, eval and SFT jobs: metric series, the experience buffer, artifacts,
 analysis, resume, clone and side-by-side comparison.
 
-Lives beside `web.api` under the same /api/v1 prefix; each view authenticates, checks the
-job is the caller's, reads through `service.db.training` (or acts through `web.actions`) and
-shapes the reply.
+Lives beside `web.api` under the same /api/v1 prefix; each view authenticates, is documented
+and given its validated query or body by `web.openapi.operation`, checks the job is the
+caller's, reads through `service.db.training` (or acts through `web.actions`) and shapes the reply.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import io
 import tarfile
 from typing import Any
 
-from flask import Blueprint, g, request, send_file, url_for
+from flask import Blueprint, g, send_file, url_for
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rlvr.analysis import convergence_step, error_patterns
@@ -20,6 +20,7 @@ from service.db import training
 from web import actions, reader, services
 from web.auth import job_or_404, token_required
 from web.errors import ApiError, field_errors
+from web.openapi import operation
 from web.replies import reply
 from web.schemas import JobOut
 
@@ -28,7 +29,7 @@ bp = Blueprint("training_api", __name__, url_prefix="/api/v1")
 
 class MetricsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    names: str | None = Field(None, description="Comma-separated metric names; all when absent.")
+    names: str | None = Field(None, description="Comma-separated metric names (reward,kl,...); all when absent.")
     after: int | None = Field(None, ge=0, description="Only steps after this one (a client following a job).")
 
 
@@ -39,12 +40,12 @@ class MetricSeries(BaseModel):
 
 class ExperienceQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    step: int | None = Field(None, ge=0)
-    verdict: str | None = Field(None, description="pass, fail, error, ...")
-    min_reward: float | None = None
-    max_reward: float | None = None
-    limit: int = Field(50, ge=1, le=500)
-    offset: int = Field(0, ge=0)
+    step: int | None = Field(None, ge=0, description="Only this step.")
+    verdict: str | None = Field(None, description="Only this verdict: pass, fail, error, ...")
+    min_reward: float | None = Field(None, description="Reward at least.")
+    max_reward: float | None = Field(None, description="Reward at most.")
+    limit: int = Field(50, ge=1, le=500, description="Rollouts per page.")
+    offset: int = Field(0, ge=0, description="Rollouts to skip.")
 
 
 class ExperienceOut(BaseModel):
@@ -138,7 +139,9 @@ class CloneBody(BaseModel):
 
 class CompareQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    jobs: list[int] = Field(min_length=1, max_length=20, description="Comma-separated job ids.")
+    # style=form, explode=false is OpenAPI's name for a comma-separated list: jobs=3,5
+    jobs: list[int] = Field(min_length=1, max_length=20, description="Comma-separated job ids.",
+                            json_schema_extra={"style": "form", "explode": False})
     names: str | None = Field(None, description="Comma-separated metric names; all when absent.")
 
     @field_validator("jobs", mode="before")
@@ -167,8 +170,9 @@ def _names(names: str | None) -> list[str] | None:
 
 @bp.get("/jobs/<int:job_id>/metrics")
 @token_required
-def job_metrics(job_id: int):
-    query = MetricsQuery.model_validate(request.args.to_dict())
+@operation("training", {200: MetricSeries}, errors=[404])
+def job_metrics(job_id: int, query: MetricsQuery):
+    """A train, eval or SFT job's metric series by name"""
     job_or_404(job_id)
     return reply(MetricSeries(job_id=job_id, series=training.series(reader(), job_id, _names(query.names),
                                                                      query.after)))
@@ -176,8 +180,9 @@ def job_metrics(job_id: int):
 
 @bp.get("/jobs/<int:job_id>/experiences")
 @token_required
-def job_experiences(job_id: int):
-    query = ExperienceQuery.model_validate(request.args.to_dict())
+@operation("training", {200: ExperiencePage}, errors=[404])
+def job_experiences(job_id: int, query: ExperienceQuery):
+    """A train job's rollouts, filtered and paginated"""
     job_or_404(job_id)
     total, rows = training.experiences(reader(), job_id, **query.model_dump())
     items = [ExperienceOut.model_validate(row) for row in rows]
@@ -186,16 +191,22 @@ def job_experiences(job_id: int):
 
 @bp.get("/jobs/<int:job_id>/artifacts")
 @token_required
+@operation("training", {200: ArtifactList}, errors=[404])
 def job_artifacts(job_id: int):
+    """The checkpoints and final model a job wrote"""
     job_or_404(job_id)
     return reply(ArtifactList(artifacts=[ArtifactOut.model_validate(a) for a in training.artifacts(reader(), job_id)]))
 
 
 @bp.get("/jobs/<int:job_id>/download")
 @token_required
+@operation("training", {200: ("application/gzip", "job-<id>-model.tar.gz")}, errors=[404, 409])
 def download_model(job_id: int):
-    """The job's final model (a LoRA adapter or full weights) as a .tar.gz; load it with
-    `PeftModel.from_pretrained` or `AutoModelForCausalLM.from_pretrained` once unpacked."""
+    """The job's final model as .tar.gz
+
+    A LoRA adapter or full weights; load it with `PeftModel.from_pretrained` or
+    `AutoModelForCausalLM.from_pretrained` once unpacked.
+    """
     job_or_404(job_id)
     finals = training.artifacts(reader(), job_id, "final")
     root = services().settings.data_dir / "artifacts"
@@ -210,10 +221,12 @@ def download_model(job_id: int):
 
 @bp.get("/jobs/<int:job_id>/analysis")
 @token_required
-def job_analysis(job_id: int):
-    """Error patterns and reward distribution per step over the job's rollouts, and the step
-    at which its pass rate (or reward, or loss) settled."""
-    query = AnalysisQuery.model_validate(request.args.to_dict())
+@operation("training", {200: Analysis}, errors=[404])
+def job_analysis(job_id: int, query: AnalysisQuery):
+    """Error patterns, reward distribution per step, convergence step
+
+    Over the job's rollouts; and the step at which its pass rate (or reward, or loss) settled.
+    """
     job_or_404(job_id)
     patterns = error_patterns(training.outcomes(reader(), job_id))
     candidates = [query.metric] if query.metric else list(CONVERGENCE_METRICS)
@@ -226,8 +239,12 @@ def job_analysis(job_id: int):
 
 @bp.post("/jobs/<int:job_id>/resume")
 @token_required
+@operation("training", {202: JobOut}, errors=[404, 409])
 def resume_job(job_id: int):
-    """A cancelled, crashed or failed train or SFT job goes back to the queue as the same job."""
+    """Requeue a stopped train or SFT job from its last checkpoint
+
+    A cancelled, crashed or failed train or SFT job goes back to the queue as the same job.
+    """
     job = job_or_404(job_id)
     actions.resume(job)
     reader().refresh(job)
@@ -236,34 +253,24 @@ def resume_job(job_id: int):
 
 @bp.post("/jobs/<int:job_id>/clone")
 @token_required
-def clone_job(job_id: int):
-    overrides = CloneBody.model_validate(_optional_body()).spec
+@operation("training", {201: JobOut}, errors=[404])
+def clone_job(job_id: int, json: CloneBody):
+    """A new job of the same kind with an edited spec, its `parent_id` set"""
     parent = job_or_404(job_id)
     try:
-        new = actions.clone(g.user, parent, overrides)
+        new = actions.clone(g.user, parent, json.spec)
     except ValidationError as exc:
         raise ApiError(400, "invalid spec", field_errors(exc, prefix=("spec",))) from None
     return reply(JobOut.of(new), 201, Location=url_for("api.get_job", job_id=new.id))
 
 
-def _optional_body() -> dict:
-    if not request.get_data():
-        return {}
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid request", "the body must be a JSON object")
-    return data
-
-
 @bp.get("/compare")
 @token_required
-def compare_jobs():
-    """The named metric series of several of the caller's jobs, side by side."""
-    query = CompareQuery.model_validate(request.args.to_dict())
+@operation("training", {200: Comparison}, errors=[404])
+def compare_jobs(query: CompareQuery):
+    """The named metric series of several of your jobs, side by side"""
     names = _names(query.names)
     compared = [(job, training.series(reader(), job.id, names)) for job in map(job_or_404, query.jobs)]
     return reply(Comparison(jobs=[ComparedJob(id=job.id, kind=job.kind, status=job.status, series=series)
                                    for job, series in compared]))
 
-
-OPENAPI_MODELS = [MetricSeries, ExperiencePage, ArtifactList, Analysis, CloneBody, Comparison]
