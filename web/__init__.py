@@ -7,22 +7,20 @@ tests pass their own.
 
 from __future__ import annotations
 
-from flask import Flask, Request, current_app, g
-from flask.sessions import SecureCookieSessionInterface, SessionMixin
+from flask import Flask
 from flask_wtf import CSRFProtect
-from itsdangerous import URLSafeTimedSerializer
-from sqlalchemy.orm import Session
 
+from service.queues import make_services
 from service.settings import Settings, load_settings
-from service.queues import Services, make_services
+from web import api, cli, errors, openapi, pages, training_api
+from web.context import close_reader
+from web.sessions import SessionCookies
 
 
 def create_app(settings: Settings | None = None, **config) -> Flask:
-    from web import api, cli, errors, openapi, pages, training_api
-
     settings = settings or load_settings()
     app = Flask(__name__)
-    app.session_interface = _SessionCookies()
+    app.session_interface = SessionCookies()
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes, **config)
     app.extensions["rlvr"] = make_services(settings)
     csrf = CSRFProtect(app)
@@ -33,43 +31,5 @@ def create_app(settings: Settings | None = None, **config) -> Flask:
     openapi.register(app)
     errors.register(app)
     cli.register(app)
-    app.teardown_appcontext(_close_reader)
+    app.teardown_appcontext(close_reader)
     return app
-
-
-def services() -> Services:
-    return current_app.extensions["rlvr"]
-
-
-def reader() -> Session:
-    """This request's read session (autocommit, so it also sees what the request wrote
-    elsewhere), opened on first use and closed when the request ends."""
-    if "db" not in g:
-        g.db = services().db.read_session()
-    return g.db
-
-
-def _close_reader(_exc) -> None:
-    if (session := g.pop("db", None)) is not None:
-        session.close()
-
-
-class _SessionCookies(SecureCookieSessionInterface):
-    """Flask's signed-cookie sessions, cheaper for API clients: a request that carries a bearer
-    token gets the null session (web.auth never reads the cookie when there is a token), and
-    the signing serializer is built once per set of keys instead of on every request (building
-    it test-serializes a dict). Together these were a fifth of the cost of a status poll."""
-
-    def __init__(self):
-        self._serializers: dict[tuple, URLSafeTimedSerializer | None] = {}
-
-    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
-        if request.headers.get("Authorization", "")[:7].lower() == "bearer ":
-            return self.make_null_session(app)
-        return super().open_session(app, request)
-
-    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
-        keys = (app.secret_key, *(app.config["SECRET_KEY_FALLBACKS"] or ()))
-        if keys not in self._serializers:
-            self._serializers[keys] = super().get_signing_serializer(app)
-        return self._serializers[keys]

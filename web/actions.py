@@ -14,7 +14,7 @@ from kombu.exceptions import OperationalError
 from pydantic import BaseModel
 
 from service.db import Job, User, jobs
-from web import services
+from web.context import services
 from web.errors import ApiError
 from service import queues
 from service.kinds import KINDS

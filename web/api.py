@@ -10,7 +10,8 @@ from sqlalchemy.orm import defer
 
 from service import queues
 from service.db import Job, JobEvent, VerdictRow
-from web import actions, monitoring, reader, services
+from web import actions, monitoring
+from web.context import reader, services
 from web.auth import find_job_row, job_or_404, token_required, visible_jobs
 from web.errors import ApiError
 from web.openapi import document, operation

@@ -16,7 +16,7 @@ from flask import g, redirect, request, session, url_for
 from sqlalchemy import Select, bindparam, select
 
 from service.db import Job, User, accounts
-from web import reader, services
+from web.context import reader, services
 from web.errors import ApiError
 
 

@@ -6,7 +6,7 @@ import click
 from flask import Flask
 
 from service.db import accounts
-from web import services
+from web.context import services
 
 
 def create_user(name: str, admin: bool) -> str:

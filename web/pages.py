@@ -18,7 +18,8 @@ from sqlalchemy.orm import defer
 from service.db import Job, JobEvent, VerdictRow, accounts, jobs, training
 from service.db.models import JOB_STATES
 from rlvr.verifier import CodeVerdict, TestResult
-from web import actions, services
+from web import actions
+from web.context import services
 from web.auth import find_job, login_required, visible_jobs
 from web.errors import ApiError
 from web.forms import JobForm, SpecForm, form_for

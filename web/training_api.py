@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rlvr.analysis import convergence_step, error_patterns
 from service.db import training
-from web import actions, reader, services
+from web import actions
+from web.context import reader, services
 from web.auth import job_or_404, token_required
 from web.errors import ApiError, field_errors
 from web.openapi import operation
