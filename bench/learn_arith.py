@@ -29,7 +29,7 @@ from rlvr.judge import reward_specs
 from rlvr.policy import load_policy
 from rlvr.sft import run_sft
 from rlvr.spec import ModelSpec, SamplingSpec, SFTSpec, TrainSpec
-from rlvr.tasks import build_task
+from rlvr.tasks.base import build_task
 from rlvr.tiny import build_tiny_model
 from rlvr.trainer import train
 

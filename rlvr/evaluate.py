@@ -16,7 +16,7 @@ from rlvr.callbacks import Callback
 from rlvr.judge import judge, reward_specs
 from rlvr.rollout import generate
 from rlvr.spec import EvalSpec, SamplingSpec
-from rlvr.tasks import Problem, Task, VerifyFn, build_task
+from rlvr.tasks.base import Problem, Task, VerifyFn, build_task
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlvr.rewards import score
-from rlvr.tasks import Problem, Task, Verdict, VerifyFn
+from rlvr.tasks.base import Problem, Task, Verdict, VerifyFn
 
 
 @dataclass

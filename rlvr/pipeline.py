@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlvr.judge import Judgement
-from rlvr.tasks import Problem
+from rlvr.tasks.base import Problem
 
 
 @dataclass

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from rlvr.judge import Judgement, judge
 from rlvr.rollout import Rollout, generate, merge_rollouts
-from rlvr.tasks import Problem, Task, VerifyFn
+from rlvr.tasks.base import Problem, Task, VerifyFn
 
 TEMPLATE = "{context}{completion}\n# Feedback: {feedback}\n# Try again.\n{prompt}"
 

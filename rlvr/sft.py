@@ -20,7 +20,7 @@ from rlvr.evaluate import evaluate
 from rlvr.judge import reward_specs
 from rlvr.policy import load_policy
 from rlvr.spec import SamplingSpec, SFTSpec
-from rlvr.tasks import Problem, Task, VerifyFn, build_task
+from rlvr.tasks.base import Problem, Task, VerifyFn, build_task
 from rlvr.trainer import SCHEDULES
 
 IGNORE = -100

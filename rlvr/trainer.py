@@ -65,7 +65,7 @@ from rlvr.replay import ReplayBuffer, mix
 from rlvr.rollout import Rollout, generate, merge_rollouts, policy_logprobs
 from rlvr.spec import TrainSpec
 from rlvr.stopping import converged, reached_target
-from rlvr.tasks import Problem, VerifyFn, build_task
+from rlvr.tasks.base import Problem, VerifyFn, build_task
 
 SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
 

@@ -219,8 +219,7 @@ def verifier_for(task_options: Any, settings: Any = None) -> RequestVerifier | N
 
     ``settings`` is a spec's ``VerifierSpec`` (``concurrency``, ``retries``).
     """
-    from rlvr.code import CodeTask
-    from rlvr.tasks import TASKS
+    from rlvr.tasks.base import TASKS, CodeTask
 
     if not issubclass(TASKS[task_options.name], CodeTask):
         return None

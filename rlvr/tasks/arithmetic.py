@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field
 
 from rlvr.rewards import register_reward
-from rlvr.tasks import Problem, Task, TaskOptions, Verdict, check_split, register_task
+from rlvr.tasks.base import Problem, Task, TaskOptions, Verdict, check_split, register_task
 from rlvr.text import evaluate_expression
 
 _ANSWER = re.compile(r"=\s*(-?\d+)")

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from rlvr.tasks import Problem, Task, TaskOptions, Verdict, check_split, datasets_dir, read_jsonl, register_task
+from rlvr.tasks.base import Problem, Task, TaskOptions, Verdict, check_split, datasets_dir, read_jsonl, register_task
 from rlvr.text import last_boxed, normalize_latex
 
 

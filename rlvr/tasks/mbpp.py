@@ -14,8 +14,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from rlvr import rewards_code  # noqa: F401  (registers code_tests)
-from rlvr.code import CodeTask
-from rlvr.tasks import Problem, TaskOptions, check_split, datasets_dir, read_jsonl, register_task
+from rlvr.tasks.base import CodeTask, Problem, TaskOptions, check_split, datasets_dir, read_jsonl, register_task
 
 SPLIT_IDS = {"test": range(11, 511), "validation": range(511, 601), "train": range(601, 975)}
 TEMPLATE = ("You are an expert Python programmer, and here is your task: {text} "

@@ -6,7 +6,7 @@ import pytest
 
 from rlvr.analysis import convergence_step, error_patterns, reward_distribution
 from rlvr.rewards_code import code_tests
-from rlvr.tasks import Problem
+from rlvr.tasks.base import Problem
 from rlvr.verifier import CodeVerdict, local_sandbox_verifier
 
 TESTS = ["assert f(1) == 2", "assert f(0) == 1", "assert f(-1) == 0"]

@@ -2,8 +2,8 @@
 
 from rlvr.judge import judge, reward_specs
 from rlvr.spec import RewardSpec
-from rlvr.tasks import Problem, build_task
 from rlvr.tasks.arithmetic import ArithmeticOptions
+from rlvr.tasks.base import Problem, build_task
 from rlvr.tasks.countdown import CountdownOptions
 
 

@@ -16,7 +16,7 @@ from rlvr.checkpoint import latest_checkpoint, load_state
 from rlvr.judge import Judgement
 from rlvr.pipeline import Judging, Round
 from rlvr.rollout import policy_logprobs
-from rlvr.tasks import Problem
+from rlvr.tasks.base import Problem
 from rlvr.trainer import Trainer, train
 
 # Completions of different lengths score differently, so every step has advantages to follow.

@@ -7,7 +7,7 @@ import pytest
 
 from rlvr import rewards_code  # noqa: F401  (registers code_tests)
 from rlvr.rewards import score
-from rlvr.tasks import Problem
+from rlvr.tasks.base import Problem
 from rlvr.verifier import CodeVerdict, RequestVerifier, local_sandbox_verifier, request_for
 
 TESTS = {"kind": "function", "tests": ["assert f([1, 2]) == [2, 1]", "assert f([]) == []"]}

@@ -4,8 +4,9 @@ import doctest
 
 import pytest
 
-from rlvr.tasks import arithmetic, build_task
+from rlvr.tasks import arithmetic
 from rlvr.tasks.arithmetic import ArithmeticOptions, arithmetic_format, parse_answer
+from rlvr.tasks.base import build_task
 
 
 def test_doctests():

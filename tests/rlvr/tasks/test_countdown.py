@@ -4,7 +4,8 @@ import doctest
 
 import pytest
 
-from rlvr.tasks import Problem, build_task, countdown
+from rlvr.tasks import countdown
+from rlvr.tasks.base import Problem, build_task
 from rlvr.tasks.countdown import CountdownOptions
 
 PROBLEM = Problem(id="x", prompt="", answer="21", metadata={"numbers": [100, 93, 3]})

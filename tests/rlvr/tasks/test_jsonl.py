@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rlvr.tasks import build_task
+from rlvr.tasks.base import build_task
 from rlvr.tasks.jsonl import JsonlOptions
 
 

@@ -4,7 +4,8 @@ import doctest
 
 import pytest
 
-from rlvr.tasks import Problem, build_task, math500
+from rlvr.tasks import math500
+from rlvr.tasks.base import Problem, build_task
 from rlvr.tasks.math500 import Math500Options
 
 
