@@ -3,7 +3,7 @@
 Owns extraction only (fenced blocks, bare code after prose, unclosed fences from cut-off
 generations) and so imports nothing of ``rlvr``. Does not own the base of code tasks
 (``rlvr.tasks.base.CodeTask``), running code (``rlvr.verifier`` and ``sandbox/``) nor
-scoring it (``rlvr.rewards_code``).
+scoring it (``rlvr.rewards.code``).
 """
 
 import ast

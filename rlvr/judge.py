@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rlvr.rewards import score
+from rlvr.rewards.base import score
 from rlvr.tasks.base import Problem, Task, Verdict, VerifyFn
 
 

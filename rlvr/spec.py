@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rlvr.rewards import REWARDS
+from rlvr.rewards.base import REWARDS
 from rlvr.tasks.arithmetic import ArithmeticOptions
 from rlvr.tasks.base import TASKS
 
@@ -54,7 +54,7 @@ class ModelSpec(_Spec):
 
 
 class RewardSpec(_Spec):
-    name: str = Field("verdict", description="A registered reward function (see rlvr.rewards.REWARDS).")
+    name: str = Field("verdict", description="A registered reward function (see rlvr.rewards.base.REWARDS).")
     weight: float = Field(1.0, description="Weight in the summed reward.")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Extra keyword arguments for the function.")
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from rlvr.rewards import register_reward
+from rlvr.rewards.base import register_reward
 from rlvr.tasks.base import Problem, Task, TaskOptions, Verdict, check_split, register_task
 from rlvr.text import evaluate_expression
 

@@ -74,7 +74,8 @@ class CodeTask(Task):
     """A task whose completions are programs, judged in the sandbox by the injected verifier.
 
     Subclasses own ``program(problem, completion)`` and put the sandbox tests in each
-    problem's ``metadata["tests"]``. ``verdicts`` returns ``rlvr.verifier.CodeVerdict``s.
+    problem's ``metadata["tests"]``. ``verdicts`` returns ``rlvr.verifier.CodeVerdict``s; the
+    default reward, ``code_tests``, reads them (``rlvr.rewards.code``).
     """
 
     default_rewards = [{"name": "code_tests", "weight": 1.0}]

@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from rlvr import rewards_code  # noqa: F401  (registers code_tests)
 from rlvr.tasks.base import CodeTask, Problem, TaskOptions, check_split, datasets_dir, read_jsonl, register_task
 
 SPLIT_IDS = {"test": range(11, 511), "validation": range(511, 601), "train": range(601, 975)}

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from rlvr.analysis import convergence_step, error_patterns, reward_distribution
-from rlvr.rewards_code import code_tests
+from rlvr.rewards.code import code_tests
 from rlvr.tasks.base import Problem
 from rlvr.verifier import CodeVerdict, local_sandbox_verifier
 

@@ -32,7 +32,7 @@ def test_rewards_see_task_metadata_and_the_injected_verify():
         calls.append(len(completions))
         return ["pass"] * len(completions)
 
-    from rlvr.rewards import REWARDS
+    from rlvr.rewards.base import REWARDS
 
     REWARDS["_sees_columns"] = lambda completions, numbers, verify, **_: [
         float(sum(n)) if v == "pass" else 0.0 for n, v in zip(numbers, verify([problem], completions))

@@ -5,12 +5,12 @@ import pickle
 
 import pytest
 
-from rlvr import rewards
-from rlvr.rewards import REWARDS, score
+from rlvr.rewards import rules
+from rlvr.rewards.base import REWARDS, score
 
 
 def test_doctests():
-    assert doctest.testmod(rewards).failed == 0
+    assert doctest.testmod(rules).failed == 0
 
 
 def test_every_reward_is_a_picklable_module_level_function():

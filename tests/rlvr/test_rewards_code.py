@@ -2,8 +2,8 @@
 
 import pytest
 
-from rlvr.rewards import REWARDS, score
-from rlvr.rewards_code import code_tests  # noqa: F401  (registers it)
+from rlvr.rewards.base import REWARDS, score
+from rlvr.rewards.code import code_tests  # noqa: F401  (registers it)
 from rlvr.verifier import CodeVerdict, TestResult
 
 PASS, WRONG = TestResult("pass"), TestResult("wrong", None, "got 0")

@@ -5,8 +5,7 @@ import pickle
 
 import pytest
 
-from rlvr import rewards_code  # noqa: F401  (registers code_tests)
-from rlvr.rewards import score
+from rlvr.rewards.base import score
 from rlvr.tasks.base import Problem
 from rlvr.verifier import CodeVerdict, RequestVerifier, local_sandbox_verifier, request_for
 

@@ -2,13 +2,13 @@
 
 Owns the partial-credit rule only. The program was already run by the task's
 ``verdicts`` (through the injected verifier), so this reads the ``CodeVerdict`` in the
-``verdict`` column and never runs anything itself. Registered in ``rlvr.rewards.REWARDS``
-on import.
+``verdict`` column and never runs anything itself. Registered in
+``rlvr.rewards.base.REWARDS`` on import.
 """
 
 from collections.abc import Sequence
 
-from rlvr.rewards import register_reward
+from rlvr.rewards.base import register_reward
 
 
 @register_reward("code_tests")

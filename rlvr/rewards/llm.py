@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from rlvr.rewards import register_reward
+from rlvr.rewards.base import register_reward
 
 log = logging.getLogger(__name__)
 

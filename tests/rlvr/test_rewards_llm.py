@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from rlvr.policy import load_tokenizer
-from rlvr.rewards import score
-from rlvr.rewards_judge import chat, judge_messages, llm_judge
+from rlvr.rewards.base import score
+from rlvr.rewards.llm import chat, judge_messages, llm_judge
 from rlvr.serve import render
 from rlvr.spec import RewardSpec
 
