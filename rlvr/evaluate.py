@@ -13,8 +13,8 @@ from typing import Any
 import torch
 
 from rlvr.callbacks import Callback
-from rlvr.judge import judge, reward_specs
 from rlvr.rollout import generate
+from rlvr.scoring import reward_specs, score_batch
 from rlvr.spec import EvalSpec, SamplingSpec
 from rlvr.tasks.base import Problem, Task, VerifyFn, build_task
 
@@ -96,7 +96,7 @@ def _run(model, tokenizer, task, problems, rewards, sampling, n, greedy, batch_s
             greedy=greedy,
         )
         repeated = [p for p in chunk for _ in range(n)]
-        result = judge(task, repeated, rollout.completions, rewards, verify)
+        result = score_batch(task, repeated, rollout.completions, rewards, verify)
         for i in range(len(chunk)):
             verdicts.append(result.verdicts[i * n : (i + 1) * n])
             scores.append(result.rewards[i * n : (i + 1) * n])
@@ -135,9 +135,9 @@ def run_eval(
 def evaluate_references(
     task: Task, problems: Sequence[Problem], rewards: Sequence[dict[str, Any]], verify: VerifyFn | None = None
 ) -> dict[str, float]:
-    """The task's reference solutions judged as completions: a check of the task and its verifier."""
+    """The task's reference solutions scored as completions: a check of the task and its verifier."""
     chosen = [p for p in problems if task.reference(p) is not None]
-    result = judge(task, chosen, [task.reference(p) for p in chosen], rewards, verify)
+    result = score_batch(task, chosen, [task.reference(p) for p in chosen], rewards, verify)
     passed = sum(v == "pass" for v in result.verdicts)
     return {"num_problems": float(len(chosen)), "pass@1": passed / max(len(chosen), 1),
             "greedy/pass_rate": passed / max(len(chosen), 1), "mean_reward": _mean(result.rewards),

@@ -21,8 +21,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from rlvr.judge import Judgement, judge
 from rlvr.rollout import Rollout, generate, merge_rollouts
+from rlvr.scoring import ScoredBatch, score_batch
 from rlvr.tasks.base import Problem, Task, VerifyFn
 
 TEMPLATE = "{context}{completion}\n# Feedback: {feedback}\n# Try again.\n{prompt}"
@@ -84,7 +84,7 @@ def refine(
     task: Task,
     problems: Sequence[Problem],
     first: Rollout,
-    judged: Judgement,
+    scored: ScoredBatch,
     rewards: Sequence[dict[str, Any]],
     verify: VerifyFn | None,
     max_turns: int,
@@ -102,7 +102,7 @@ def refine(
     history: list[list[dict[str, Any]]] = [[] for _ in range(count)]
     last_turn = [0] * count
     parts, part_rows = [first], [list(range(count))]
-    current, verdicts, components = judged, list(judged.verdicts), judged.components
+    current, verdicts, components = scored, list(scored.verdicts), scored.components
     last_components = {name: list(values) for name, values in components.items()}
     active = list(range(count))
     completions = first.completions
@@ -123,7 +123,7 @@ def refine(
                                             feedback=history[row][-1]["feedback"], prompt=problems[row].prompt)
         rollout = _generate_rows(model, tokenizer, [contexts[r] for r in retry],
                                  first.temperatures[retry].tolist(), top_p, max_new_tokens)
-        current = judge(task, [problems[r] for r in retry], rollout.completions, rewards, verify)
+        current = score_batch(task, [problems[r] for r in retry], rollout.completions, rewards, verify)
         parts.append(rollout)
         part_rows.append(retry)
         active, completions = retry, rollout.completions

@@ -1,7 +1,9 @@
-"""From completions to verdicts and rewards: the "verify" and "rewards" arrows of a step.
+"""Scoring a batch: from completions to the task's verdicts and the weighted rewards.
 
-Owns building the reward columns from problems (prompt, answer, verdict, task metadata and
-the injected ``verify``) and calling the task's checker and the reward functions. Torch-free.
+The "verify" and "rewards" arrows of a step. Owns building the reward columns from problems
+(prompt, answer, verdict, task metadata and the injected ``verify``) and calling the task's
+checker and the reward functions. Does not own the checkers (``rlvr.tasks``), the rewards
+(``rlvr.rewards``) nor running code (``rlvr.verifier``). Torch-free.
 """
 
 from collections.abc import Sequence
@@ -13,7 +15,9 @@ from rlvr.tasks.base import Problem, Task, Verdict, VerifyFn
 
 
 @dataclass
-class Judgement:
+class ScoredBatch:
+    """A batch's verdicts, total rewards and each reward's values, all aligned with its completions."""
+
     verdicts: list[Verdict]
     rewards: list[float | None]
     components: dict[str, list[float | None]]
@@ -24,13 +28,13 @@ def reward_specs(task: Task, configured: Sequence[Any]) -> list[dict[str, Any]]:
     return [r.model_dump() for r in configured] if configured else list(task.default_rewards)
 
 
-def judge(
+def score_batch(
     task: Task,
     problems: Sequence[Problem],
     completions: list[str],
     rewards: Sequence[dict[str, Any]],
     verify: VerifyFn | None = None,
-) -> Judgement:
+) -> ScoredBatch:
     """Verdicts from the task, then the weighted rewards; ``problems`` align with ``completions``."""
     verdicts = task.verdicts(problems, completions, verify=verify)
     columns: dict[str, Any] = {
@@ -42,4 +46,4 @@ def judge(
     for key in {key for p in problems for key in p.metadata}:
         columns.setdefault(key, [p.metadata.get(key) for p in problems])
     totals, components = score(rewards, completions, columns)
-    return Judgement(verdicts=verdicts, rewards=totals, components=components)
+    return ScoredBatch(verdicts=verdicts, rewards=totals, components=components)

@@ -1,6 +1,6 @@
 """From completions to verdicts and rewards: defaults, columns, the injected verify."""
 
-from rlvr.judge import judge, reward_specs
+from rlvr.scoring import reward_specs, score_batch
 from rlvr.spec import RewardSpec
 from rlvr.tasks.arithmetic import ArithmeticOptions
 from rlvr.tasks.base import Problem, build_task
@@ -17,7 +17,7 @@ def test_the_task_defaults_apply_when_the_spec_lists_no_rewards():
 def test_verdicts_then_weighted_rewards_with_components():
     task = build_task(ArithmeticOptions())
     problems = [Problem(id="1+2", prompt="1+2", answer="3")] * 3
-    result = judge(task, problems, [" = 3", " = 4", "3"], reward_specs(task, []))
+    result = score_batch(task, problems, [" = 3", " = 4", "3"], reward_specs(task, []))
     assert result.verdicts == ["pass", "fail", "fail"]
     assert result.components == {"verdict": [1.0, 0.0, 0.0], "arithmetic_format": [1.0, 1.0, 0.0]}
     assert result.rewards == [1.1, 0.1, 0.0]
@@ -38,7 +38,7 @@ def test_rewards_see_task_metadata_and_the_injected_verify():
         float(sum(n)) if v == "pass" else 0.0 for n, v in zip(numbers, verify([problem], completions))
     ]
     try:
-        result = judge(task, [problem], [" 3+4"], [{"name": "_sees_columns"}], verify=verify)
+        result = score_batch(task, [problem], [" 3+4"], [{"name": "_sees_columns"}], verify=verify)
     finally:
         del REWARDS["_sees_columns"]
     assert (result.rewards, result.verdicts, calls) == ([7.0], ["pass"], [1])
