@@ -1,7 +1,7 @@
-"""Scoring a batch: from completions to the task's verdicts and the weighted rewards.
+"""Scoring a batch: from completions to the task's grades and the weighted rewards.
 
 The "verify" and "rewards" arrows of a step. Owns building the reward columns from problems
-(prompt, answer, verdict, task metadata and the injected ``verify``) and calling the task's
+(prompt, answer, grade, task metadata and the injected ``verify``) and calling the task's
 checker and the reward functions. Does not own the checkers (``rlvr.tasks``), the rewards
 (``rlvr.rewards``) nor running code (``rlvr.verifier``). Torch-free.
 """
@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlvr.rewards.base import score
-from rlvr.tasks.base import Problem, Task, Verdict, VerifyFn
+from rlvr.tasks.base import Grade, Problem, Task, VerifyFn
 
 
 @dataclass
 class ScoredBatch:
-    """A batch's verdicts, total rewards and each reward's values, all aligned with its completions."""
+    """A batch's grades, total rewards and each reward's values, all aligned with its completions."""
 
-    verdicts: list[Verdict]
+    grades: list[Grade]
     rewards: list[float | None]
     components: dict[str, list[float | None]]
 
@@ -35,15 +35,15 @@ def score_batch(
     rewards: Sequence[dict[str, Any]],
     verify: VerifyFn | None = None,
 ) -> ScoredBatch:
-    """Verdicts from the task, then the weighted rewards; ``problems`` align with ``completions``."""
-    verdicts = task.verdicts(problems, completions, verify=verify)
+    """Grades from the task, then the weighted rewards; ``problems`` align with ``completions``."""
+    grades = task.grade(problems, completions, verify=verify)
     columns: dict[str, Any] = {
         "prompt": [p.prompt for p in problems],
         "answer": [p.answer for p in problems],
-        "verdict": verdicts,
+        "grade": grades,
         "verify": verify,
     }
     for key in {key for p in problems for key in p.metadata}:
         columns.setdefault(key, [p.metadata.get(key) for p in problems])
     totals, components = score(rewards, completions, columns)
-    return ScoredBatch(verdicts=verdicts, rewards=totals, components=components)
+    return ScoredBatch(grades=grades, rewards=totals, components=components)

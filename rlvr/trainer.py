@@ -1,4 +1,4 @@
-"""The RL loop: problems -> rollout -> verdicts and rewards -> advantages -> loss -> step.
+"""The RL loop: problems -> rollout -> grades and rewards -> advantages -> loss -> step.
 
 Owns one training job end to end, read top to bottom in ``Trainer.run``: setup (or resume
 from the run directory's latest checkpoint), then per step ``collect`` (batched generate,
@@ -10,7 +10,7 @@ Pipelined mode (``spec.overlap_verification``, off by default) is one-step off-p
 training in the manner of veRL's one-step-off-policy recipe and AReaL's bounded staleness,
 applied to the verifier instead of the generator. Step t's rollout is scored in a
 background thread (``rlvr.pipeline``) while step t+1's rollout is generated with the
-current weights; step t then waits for its verdicts and updates, and step t+1 trains on
+current weights; step t then waits for its scores and updates, and step t+1 trains on
 samples one update old. The staleness is corrected the PPO way: the loss's old policy is
 each row's sampling-time log-probs (``Rollout.logprobs``), never a recomputation, so a
 stale row's ratio starts away from 1 and the clip bounds how far one row can pull. All
@@ -22,14 +22,14 @@ epochs and target_kl (approx_kl then includes the one-step lag), replay, evals, 
 penalty (estimated on the stale rows' tokens, the same approximation as ppo_epochs > 1).
 With dynamic sampling only a step's first round overlaps: its refill rounds are sampled
 with the current weights and scored at once. Refinement (each turn needs the last one's
-verdicts) and the plain loss (an unbounded ratio) are rejected by the spec. A checkpoint
+grades) and the plain loss (an unbounded ratio) are rejected by the spec. A checkpoint
 keeps the sampled but untrained round of the next step, whose problems the stream
 position already counts, and a resumed run scores it again: resume is exact.
 
 Metric names follow TRL's GRPO trainer (reward, reward_std, rewards/<name>/mean, kl,
 entropy, clip_ratio/*, completions/*, ...), plus pass_rate and num_none_rewards, and the
 time a step spent where: generation_time (sampling the rows it trains on), verify_time
-(scoring them, wall clock), verify_wait_time (how long the step stood still for verdicts:
+(scoring them, wall clock), verify_wait_time (how long the step stood still for scores:
 verify_time without the overlap, near 0 when verification is hidden), update_time, and
 policy_lag (updates between sampling the batch and training on it).
 """
@@ -65,7 +65,7 @@ from rlvr.rollout import Rollout, generate, merge_rollouts, policy_logprobs
 from rlvr.scoring import ScoredBatch, reward_specs, score_batch
 from rlvr.spec import TrainSpec
 from rlvr.stopping import converged, reached_target
-from rlvr.tasks.base import Problem, VerifyFn, build_task
+from rlvr.tasks.base import Grade, Problem, VerifyFn, build_task
 
 SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
 
@@ -76,11 +76,11 @@ class StepBatch:
 
     problems: list[Problem]  # (P,)
     rollout: Rollout  # B = P x G rows, prompt-major
-    verdicts: list[str]  # (B,)
+    grades: list[Grade]  # (B,)
     rewards: list[float | None]  # (B,)
     components: dict[str, list[float | None]]  # name -> (B,)
     sampled_rewards: list[float | None]  # every completion generated this step, kept or not
-    sampled_verdicts: list[str]
+    sampled_grades: list[Grade]
     sampled_groups: int
     zero_std_groups: int
     generated_tokens: int
@@ -217,7 +217,7 @@ class Trainer:
         return Round(drawn, rollout, time.perf_counter() - started, policy_version=self.step)
 
     def _score_round(self, round: Round) -> ScoredBatch:
-        """Verdicts and rewards of a round; runs in the scoring thread in pipelined mode."""
+        """Grades and rewards of a round; runs in the scoring thread in pipelined mode."""
         group = self.algo.group_size
         return score_batch(self.task, [p for p in round.problems for _ in range(group)], round.rollout.completions,
                            self.rewards, self.verify)
@@ -226,7 +226,7 @@ class Trainer:
         """Sample and score P groups; with dynamic sampling, refill groups that teach nothing.
 
         Pipelined, the first round is the one sampled during the previous step (already being
-        scored), and the next step's round is sampled here before this one's verdicts are awaited.
+        scored), and the next step's round is sampled here before this one's scores are awaited.
         """
         if self.spec.refinement.max_turns > 1:
             return self.collect_episodes()
@@ -239,9 +239,9 @@ class Trainer:
             self.ahead = self.sample(wanted)  # step t+1's rollout, generated while step t's is scored
             self.scoring.start(self.ahead)
         parts, kept_rows, problems = [], [], []
-        verdicts, rewards, components = [], [], {}
+        grades, rewards, components = [], [], {}
         sampled = zero_std = generated = 0
-        sampled_rewards, sampled_verdicts = [], []
+        sampled_rewards, sampled_grades = [], []
         timings = {"generation_time": 0.0, "verify_time": 0.0, "verify_wait_time": 0.0,
                    "policy_lag": float(self.step - first.policy_version)}
         for attempt in range(rounds):
@@ -253,7 +253,7 @@ class Trainer:
             timings["verify_wait_time"] += found.wait_time
             generated += int(rollout.completion_mask.sum().item())
             sampled_rewards += scored.rewards
-            sampled_verdicts += scored.verdicts
+            sampled_grades += scored.grades
             keep = []
             for index, problem in enumerate(drawn):
                 rows = range(index * group, (index + 1) * group)
@@ -265,7 +265,7 @@ class Trainer:
             parts.append(rollout)
             kept_rows.append(keep)
             for r in keep:
-                verdicts.append(scored.verdicts[r])
+                grades.append(scored.grades[r])
                 rewards.append(scored.rewards[r])
                 for name, values in scored.components.items():
                     components.setdefault(name, []).append(values[r])
@@ -274,16 +274,16 @@ class Trainer:
         if not problems:  # nothing informative even after refills: train on the last round (advantages 0)
             kept_rows[-1] = list(range(len(drawn) * group))
             problems = drawn
-            verdicts, rewards = scored.verdicts, scored.rewards
+            grades, rewards = scored.grades, scored.rewards
             components = scored.components
         return StepBatch(
             problems=problems,
             rollout=merge_rollouts(parts, kept_rows, self.tokenizer.pad_token_id),
-            verdicts=verdicts,
+            grades=grades,
             rewards=rewards,
             components=components,
             sampled_rewards=sampled_rewards,
-            sampled_verdicts=sampled_verdicts,
+            sampled_grades=sampled_grades,
             sampled_groups=sampled,
             zero_std_groups=zero_std,
             generated_tokens=generated,
@@ -311,9 +311,9 @@ class Trainer:
         )
         zero_std = sum(not _informative(episodes.rewards[i * group : (i + 1) * group]) for i in range(len(drawn)))
         return StepBatch(
-            problems=drawn, rollout=episodes.rollout, verdicts=episodes.verdicts, rewards=episodes.rewards,
+            problems=drawn, rollout=episodes.rollout, grades=episodes.grades, rewards=episodes.rewards,
             components=episodes.components, sampled_rewards=episodes.rewards,
-            sampled_verdicts=episodes.verdicts, sampled_groups=len(drawn), zero_std_groups=zero_std,
+            sampled_grades=episodes.grades, sampled_groups=len(drawn), zero_std_groups=zero_std,
             generated_tokens=int(episodes.rollout.completion_mask.sum().item()),
             rollout_time=time.perf_counter() - started, row_episode=episodes.row_episode,
             last_row=episodes.last_row, turns=episodes.turns, extra_metrics=episodes.turn_metrics(),
@@ -428,15 +428,15 @@ class Trainer:
         valid_rewards = torch.tensor([r for r in batch.sampled_rewards if r is not None] or [0.0])
         lengths = rollout.completion_mask.sum(dim=1)
         self.num_tokens += int(rollout.prompt_mask.sum().item() + lengths.sum().item())
-        passes = sum(v == "pass" for v in batch.sampled_verdicts)
+        passes = sum(g == "pass" for g in batch.sampled_grades)
         self.history["passes"].append(passes)
-        self.history["totals"].append(len(batch.sampled_verdicts))
+        self.history["totals"].append(len(batch.sampled_grades))
         self.history["rewards"].append(valid_rewards.mean().item())
         metrics = {
             "reward": valid_rewards.mean().item(),
             "reward_std": valid_rewards.std().item() if len(valid_rewards) > 1 else 0.0,
             "frac_reward_zero_std": batch.zero_std_groups / batch.sampled_groups,
-            "pass_rate": passes / len(batch.sampled_verdicts),
+            "pass_rate": passes / len(batch.sampled_grades),
             "num_none_rewards": float(sum(r is None for r in batch.sampled_rewards)),
             "num_samples": float(len(batch.sampled_rewards)),
             "num_trained_samples": float(len(batch.rewards)),
@@ -464,10 +464,10 @@ class Trainer:
         prompt_lengths = rollout.prompt_mask.sum(dim=1).tolist()
         logprob_sums = rollout.logprobs.sum(dim=1).tolist()
         records = []
-        for sample, verdict in enumerate(batch.verdicts):
+        for sample, grade in enumerate(batch.grades):
             row = batch.last_row[sample] if batch.last_row is not None else sample  # the episode's last turn
             problem = batch.problems[sample // group]
-            extra = {"code": verdict.details()} if hasattr(verdict, "details") else {}
+            extra = {"code": grade.details()} if hasattr(grade, "details") else {}
             if batch.turns is not None:
                 extra["turns"] = batch.turns[sample]
             records.append(Experience(
@@ -475,7 +475,7 @@ class Trainer:
                 prompt=problem.prompt, completion=rollout.completions[row], prompt_tokens=int(prompt_lengths[row]),
                 completion_tokens=int(lengths[row]), truncated=bool(rollout.truncated[row]),
                 reward=batch.rewards[sample], reward_components={k: v[sample] for k, v in batch.components.items()},
-                verdict=str(verdict), advantage=float(advantages[sample]),
+                verdict=str(grade), advantage=float(advantages[sample]),
                 logprob_sum=logprob_sums[row], logprob_mean=logprob_sums[row] / max(lengths[row], 1),
                 temperature=float(rollout.temperatures[row]), extra=extra,
             ))

@@ -2,7 +2,7 @@
 
 A reward is a module-level function ``reward(completions, **columns) -> list[float | None]``
 (module-level so it pickles for Celery). ``columns`` are the problem fields aligned with the
-completions (``prompt``, ``answer``, ``verdict``, task metadata) plus the spec's ``kwargs``
+completions (``prompt``, ``answer``, the task's ``grade``, task metadata) plus the spec's ``kwargs``
 and context such as an injected ``verify`` callable. ``None`` means "could not be computed"
 (for example the sandbox timed out): the sample is excluded from the loss, never scored 0.
 

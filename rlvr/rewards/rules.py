@@ -1,6 +1,6 @@
 """Rule rewards: functions of the completion and the problem's columns, run in-process.
 
-Owns ``verdict`` (the task checker's verdict as a number), matching against the answer
+Owns ``verdict`` (the task checker's grade as a number), matching against the answer
 (``exact_match``, ``numeric_match``, ``f1``, ``classification``, ``regression``), the
 completion's form (``format``, ``keyword_contains``, ``length_penalty``) and ``composite``
 (a weighted sum of others). Each registers in ``rlvr.rewards.base.REWARDS`` on import.
@@ -24,14 +24,14 @@ def _extract(completion: str, pattern: str | None) -> str | None:
     return found.group(1) if found.groups() else found.group(0)
 
 
-@register_reward("verdict")
-def verdict(completions: list[str], verdict: Sequence[str], **_columns) -> list[float | None]:
-    """The task checker's verdict: pass 1.0, fail 0.0, error None.
+@register_reward("verdict")  # the name specs have always used for it
+def grade_reward(completions: list[str], grade: Sequence[str], **_columns) -> list[float | None]:
+    """The task checker's grade: pass 1.0, fail 0.0, error None.
 
-    >>> verdict(["a", "b", "c"], verdict=["pass", "fail", "error"])
+    >>> grade_reward(["a", "b", "c"], grade=["pass", "fail", "error"])
     [1.0, 0.0, None]
     """
-    return [{"pass": 1.0, "fail": 0.0}.get(v) for v in verdict]
+    return [{"pass": 1.0, "fail": 0.0}.get(g) for g in grade]
 
 
 @register_reward("exact_match")

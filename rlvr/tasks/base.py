@@ -1,6 +1,6 @@
 """What every task is made of, and the registry that finds a task by name.
 
-Owns the ``Problem`` record, the ``Task`` and ``CodeTask`` bases, the ``Verdict`` of a check
+Owns the ``Problem`` record, the ``Task`` and ``CodeTask`` bases, the ``Grade`` of a check
 and the ``VerifyFn`` type, the registry (``TASKS``, ``register_task``, ``build_task``), the
 splits and where datasets live on disk. Imports no task module: the task modules import
 this one, and ``rlvr.tasks`` imports them, so nothing here depends on the order of imports.
@@ -18,11 +18,14 @@ from pydantic import BaseModel, ConfigDict
 
 from rlvr.code import extract_code
 
-Verdict = Literal["pass", "fail", "error"]
-"""What a checker decided: correct, wrong, or could not be judged (excluded from the loss)."""
+Grade = Literal["pass", "fail", "error"]
+"""What a task's checker decided about a completion: correct, wrong, or could not be judged
+(excluded from the loss). A code task's grade is a ``rlvr.verifier.CodeGrade``, which also
+carries the sandbox's verdict. Specs, stored experiences and the API name it ``verdict``
+(the ``verdict`` reward, ``Experience.verdict``), names kept for the data already out there."""
 
-VerifyFn = Callable[[Sequence["Problem"], Sequence[str]], list[Verdict]]
-"""An injected verifier, e.g. the worker's sandbox queue for code tasks."""
+VerifyFn = Callable[[Sequence["Problem"], Sequence[str]], list[Grade]]
+"""An injected verifier, e.g. the worker's sandbox queue for code tasks (``rlvr.verifier``)."""
 
 SPLITS = ("train", "test")
 
@@ -56,17 +59,17 @@ class Task:
     def problems(self, split: str) -> list[Problem]:
         raise NotImplementedError
 
-    def check(self, problem: Problem, completion: str) -> Verdict:
+    def check(self, problem: Problem, completion: str) -> Grade:
         raise NotImplementedError
 
     def reference(self, problem: Problem) -> str | None:
         """A correct completion for SFT, or None when the task has none."""
         return None
 
-    def verdicts(
+    def grade(
         self, problems: Sequence[Problem], completions: Sequence[str], verify: VerifyFn | None = None
-    ) -> list[Verdict]:
-        """Judge a batch. Rule tasks check in-process; code tasks override this to call ``verify``."""
+    ) -> list[Grade]:
+        """Grade a batch. Rule tasks check in-process; code tasks override this to call ``verify``."""
         return [self.check(problem, completion) for problem, completion in zip(problems, completions)]
 
 
@@ -74,7 +77,7 @@ class CodeTask(Task):
     """A task whose completions are programs, judged in the sandbox by the injected verifier.
 
     Subclasses own ``program(problem, completion)`` and put the sandbox tests in each
-    problem's ``metadata["tests"]``. ``verdicts`` returns ``rlvr.verifier.CodeVerdict``s; the
+    problem's ``metadata["tests"]``. ``grade`` returns ``rlvr.verifier.CodeGrade``s; the
     default reward, ``code_tests``, reads them (``rlvr.rewards.code``).
     """
 
@@ -83,12 +86,12 @@ class CodeTask(Task):
     def program(self, problem: Problem, completion: str) -> str:
         return extract_code(completion)
 
-    def check(self, problem: Problem, completion: str) -> Verdict:
-        raise TypeError(f"{type(self).__name__} runs code: judge it with verdicts(..., verify=...)")
+    def check(self, problem: Problem, completion: str) -> Grade:
+        raise TypeError(f"{type(self).__name__} runs code: grade it with grade(..., verify=...)")
 
-    def verdicts(
+    def grade(
         self, problems: Sequence[Problem], completions: Sequence[str], verify: VerifyFn | None = None
-    ) -> list[Verdict]:
+    ) -> list[Grade]:
         if verify is None:
             raise ValueError(
                 f"{type(self).__name__} runs code and needs a verifier, e.g. rlvr.verifier.local_sandbox_verifier()")

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from rlvr.tasks.base import Problem, Task, TaskOptions, Verdict, check_split, datasets_dir, read_jsonl, register_task
+from rlvr.tasks.base import Grade, Problem, Task, TaskOptions, check_split, datasets_dir, read_jsonl, register_task
 from rlvr.text import evaluate_expression
 
 
@@ -97,7 +97,7 @@ class Countdown(Task):
         found = evaluate_expression(expression)
         return found[0] if found else None
 
-    def check(self, problem: Problem, completion: str) -> Verdict:
+    def check(self, problem: Problem, completion: str) -> Grade:
         line = completion.strip().split("\n", 1)[0].split("=", 1)[0]
         found = evaluate_expression(line)
         if found is None:

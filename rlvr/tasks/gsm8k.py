@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from rlvr.tasks.base import Problem, Task, TaskOptions, Verdict, check_split, datasets_dir, read_jsonl, register_task
+from rlvr.tasks.base import Grade, Problem, Task, TaskOptions, check_split, datasets_dir, read_jsonl, register_task
 from rlvr.text import last_number, normalize_number
 
 _FINAL = re.compile(r"####\s*([^\n]+)")
@@ -54,7 +54,7 @@ class GSM8K(Task):
             for index, row in enumerate(rows[: self.options.limit])
         ]
 
-    def check(self, problem: Problem, completion: str) -> Verdict:
+    def check(self, problem: Problem, completion: str) -> Grade:
         return "pass" if parse_answer(completion) == problem.answer else "fail"
 
     def reference(self, problem: Problem) -> str:

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from rlvr.tasks.base import Problem, Task, TaskOptions, Verdict, check_split, datasets_dir, read_jsonl, register_task
+from rlvr.tasks.base import Grade, Problem, Task, TaskOptions, check_split, datasets_dir, read_jsonl, register_task
 from rlvr.text import last_boxed, normalize_latex
 
 
@@ -54,7 +54,7 @@ class Math500(Task):
             for index, row in enumerate(chosen)
         ]
 
-    def check(self, problem: Problem, completion: str) -> Verdict:
+    def check(self, problem: Problem, completion: str) -> Grade:
         return "pass" if answers_match(completion, problem.answer) else "fail"
 
     def reference(self, problem: Problem) -> str:

@@ -1,7 +1,7 @@
 """Pipelined training: scoring in the background, stale rows and their ratio, exact resume.
 
 The scoring thread is tested with events, not clocks; the trainer on the tiny model with
-arithmetic, whose verdicts are decided in-process (the code-reward case, with nsjail, is in
+arithmetic, whose grades are decided in-process (the code-reward case, with nsjail, is in
 test_code_training.py).
 """
 
@@ -50,7 +50,7 @@ def test_background_scoring_lets_the_caller_work_meanwhile_and_scores_each_round
     def score(round):
         assert release.wait(30), "start() blocked until the round was scored"
         scored.append((round.problems[0].id, threading.current_thread().name))
-        return ScoredBatch(verdicts=["pass"], rewards=[1.0], components={})
+        return ScoredBatch(grades=["pass"], rewards=[1.0], components={})
 
     scoring = Scoring(score, background=True)
     first, second = _round("first"), _round("second")
@@ -58,7 +58,7 @@ def test_background_scoring_lets_the_caller_work_meanwhile_and_scores_each_round
     scoring.start(second)
     scoring.start(first)  # already under way: not scored again
     release.set()  # the caller's own work, which a blocking start() would never reach
-    assert scoring.wait(second).batch.rewards == [1.0] and scoring.wait(first).batch.verdicts == ["pass"]
+    assert scoring.wait(second).batch.rewards == [1.0] and scoring.wait(first).batch.grades == ["pass"]
     scoring.close()
     assert [name for name, _ in scored] == ["first", "second"]  # one at a time, in order
     assert all(thread.startswith("rlvr-score") for _, thread in scored)

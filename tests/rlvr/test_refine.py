@@ -42,7 +42,7 @@ def test_failed_rows_retry_with_feedback_and_passing_rows_stop(setup, loss):
     rows = [problems[0], problems[0], problems[1]]
     first = scripted(model, tokenizer, [p.prompt for p in rows], [task.reference(rows[0]), " xs[", " 0"])
     scored = score_batch(task, rows, first.completions, REWARDS, verify)
-    assert scored.verdicts == ["pass", "fail", "fail"]
+    assert scored.grades == ["pass", "fail", "fail"]
     episodes = refine(model, tokenizer, task, rows, first, scored, REWARDS, verify, max_turns=3,
                       max_new_tokens=6, loss=loss)
     assert [len(turns) for turns in episodes.turns] == [1, 3, 3]  # the random model keeps failing

@@ -22,10 +22,10 @@ def test_splits_partition_the_file_and_solutions_pass():
 
 
 @pytest.mark.parametrize(
-    "completion, verdict",
+    "completion, grade",
     [(r"\boxed{\dfrac{3}{4}}", "pass"), (r"\boxed{0.75}", "pass"), (r"\boxed{3/4}", "pass"),
      (r"\boxed{\frac{3}{5}}", "fail"), (r"\frac{3}{4}", "fail"), (r"\boxed{\frac{3}{4}", "fail")],
 )
-def test_checker(completion, verdict):
+def test_checker(completion, grade):
     problem = Problem(id="x", prompt="", answer=r"\frac{3}{4}")
-    assert build_task(Math500Options()).check(problem, completion) == verdict
+    assert build_task(Math500Options()).check(problem, completion) == grade
