@@ -47,7 +47,7 @@ class CodeGrade(str):
     treat it like any other task's grade and serialise it as the label; ``code_tests`` reads
     ``passed`` / ``total`` for partial credit, refinement reads ``feedback()`` and analysis
     reads ``details()``. ``"error"`` means the sandbox could not judge (``sandbox_error``).
-    ``judged_by`` names the verify worker that ran it, when a queue says so.
+    ``verified_by`` names the verify worker that ran it, when a queue says so.
 
     >>> g = CodeGrade("ok", passed=1, total=2, tests=[TestResult("pass"), TestResult("wrong", None, "got 3")])
     >>> g, g == "fail", g.pass_fraction, g.feedback()
@@ -60,10 +60,10 @@ class CodeGrade(str):
     tests: tuple[TestResult, ...]
     error: str | None
     wall_seconds: float
-    judged_by: str | None
+    verified_by: str | None
 
     def __new__(cls, status: str, passed: int = 0, total: int = 0, tests: Sequence[TestResult] = (),
-                error: str | None = None, wall_seconds: float = 0.0, judged_by: str | None = None) -> "CodeGrade":
+                error: str | None = None, wall_seconds: float = 0.0, verified_by: str | None = None) -> "CodeGrade":
         if status == "sandbox_error":
             label = "error"
         else:
@@ -71,12 +71,12 @@ class CodeGrade(str):
         self = super().__new__(cls, label)
         self.status, self.passed, self.total = status, passed, total
         self.tests, self.error, self.wall_seconds = tuple(TestResult(*t) for t in tests), error, wall_seconds
-        self.judged_by = judged_by
+        self.verified_by = verified_by
         return self
 
     def __reduce__(self):
         return (CodeGrade, (self.status, self.passed, self.total, self.tests, self.error, self.wall_seconds,
-                              self.judged_by))
+                              self.verified_by))
 
     @property
     def pass_fraction(self) -> float | None:
@@ -102,18 +102,18 @@ class CodeGrade(str):
     def details(self) -> dict[str, Any]:
         """A JSON-ready record for experiences and analysis."""
         return {"status": self.status, "passed": self.passed, "total": self.total, "error": self.error,
-                "wall_seconds": self.wall_seconds, "judged_by": self.judged_by,
+                "wall_seconds": self.wall_seconds, "verified_by": self.verified_by,
                 "tests": [t._asdict() for t in self.tests]}
 
     @classmethod
     def from_dict(cls, verdict: dict[str, Any], tests: list[str] | str | None = None) -> "CodeGrade":
-        """Read a sandbox ``Verdict.model_dump(mode="json")`` (plus the queue's ``judged_by``, if
+        """Read a sandbox ``Verdict.model_dump(mode="json")`` (plus the queue's ``verified_by``, if
         any); ``tests`` names the asserts."""
         names = tests if isinstance(tests, list) and len(tests) == len(verdict["tests"]) else [None] * len(verdict["tests"])
         results = [TestResult(t["outcome"], t.get("error_type"), t.get("detail"), name)
                    for t, name in zip(verdict["tests"], names)]
         return cls(verdict["status"], verdict["passed"], verdict["total"], results, verdict.get("error"),
-                   float(verdict.get("wall_seconds") or 0.0), verdict.get("judged_by"))
+                   float(verdict.get("wall_seconds") or 0.0), verdict.get("verified_by"))
 
     @classmethod
     def unjudged(cls, reason: str) -> "CodeGrade":

@@ -65,8 +65,8 @@ def test_requests_are_plain_json_for_a_queue_and_grades_survive_pickling(verify)
     assert CodeGrade.from_dict({"status": "ok", "passed": 1, "total": 2, "wall_seconds": 0.1, "tests": [
         {"outcome": "pass"}, {"outcome": "wrong", "detail": "got 3"}]}, ["assert a", "assert b"]).feedback() \
         == "assert b failed: got 3"
-    queued = CodeGrade.from_dict({**grade.details(), "judged_by": "verify@host"})  # as the verify queue sends it
-    assert pickle.loads(pickle.dumps(queued)).details()["judged_by"] == "verify@host"
+    queued = CodeGrade.from_dict({**grade.details(), "verified_by": "verify@host"})  # as the verify queue sends it
+    assert pickle.loads(pickle.dumps(queued)).details()["verified_by"] == "verify@host"
 
 
 def test_unjudged_programs_are_asked_again(verify):
