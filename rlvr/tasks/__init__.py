@@ -1,4 +1,4 @@
-"""Tasks: RL datasets that turn rows into problems and judge completions.
+"""Tasks: RL datasets that turn rows into problems and grade completions.
 
 Importing this package imports every module in it, so that each task's ``@register_task``
 (and any reward its file registers) is in the registries: a new task is one new file. What a

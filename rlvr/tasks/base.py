@@ -32,7 +32,7 @@ SPLITS = ("train", "test")
 
 @dataclass(frozen=True)
 class Problem:
-    """One prompt with what is needed to judge its completions."""
+    """One prompt with what is needed to grade its completions."""
 
     id: str
     prompt: str
