@@ -25,11 +25,11 @@ import torch
 
 from rlvr.callbacks import Callback, CallbackList, JsonlCallback
 from rlvr.evaluate import evaluate
-from rlvr.judge import reward_specs
 from rlvr.policy import load_policy
+from rlvr.scoring import reward_specs
 from rlvr.sft import run_sft
 from rlvr.spec import ModelSpec, SamplingSpec, SFTSpec, TrainSpec
-from rlvr.tasks import build_task
+from rlvr.tasks.base import build_task
 from rlvr.tiny import build_tiny_model
 from rlvr.trainer import train
 

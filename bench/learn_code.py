@@ -38,7 +38,7 @@ from rlvr.evaluate import evaluate
 from rlvr.policy import load_policy
 from rlvr.sft import run_sft
 from rlvr.spec import ModelSpec, SamplingSpec, SFTSpec, TrainSpec
-from rlvr.tasks import build_task
+from rlvr.tasks.base import build_task
 from rlvr.tasks.program_synthesis import ProgramSynthesisOptions
 from rlvr.tiny import build_tiny_model
 from rlvr.trainer import train

@@ -4,7 +4,7 @@
 dicts of ``experiences.jsonl`` / the service's rows) and returns plain JSON: sandbox
 statuses, exception types, the tests that fail most, timeouts, unjudged samples, and the
 reward distribution per step. Code details come from ``extra["code"]`` (what the trainer
-stores from a ``CodeVerdict``) or from the verdict itself when it is a ``CodeVerdict``;
+stores from a ``CodeGrade``) or from the record's ``verdict`` itself when it is a ``CodeGrade``;
 records of rule tasks contribute to the reward part only. ``convergence_step(points)`` says
 from which step a metric series settled. Pure: no I/O, no torch.
 """

@@ -1,17 +1,14 @@
-"""Code in completions: extracting it, and the base of tasks whose answers are programs.
+"""Code in completions: reading the program out of one.
 
-Owns reading the program out of a completion (fenced blocks, bare code after prose,
-unclosed fences from cut-off generations) and ``CodeTask``, which turns completions into
-programs and asks the injected verifier. Does not own running code (``rlvr.verifier`` and
-``sandbox/``) nor scoring it (``rlvr.rewards_code``).
+Owns extraction only (fenced blocks, bare code after prose, unclosed fences from cut-off
+generations) and so imports nothing of ``rlvr``. Does not own the base of code tasks
+(``rlvr.tasks.base.CodeTask``), running code (``rlvr.verifier`` and ``sandbox/``) nor
+scoring it (``rlvr.rewards.code``).
 """
 
 import ast
 import re
 import warnings
-from collections.abc import Sequence
-
-from rlvr.tasks import Problem, Task, Verdict, VerifyFn
 
 _FENCE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _PYTHON_TAGS = {"", "python", "py", "python3", "py3"}
@@ -102,26 +99,3 @@ def complete_function(prompt_code: str, completion: str, entry_point: str) -> st
         return prompt_code.rstrip("\n") + "\n\n" + code
     return prompt_code + completion
 
-
-class CodeTask(Task):
-    """A task whose completions are programs, judged in the sandbox by the injected verifier.
-
-    Subclasses own ``program(problem, completion)`` and put the sandbox tests in each
-    problem's ``metadata["tests"]``. ``verdicts`` returns ``rlvr.verifier.CodeVerdict``s.
-    """
-
-    default_rewards = [{"name": "code_tests", "weight": 1.0}]
-
-    def program(self, problem: Problem, completion: str) -> str:
-        return extract_code(completion)
-
-    def check(self, problem: Problem, completion: str) -> Verdict:
-        raise TypeError(f"{type(self).__name__} runs code: judge it with verdicts(..., verify=...)")
-
-    def verdicts(
-        self, problems: Sequence[Problem], completions: Sequence[str], verify: VerifyFn | None = None
-    ) -> list[Verdict]:
-        if verify is None:
-            raise ValueError(
-                f"{type(self).__name__} runs code and needs a verifier, e.g. rlvr.verifier.local_sandbox_verifier()")
-        return verify(problems, [self.program(p, c) for p, c in zip(problems, completions, strict=True)])

@@ -7,7 +7,7 @@ curriculum (each epoch easier problems first, ties in shuffled order).
 import random
 from dataclasses import dataclass
 
-from rlvr.tasks import Problem
+from rlvr.tasks.base import Problem
 
 
 @dataclass

@@ -13,10 +13,10 @@ from typing import Any
 import torch
 
 from rlvr.callbacks import Callback
-from rlvr.judge import judge, reward_specs
 from rlvr.rollout import generate
+from rlvr.scoring import reward_specs, score_batch
 from rlvr.spec import EvalSpec, SamplingSpec
-from rlvr.tasks import Problem, Task, VerifyFn, build_task
+from rlvr.tasks.base import Grade, Problem, Task, VerifyFn, build_task
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -61,14 +61,14 @@ def evaluate(
     """Metrics over ``problems``: ``greedy/*`` from argmax decoding, the rest from n samples each."""
     metrics: dict[str, float] = {"num_problems": float(len(problems))}
     if greedy:
-        verdicts, scores = _run(model, tokenizer, task, problems, rewards, sampling, 1, True, batch_size, verify)
-        metrics["greedy/pass_rate"] = sum(v[0] == "pass" for v in verdicts) / len(problems)
+        grades, scores = _run(model, tokenizer, task, problems, rewards, sampling, 1, True, batch_size, verify)
+        metrics["greedy/pass_rate"] = sum(g[0] == "pass" for g in grades) / len(problems)
         metrics["greedy/mean_reward"] = _mean([s[0] for s in scores])
     if num_samples:
-        verdicts, scores = _run(
+        grades, scores = _run(
             model, tokenizer, task, problems, rewards, sampling, num_samples, False, batch_size, verify
         )
-        passes = [sum(v == "pass" for v in row) for row in verdicts]
+        passes = [sum(g == "pass" for g in row) for row in grades]
         metrics["pass_rate"] = sum(passes) / (len(problems) * num_samples)
         metrics["mean_reward"] = _mean([s for row in scores for s in row])
         metrics["num_none_rewards"] = float(sum(s is None for row in scores for s in row))
@@ -79,9 +79,9 @@ def evaluate(
 
 
 def _run(model, tokenizer, task, problems, rewards, sampling, n, greedy, batch_size, verify):
-    """Verdicts and rewards per problem, n completions each, ``batch_size`` completions per generate."""
+    """Grades and rewards per problem, n completions each, ``batch_size`` completions per generate."""
     per_batch = max(1, batch_size // n)
-    verdicts: list[list[str]] = []
+    grades: list[list[Grade]] = []
     scores: list[list[float | None]] = []
     for start in range(0, len(problems), per_batch):
         chunk = list(problems[start : start + per_batch])
@@ -96,11 +96,11 @@ def _run(model, tokenizer, task, problems, rewards, sampling, n, greedy, batch_s
             greedy=greedy,
         )
         repeated = [p for p in chunk for _ in range(n)]
-        result = judge(task, repeated, rollout.completions, rewards, verify)
+        result = score_batch(task, repeated, rollout.completions, rewards, verify)
         for i in range(len(chunk)):
-            verdicts.append(result.verdicts[i * n : (i + 1) * n])
+            grades.append(result.grades[i * n : (i + 1) * n])
             scores.append(result.rewards[i * n : (i + 1) * n])
-    return verdicts, scores
+    return grades, scores
 
 
 def run_eval(
@@ -135,10 +135,10 @@ def run_eval(
 def evaluate_references(
     task: Task, problems: Sequence[Problem], rewards: Sequence[dict[str, Any]], verify: VerifyFn | None = None
 ) -> dict[str, float]:
-    """The task's reference solutions judged as completions: a check of the task and its verifier."""
+    """The task's reference solutions scored as completions: a check of the task and its verifier."""
     chosen = [p for p in problems if task.reference(p) is not None]
-    result = judge(task, chosen, [task.reference(p) for p in chosen], rewards, verify)
-    passed = sum(v == "pass" for v in result.verdicts)
+    result = score_batch(task, chosen, [task.reference(p) for p in chosen], rewards, verify)
+    passed = sum(g == "pass" for g in result.grades)
     return {"num_problems": float(len(chosen)), "pass@1": passed / max(len(chosen), 1),
             "greedy/pass_rate": passed / max(len(chosen), 1), "mean_reward": _mean(result.rewards),
             "num_none_rewards": float(sum(r is None for r in result.rewards)),

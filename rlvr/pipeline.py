@@ -1,10 +1,10 @@
-"""Judging a round of completions while the trainer gets on with the next one.
+"""Scoring a round of completions while the trainer gets on with the next one.
 
 Owns ``Round`` (the problems of one batched generate and their rollout, with the policy
-version that sampled them) and ``Judging``, which judges a round either in one background
-thread, started as soon as the round exists, or in the caller's thread when it asks for the
-verdicts; and times both the judging and how long the caller stood waiting for it.
-Judging is I/O-bound for the trainer (it waits on jails or on the verify queue), so one
+version that sampled them) and ``Scoring``, which scores a round (``rlvr.scoring``) either in
+one background thread, started as soon as the round exists, or in the caller's thread when
+it asks for the scores; and times both the scoring and how long the caller stood waiting for
+it. Scoring is I/O-bound for the trainer (it waits on jails or on the verify queue), so one
 thread is enough and the GIL is no obstacle. Torch-free: what overlaps what, and what a
 stale sample means for the loss, is the trainer's business.
 """
@@ -17,63 +17,63 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlvr.judge import Judgement
-from rlvr.tasks import Problem
+from rlvr.scoring import ScoredBatch
+from rlvr.tasks.base import Problem
 
 
 @dataclass
 class Round:
-    """P problems and the P x G completions sampled for them, not necessarily judged yet."""
+    """P problems and the P x G completions sampled for them, not necessarily scored yet."""
 
     problems: list[Problem]  # (P,)
     rollout: Any  # rlvr.rollout.Rollout, B = P x G rows, prompt-major
     generation_time: float
     policy_version: int  # optimizer steps taken when it was sampled
-    verdicts: Future | None = field(default=None, repr=False)  # set while judged in the background
+    scoring: Future | None = field(default=None, repr=False)  # set while scored in the background
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps of a round that is sampled but not yet trained on; a resumed
-        run judges it again (verdicts are a function of the completions)."""
+        run scores it again (scores are a function of the completions)."""
         return {"problems": self.problems, "rollout": self.rollout, "generation_time": self.generation_time,
                 "policy_version": self.policy_version}
 
 
 @dataclass
-class Judged:
-    judgement: Judgement
-    verify_time: float  # seconds the judging took
+class Scored:
+    batch: ScoredBatch
+    verify_time: float  # seconds the scoring took
     wait_time: float  # seconds the caller stood still waiting for it
 
 
-class Judging:
-    """Judges rounds with ``judge``: in one background thread (``background``) once started,
-    else in the caller's thread when it waits. Rounds started in the background are judged
+class Scoring:
+    """Scores rounds with ``score``: in one background thread (``background``) once started,
+    else in the caller's thread when it waits. Rounds started in the background are scored
     one at a time, in order."""
 
-    def __init__(self, judge: Callable[[Round], Judgement], background: bool):
-        self._judge = judge
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="rlvr-judge") if background else None
+    def __init__(self, score: Callable[[Round], ScoredBatch], background: bool):
+        self._score = score
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="rlvr-score") if background else None
 
     def start(self, round: Round) -> None:
-        """Begins judging ``round`` in the background; without a background thread, or if it
+        """Begins scoring ``round`` in the background; without a background thread, or if it
         is already under way, does nothing."""
-        if self._executor is not None and round.verdicts is None:
-            round.verdicts = self._executor.submit(self._timed, round)
+        if self._executor is not None and round.scoring is None:
+            round.scoring = self._executor.submit(self._timed, round)
 
-    def wait(self, round: Round) -> Judged:
-        """The round's verdicts: waits for its background judging, or judges it now."""
-        if round.verdicts is None:
-            judgement, seconds = self._timed(round)
-            return Judged(judgement, seconds, seconds)
+    def wait(self, round: Round) -> Scored:
+        """The round's scores: waits for its background scoring, or scores it now."""
+        if round.scoring is None:
+            batch, seconds = self._timed(round)
+            return Scored(batch, seconds, seconds)
         started = time.perf_counter()
-        judgement, seconds = round.verdicts.result()
-        return Judged(judgement, seconds, time.perf_counter() - started)
+        batch, seconds = round.scoring.result()
+        return Scored(batch, seconds, time.perf_counter() - started)
 
     def close(self) -> None:
-        """Waits for the judging under way (its verdicts are dropped) and ends the thread."""
+        """Waits for the scoring under way (its scores are dropped) and ends the thread."""
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def _timed(self, round: Round) -> tuple[Judgement, float]:
+    def _timed(self, round: Round) -> tuple[ScoredBatch, float]:
         started = time.perf_counter()
-        return self._judge(round), time.perf_counter() - started
+        return self._score(round), time.perf_counter() - started

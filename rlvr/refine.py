@@ -1,8 +1,8 @@
 """Multi-turn refinement: a failed attempt gets the verifier's feedback and tries again.
 
 Owns the refinement episode of each sampled row: turn 1 is the ordinary rollout; while a
-row's verdict is ``fail`` and turns remain, its next prompt is the previous prompt, the
-attempt, the feedback (``CodeVerdict.feedback``: the error or the first failing test) and
+row's grade is ``fail`` and turns remain, its next prompt is the previous prompt, the
+attempt, the feedback (``CodeGrade.feedback``: the error or the first failing test) and
 the original prompt again, and one new completion is sampled for it. Rows that pass, or
 that could not be judged (``error``), stop. Then, per the spec:
 
@@ -21,9 +21,9 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from rlvr.judge import Judgement, judge
 from rlvr.rollout import Rollout, generate, merge_rollouts
-from rlvr.tasks import Problem, Task, VerifyFn
+from rlvr.scoring import ScoredBatch, score_batch
+from rlvr.tasks.base import Grade, Problem, Task, VerifyFn
 
 TEMPLATE = "{context}{completion}\n# Feedback: {feedback}\n# Try again.\n{prompt}"
 
@@ -35,10 +35,10 @@ class Episodes:
     rollout: Rollout  # (R, ...) rows for the loss
     row_episode: Tensor  # (R,) episode of each row
     last_row: list[int]  # (B,) row of each episode's last turn in ``rollout``
-    verdicts: list[str]  # (B,) last turn's
+    grades: list[Grade]  # (B,) last turn's
     rewards: list[float | None]  # (B,) per the reward mode
     components: dict[str, list[float | None]]  # name -> (B,), last turn's
-    turns: list[list[dict[str, Any]]] = field(default_factory=list)  # per episode: completion, verdict, reward, feedback
+    turns: list[list[dict[str, Any]]] = field(default_factory=list)  # per episode: completion, verdict (its grade, under the name stored experiences use), reward, feedback
 
     def turn_metrics(self) -> dict[str, float]:
         count = len(self.turns)
@@ -49,13 +49,13 @@ class Episodes:
         }
 
 
-def feedback_text(verdict: str, show_tests: bool) -> str:
-    """The verifier's account of a failed attempt; plain verdicts of rule tasks say only "wrong".
+def feedback_text(grade: Grade, show_tests: bool) -> str:
+    """The verifier's account of a failed attempt; plain grades of rule tasks say only "wrong".
 
     >>> feedback_text("fail", False)
     'The answer was wrong.'
     """
-    explain = getattr(verdict, "feedback", None)
+    explain = getattr(grade, "feedback", None)
     return explain(show_tests=show_tests) if explain else "The answer was wrong."
 
 
@@ -84,7 +84,7 @@ def refine(
     task: Task,
     problems: Sequence[Problem],
     first: Rollout,
-    judged: Judgement,
+    scored: ScoredBatch,
     rewards: Sequence[dict[str, Any]],
     verify: VerifyFn | None,
     max_turns: int,
@@ -102,32 +102,32 @@ def refine(
     history: list[list[dict[str, Any]]] = [[] for _ in range(count)]
     last_turn = [0] * count
     parts, part_rows = [first], [list(range(count))]
-    current, verdicts, components = judged, list(judged.verdicts), judged.components
+    current, grades, components = scored, list(scored.grades), scored.components
     last_components = {name: list(values) for name, values in components.items()}
     active = list(range(count))
     completions = first.completions
     for turn in range(max_turns):
         for i, row in enumerate(active):
-            history[row].append({"completion": completions[i], "verdict": str(current.verdicts[i]),
+            history[row].append({"completion": completions[i], "verdict": str(current.grades[i]),
                                  "reward": current.rewards[i], "feedback": None})
-            verdicts[row] = current.verdicts[i]
+            grades[row] = current.grades[i]
             last_turn[row] = turn
             for name, values in current.components.items():
                 last_components[name][row] = values[i]
-        retry = [row for row in active if verdicts[row] == "fail"]
+        retry = [row for row in active if grades[row] == "fail"]
         if turn + 1 == max_turns or not retry:
             break
         for row in retry:
-            history[row][-1]["feedback"] = feedback_text(verdicts[row], show_tests)
+            history[row][-1]["feedback"] = feedback_text(grades[row], show_tests)
             contexts[row] = template.format(context=contexts[row], completion=history[row][-1]["completion"],
                                             feedback=history[row][-1]["feedback"], prompt=problems[row].prompt)
         rollout = _generate_rows(model, tokenizer, [contexts[r] for r in retry],
                                  first.temperatures[retry].tolist(), top_p, max_new_tokens)
-        current = judge(task, [problems[r] for r in retry], rollout.completions, rewards, verify)
+        current = score_batch(task, [problems[r] for r in retry], rollout.completions, rewards, verify)
         parts.append(rollout)
         part_rows.append(retry)
         active, completions = retry, rollout.completions
-    return _episodes(parts, part_rows, last_turn, history, verdicts, last_components, reward_mode, loss, discount,
+    return _episodes(parts, part_rows, last_turn, history, grades, last_components, reward_mode, loss, discount,
                      tokenizer.pad_token_id)
 
 
@@ -156,7 +156,7 @@ def select_rows(rollout: Rollout, rows: Sequence[int]) -> Rollout:
     )
 
 
-def _episodes(parts, part_rows, last_turn, history, verdicts, components, reward_mode, loss, discount,
+def _episodes(parts, part_rows, last_turn, history, grades, components, reward_mode, loss, discount,
               pad_token_id) -> Episodes:
     if loss == "last":
         keep = [[i for i, row in enumerate(rows) if last_turn[row] == turn] for turn, rows in enumerate(part_rows)]
@@ -175,7 +175,7 @@ def _episodes(parts, part_rows, last_turn, history, verdicts, components, reward
         rollout=merged,
         row_episode=torch.tensor(episode_of, dtype=torch.long),
         last_row=last_row,
-        verdicts=verdicts,
+        grades=grades,
         rewards=[episode_reward([t["reward"] for t in turns], reward_mode, discount) for turns in history],
         components=components,
         turns=history,

@@ -17,10 +17,10 @@ from transformers import get_scheduler, set_seed
 from rlvr.callbacks import Callback
 from rlvr.data import ProblemStream
 from rlvr.evaluate import evaluate
-from rlvr.judge import reward_specs
 from rlvr.policy import load_policy
+from rlvr.scoring import reward_specs
 from rlvr.spec import SamplingSpec, SFTSpec
-from rlvr.tasks import Problem, Task, VerifyFn, build_task
+from rlvr.tasks.base import Problem, Task, VerifyFn, build_task
 from rlvr.trainer import SCHEDULES
 
 IGNORE = -100

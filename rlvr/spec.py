@@ -10,20 +10,14 @@ the fields a user left unset from the preset of the chosen algorithm.
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rlvr.rewards import REWARDS
+from rlvr.rewards.base import REWARDS
 from rlvr.tasks.arithmetic import ArithmeticOptions
-from rlvr.tasks.countdown import CountdownOptions
-from rlvr.tasks.gsm8k import GSM8KOptions
-from rlvr.tasks.humaneval import HumanEvalOptions
-from rlvr.tasks.jsonl import JsonlOptions
-from rlvr.tasks.math500 import Math500Options
-from rlvr.tasks.mbpp import MBPPOptions
-from rlvr.tasks.program_synthesis import ProgramSynthesisOptions
+from rlvr.tasks.base import TASKS
 
 
 class _Spec(BaseModel):
@@ -60,7 +54,7 @@ class ModelSpec(_Spec):
 
 
 class RewardSpec(_Spec):
-    name: str = Field("verdict", description="A registered reward function (see rlvr.rewards.REWARDS).")
+    name: str = Field("verdict", description="A registered reward function (see rlvr.rewards.base.REWARDS).")
     weight: float = Field(1.0, description="Weight in the summed reward.")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Extra keyword arguments for the function.")
 
@@ -72,9 +66,10 @@ class RewardSpec(_Spec):
         return name
 
 
+# Built from the registry, so that a new task file is all it takes to accept its options here.
+# Importing rlvr.tasks.base above ran rlvr.tasks, which imported every task module.
 TaskSpec = Annotated[
-    ArithmeticOptions | CountdownOptions | GSM8KOptions | Math500Options | JsonlOptions | MBPPOptions
-    | HumanEvalOptions | ProgramSynthesisOptions,
+    Union[tuple(task.options_type for task in TASKS.values())],  # noqa: UP007  (a tuple needs Union[...])
     Field(discriminator="name", description="The task and its options; `name` picks the task."),
 ]
 

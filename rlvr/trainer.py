@@ -1,16 +1,16 @@
-"""The RL loop: problems -> rollout -> verdicts and rewards -> advantages -> loss -> step.
+"""The RL loop: problems -> rollout -> grades and rewards -> advantages -> loss -> step.
 
 Owns one training job end to end, read top to bottom in ``Trainer.run``: setup (or resume
 from the run directory's latest checkpoint), then per step ``collect`` (batched generate,
-judging, dynamic sampling), ``advantages``, ``update`` (PPO epochs x minibatches), metrics
+scoring, dynamic sampling), ``advantages``, ``update`` (PPO epochs x minibatches), metrics
 and experiences through the callback, periodic eval, checkpoints and the stopping rules.
-The math lives in ``rlvr.loss``; loading in ``rlvr.policy``; judging in ``rlvr.judge``.
+The math lives in ``rlvr.loss``; loading in ``rlvr.policy``; scoring in ``rlvr.scoring``.
 
 Pipelined mode (``spec.overlap_verification``, off by default) is one-step off-policy
 training in the manner of veRL's one-step-off-policy recipe and AReaL's bounded staleness,
-applied to the verifier instead of the generator. Step t's rollout is judged in a
+applied to the verifier instead of the generator. Step t's rollout is scored in a
 background thread (``rlvr.pipeline``) while step t+1's rollout is generated with the
-current weights; step t then waits for its verdicts and updates, and step t+1 trains on
+current weights; step t then waits for its scores and updates, and step t+1 trains on
 samples one update old. The staleness is corrected the PPO way: the loss's old policy is
 each row's sampling-time log-probs (``Rollout.logprobs``), never a recomputation, so a
 stale row's ratio starts away from 1 and the clip bounds how far one row can pull. All
@@ -21,15 +21,15 @@ thread). What it combines with: every advantage and aggregation, the clipped los
 epochs and target_kl (approx_kl then includes the one-step lag), replay, evals, and the KL
 penalty (estimated on the stale rows' tokens, the same approximation as ppo_epochs > 1).
 With dynamic sampling only a step's first round overlaps: its refill rounds are sampled
-with the current weights and judged at once. Refinement (each turn needs the last one's
-verdicts) and the plain loss (an unbounded ratio) are rejected by the spec. A checkpoint
+with the current weights and scored at once. Refinement (each turn needs the last one's
+grades) and the plain loss (an unbounded ratio) are rejected by the spec. A checkpoint
 keeps the sampled but untrained round of the next step, whose problems the stream
-position already counts, and a resumed run judges it again: resume is exact.
+position already counts, and a resumed run scores it again: resume is exact.
 
 Metric names follow TRL's GRPO trainer (reward, reward_std, rewards/<name>/mean, kl,
 entropy, clip_ratio/*, completions/*, ...), plus pass_rate and num_none_rewards, and the
 time a step spent where: generation_time (sampling the rows it trains on), verify_time
-(judging them, wall clock), verify_wait_time (how long the step stood still for verdicts:
+(scoring them, wall clock), verify_wait_time (how long the step stood still for scores:
 verify_time without the overlap, near 0 when verification is hidden), update_time, and
 policy_lag (updates between sampling the batch and training on it).
 """
@@ -47,7 +47,6 @@ from rlvr.callbacks import Callback, Experience
 from rlvr.checkpoint import latest_checkpoint, load_state, restore_rng, save_checkpoint
 from rlvr.data import ProblemStream
 from rlvr.evaluate import evaluate
-from rlvr.judge import Judgement, judge, reward_specs
 from rlvr.loss import (
     ADVANTAGES,
     AGGREGATIONS,
@@ -58,29 +57,30 @@ from rlvr.loss import (
     kl_k3,
     masked_mean,
 )
-from rlvr.pipeline import Judging, Round
+from rlvr.pipeline import Round, Scoring
 from rlvr.policy import ReferencePolicy, load_policy
 from rlvr.refine import refine
 from rlvr.replay import ReplayBuffer, mix
 from rlvr.rollout import Rollout, generate, merge_rollouts, policy_logprobs
+from rlvr.scoring import ScoredBatch, reward_specs, score_batch
 from rlvr.spec import TrainSpec
 from rlvr.stopping import converged, reached_target
-from rlvr.tasks import Problem, VerifyFn, build_task
+from rlvr.tasks.base import Grade, Problem, VerifyFn, build_task
 
 SCHEDULES = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
 
 
 @dataclass
 class StepBatch:
-    """What one step trains on: P groups of G rollouts, judged."""
+    """What one step trains on: P groups of G rollouts, scored."""
 
     problems: list[Problem]  # (P,)
     rollout: Rollout  # B = P x G rows, prompt-major
-    verdicts: list[str]  # (B,)
+    grades: list[Grade]  # (B,)
     rewards: list[float | None]  # (B,)
     components: dict[str, list[float | None]]  # name -> (B,)
     sampled_rewards: list[float | None]  # every completion generated this step, kept or not
-    sampled_verdicts: list[str]
+    sampled_grades: list[Grade]
     sampled_groups: int
     zero_std_groups: int
     generated_tokens: int
@@ -147,8 +147,8 @@ class Trainer:
         self.baseline: float | None = None
         self.num_tokens = 0
         self.history: dict[str, list] = {"passes": [], "totals": [], "rewards": []}
-        self.judging = Judging(self._judge_round, background=spec.overlap_verification)
-        self.ahead: Round | None = None  # pipelined: the next step's rollout, sampled, maybe being judged
+        self.scoring = Scoring(self._score_round, background=spec.overlap_verification)
+        self.ahead: Round | None = None  # pipelined: the next step's rollout, sampled, maybe being scored
         if checkpoint:
             self._resume(checkpoint)
 
@@ -158,7 +158,7 @@ class Trainer:
         try:
             return self._run()
         finally:
-            self.judging.close()
+            self.scoring.close()
 
     def _run(self) -> TrainResult:
         metrics: dict[str, float] = {}
@@ -202,7 +202,7 @@ class Trainer:
             return "converged"
         return None
 
-    # ---- rollout and judging --------------------------------------------------------------
+    # ---- rollout and scoring --------------------------------------------------------------
 
     def sample(self, count: int) -> Round:
         """Draw ``count`` problems and generate G completions for each with the current weights."""
@@ -216,17 +216,17 @@ class Trainer:
         )
         return Round(drawn, rollout, time.perf_counter() - started, policy_version=self.step)
 
-    def _judge_round(self, round: Round) -> Judgement:
-        """Verdicts and rewards of a round; runs in the judging thread in pipelined mode."""
+    def _score_round(self, round: Round) -> ScoredBatch:
+        """Grades and rewards of a round; runs in the scoring thread in pipelined mode."""
         group = self.algo.group_size
-        return judge(self.task, [p for p in round.problems for _ in range(group)], round.rollout.completions,
-                     self.rewards, self.verify)
+        return score_batch(self.task, [p for p in round.problems for _ in range(group)], round.rollout.completions,
+                           self.rewards, self.verify)
 
     def collect(self) -> StepBatch:
-        """Sample and judge P groups; with dynamic sampling, refill groups that teach nothing.
+        """Sample and score P groups; with dynamic sampling, refill groups that teach nothing.
 
         Pipelined, the first round is the one sampled during the previous step (already being
-        judged), and the next step's round is sampled here before this one's verdicts are awaited.
+        scored), and the next step's round is sampled here before this one's scores are awaited.
         """
         if self.spec.refinement.max_turns > 1:
             return self.collect_episodes()
@@ -234,30 +234,30 @@ class Trainer:
         wanted = spec.optim.prompts_per_step
         rounds = 1 + (spec.data.max_refills if spec.data.dynamic_sampling else 0)
         first, self.ahead = self.ahead or self.sample(wanted), None
-        self.judging.start(first)
+        self.scoring.start(first)
         if spec.overlap_verification and self.step + 1 < spec.stopping.max_steps:
-            self.ahead = self.sample(wanted)  # step t+1's rollout, generated while step t's is judged
-            self.judging.start(self.ahead)
+            self.ahead = self.sample(wanted)  # step t+1's rollout, generated while step t's is scored
+            self.scoring.start(self.ahead)
         parts, kept_rows, problems = [], [], []
-        verdicts, rewards, components = [], [], {}
+        grades, rewards, components = [], [], {}
         sampled = zero_std = generated = 0
-        sampled_rewards, sampled_verdicts = [], []
+        sampled_rewards, sampled_grades = [], []
         timings = {"generation_time": 0.0, "verify_time": 0.0, "verify_wait_time": 0.0,
                    "policy_lag": float(self.step - first.policy_version)}
         for attempt in range(rounds):
             current = first if attempt == 0 else self.sample(wanted - len(problems))
-            found = self.judging.wait(current)
-            drawn, rollout, judged = current.problems, current.rollout, found.judgement
+            found = self.scoring.wait(current)
+            drawn, rollout, scored = current.problems, current.rollout, found.batch
             timings["generation_time"] += current.generation_time
             timings["verify_time"] += found.verify_time
             timings["verify_wait_time"] += found.wait_time
             generated += int(rollout.completion_mask.sum().item())
-            sampled_rewards += judged.rewards
-            sampled_verdicts += judged.verdicts
+            sampled_rewards += scored.rewards
+            sampled_grades += scored.grades
             keep = []
             for index, problem in enumerate(drawn):
                 rows = range(index * group, (index + 1) * group)
-                useful = _informative([judged.rewards[r] for r in rows])
+                useful = _informative([scored.rewards[r] for r in rows])
                 sampled, zero_std = sampled + 1, zero_std + (not useful)
                 if useful or not spec.data.dynamic_sampling:
                     keep.extend(rows)
@@ -265,25 +265,25 @@ class Trainer:
             parts.append(rollout)
             kept_rows.append(keep)
             for r in keep:
-                verdicts.append(judged.verdicts[r])
-                rewards.append(judged.rewards[r])
-                for name, values in judged.components.items():
+                grades.append(scored.grades[r])
+                rewards.append(scored.rewards[r])
+                for name, values in scored.components.items():
                     components.setdefault(name, []).append(values[r])
             if len(problems) >= wanted:
                 break
         if not problems:  # nothing informative even after refills: train on the last round (advantages 0)
             kept_rows[-1] = list(range(len(drawn) * group))
             problems = drawn
-            verdicts, rewards = judged.verdicts, judged.rewards
-            components = judged.components
+            grades, rewards = scored.grades, scored.rewards
+            components = scored.components
         return StepBatch(
             problems=problems,
             rollout=merge_rollouts(parts, kept_rows, self.tokenizer.pad_token_id),
-            verdicts=verdicts,
+            grades=grades,
             rewards=rewards,
             components=components,
             sampled_rewards=sampled_rewards,
-            sampled_verdicts=sampled_verdicts,
+            sampled_grades=sampled_grades,
             sampled_groups=sampled,
             zero_std_groups=zero_std,
             generated_tokens=generated,
@@ -302,18 +302,18 @@ class Trainer:
             temperature=spec.sampling.temperature, top_p=spec.sampling.top_p,
             max_new_tokens=spec.sampling.max_new_tokens,
         )
-        judged = judge(self.task, rows, first.completions, self.rewards, self.verify)
+        scored = score_batch(self.task, rows, first.completions, self.rewards, self.verify)
         episodes = refine(
-            self.model, self.tokenizer, self.task, rows, first, judged, self.rewards, self.verify,
+            self.model, self.tokenizer, self.task, rows, first, scored, self.rewards, self.verify,
             max_turns=refinement.max_turns, max_new_tokens=spec.sampling.max_new_tokens,
             reward_mode=refinement.reward, loss=refinement.loss, discount=refinement.discount,
             show_tests=refinement.show_tests, top_p=spec.sampling.top_p,
         )
         zero_std = sum(not _informative(episodes.rewards[i * group : (i + 1) * group]) for i in range(len(drawn)))
         return StepBatch(
-            problems=drawn, rollout=episodes.rollout, verdicts=episodes.verdicts, rewards=episodes.rewards,
+            problems=drawn, rollout=episodes.rollout, grades=episodes.grades, rewards=episodes.rewards,
             components=episodes.components, sampled_rewards=episodes.rewards,
-            sampled_verdicts=episodes.verdicts, sampled_groups=len(drawn), zero_std_groups=zero_std,
+            sampled_grades=episodes.grades, sampled_groups=len(drawn), zero_std_groups=zero_std,
             generated_tokens=int(episodes.rollout.completion_mask.sum().item()),
             rollout_time=time.perf_counter() - started, row_episode=episodes.row_episode,
             last_row=episodes.last_row, turns=episodes.turns, extra_metrics=episodes.turn_metrics(),
@@ -428,15 +428,15 @@ class Trainer:
         valid_rewards = torch.tensor([r for r in batch.sampled_rewards if r is not None] or [0.0])
         lengths = rollout.completion_mask.sum(dim=1)
         self.num_tokens += int(rollout.prompt_mask.sum().item() + lengths.sum().item())
-        passes = sum(v == "pass" for v in batch.sampled_verdicts)
+        passes = sum(g == "pass" for g in batch.sampled_grades)
         self.history["passes"].append(passes)
-        self.history["totals"].append(len(batch.sampled_verdicts))
+        self.history["totals"].append(len(batch.sampled_grades))
         self.history["rewards"].append(valid_rewards.mean().item())
         metrics = {
             "reward": valid_rewards.mean().item(),
             "reward_std": valid_rewards.std().item() if len(valid_rewards) > 1 else 0.0,
             "frac_reward_zero_std": batch.zero_std_groups / batch.sampled_groups,
-            "pass_rate": passes / len(batch.sampled_verdicts),
+            "pass_rate": passes / len(batch.sampled_grades),
             "num_none_rewards": float(sum(r is None for r in batch.sampled_rewards)),
             "num_samples": float(len(batch.sampled_rewards)),
             "num_trained_samples": float(len(batch.rewards)),
@@ -464,10 +464,10 @@ class Trainer:
         prompt_lengths = rollout.prompt_mask.sum(dim=1).tolist()
         logprob_sums = rollout.logprobs.sum(dim=1).tolist()
         records = []
-        for sample, verdict in enumerate(batch.verdicts):
+        for sample, grade in enumerate(batch.grades):
             row = batch.last_row[sample] if batch.last_row is not None else sample  # the episode's last turn
             problem = batch.problems[sample // group]
-            extra = {"code": verdict.details()} if hasattr(verdict, "details") else {}
+            extra = {"code": grade.details()} if hasattr(grade, "details") else {}
             if batch.turns is not None:
                 extra["turns"] = batch.turns[sample]
             records.append(Experience(
@@ -475,7 +475,7 @@ class Trainer:
                 prompt=problem.prompt, completion=rollout.completions[row], prompt_tokens=int(prompt_lengths[row]),
                 completion_tokens=int(lengths[row]), truncated=bool(rollout.truncated[row]),
                 reward=batch.rewards[sample], reward_components={k: v[sample] for k, v in batch.components.items()},
-                verdict=str(verdict), advantage=float(advantages[sample]),
+                verdict=str(grade), advantage=float(advantages[sample]),
                 logprob_sum=logprob_sums[row], logprob_mean=logprob_sums[row] / max(lengths[row], 1),
                 temperature=float(rollout.temperatures[row]), extra=extra,
             ))
@@ -507,7 +507,7 @@ class Trainer:
         self.baseline = trainer["baseline"]
         self.num_tokens = trainer["num_tokens"]
         self.history = trainer["history"]
-        self.ahead = Round(**trainer["ahead"]) if trainer.get("ahead") else None  # judged again when its step comes
+        self.ahead = Round(**trainer["ahead"]) if trainer.get("ahead") else None  # scored again when its step comes
         restore_rng(state["rng"])
 
 

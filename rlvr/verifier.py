@@ -1,12 +1,12 @@
 """The verify interface of code rewards, and its in-process implementation over ``sandbox/``.
 
 A code task turns each completion into a program and calls an injected
-``verify(problems, programs) -> list[CodeVerdict]``. Each problem carries its tests in
+``verify(problems, programs) -> list[CodeGrade]`` (``rlvr.tasks.base.VerifyFn``). Each problem carries its tests in
 ``metadata["tests"]`` (the sandbox's ``FunctionTests`` / ``StdioTests`` as a plain dict) and
 optionally ``metadata["limits"]``. ``RequestVerifier`` owns everything between that call and
 a transport: building request dicts, asking once per distinct (program, tests) pair, reading
-the verdict dicts back, and turning any failure of the transport into ``sandbox_error``
-verdicts, whose reward is None (never 0).
+the sandbox's verdict dicts back as ``CodeGrade``s, and turning any failure of the transport
+into ``sandbox_error`` grades, whose reward is None (never 0).
 
 Two transports: ``local_sandbox_verifier()`` runs an nsjail pool in this process (the CLI,
 tests and benchmarks inject it); the service wraps its Celery ``verify`` queue the same way.
@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,9 @@ RunRequests = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 
 class TestResult(NamedTuple):
+    """One test of a ``CodeGrade``: the sandbox's ``TestOutcome`` (rlvr does not import the
+    sandbox's models) plus the assert it ran, when the tests are a list of asserts."""
+
     __test__ = False  # not a pytest class
 
     outcome: str  # pass | wrong | error | timeout
@@ -37,17 +40,17 @@ class TestResult(NamedTuple):
     test: str | None = None  # the assert as written, when the tests are a list of asserts
 
 
-class CodeVerdict(str):
-    """A task verdict, ``"pass"``, ``"fail"`` or ``"error"``, that carries what the sandbox found.
+class CodeGrade(str):
+    """A task grade, ``"pass"``, ``"fail"`` or ``"error"``, that carries the sandbox's verdict.
 
     It is a ``str`` so that the trainer, the evaluator and the stores, which count ``"pass"``,
-    treat it like any other task's verdict and serialise it as the label; ``code_tests`` reads
+    treat it like any other task's grade and serialise it as the label; ``code_tests`` reads
     ``passed`` / ``total`` for partial credit, refinement reads ``feedback()`` and analysis
     reads ``details()``. ``"error"`` means the sandbox could not judge (``sandbox_error``).
-    ``judged_by`` names the verify worker that ran it, when a queue says so.
+    ``verified_by`` names the verify worker that ran it, when a queue says so.
 
-    >>> v = CodeVerdict("ok", passed=1, total=2, tests=[TestResult("pass"), TestResult("wrong", None, "got 3")])
-    >>> v, v == "fail", v.pass_fraction, v.feedback()
+    >>> g = CodeGrade("ok", passed=1, total=2, tests=[TestResult("pass"), TestResult("wrong", None, "got 3")])
+    >>> g, g == "fail", g.pass_fraction, g.feedback()
     ('fail', True, 0.5, 'Test 2 failed: got 3')
     """
 
@@ -57,10 +60,10 @@ class CodeVerdict(str):
     tests: tuple[TestResult, ...]
     error: str | None
     wall_seconds: float
-    judged_by: str | None
+    verified_by: str | None
 
     def __new__(cls, status: str, passed: int = 0, total: int = 0, tests: Sequence[TestResult] = (),
-                error: str | None = None, wall_seconds: float = 0.0, judged_by: str | None = None) -> "CodeVerdict":
+                error: str | None = None, wall_seconds: float = 0.0, verified_by: str | None = None) -> "CodeGrade":
         if status == "sandbox_error":
             label = "error"
         else:
@@ -68,12 +71,12 @@ class CodeVerdict(str):
         self = super().__new__(cls, label)
         self.status, self.passed, self.total = status, passed, total
         self.tests, self.error, self.wall_seconds = tuple(TestResult(*t) for t in tests), error, wall_seconds
-        self.judged_by = judged_by
+        self.verified_by = verified_by
         return self
 
     def __reduce__(self):
-        return (CodeVerdict, (self.status, self.passed, self.total, self.tests, self.error, self.wall_seconds,
-                              self.judged_by))
+        return (CodeGrade, (self.status, self.passed, self.total, self.tests, self.error, self.wall_seconds,
+                              self.verified_by))
 
     @property
     def pass_fraction(self) -> float | None:
@@ -99,26 +102,22 @@ class CodeVerdict(str):
     def details(self) -> dict[str, Any]:
         """A JSON-ready record for experiences and analysis."""
         return {"status": self.status, "passed": self.passed, "total": self.total, "error": self.error,
-                "wall_seconds": self.wall_seconds, "judged_by": self.judged_by,
+                "wall_seconds": self.wall_seconds, "verified_by": self.verified_by,
                 "tests": [t._asdict() for t in self.tests]}
 
     @classmethod
-    def from_dict(cls, verdict: dict[str, Any], tests: list[str] | str | None = None) -> "CodeVerdict":
-        """Read a sandbox ``Verdict.model_dump(mode="json")`` (plus the queue's ``judged_by``, if
+    def from_dict(cls, verdict: dict[str, Any], tests: list[str] | str | None = None) -> "CodeGrade":
+        """Read a sandbox ``Verdict.model_dump(mode="json")`` (plus the queue's ``verified_by``, if
         any); ``tests`` names the asserts."""
         names = tests if isinstance(tests, list) and len(tests) == len(verdict["tests"]) else [None] * len(verdict["tests"])
         results = [TestResult(t["outcome"], t.get("error_type"), t.get("detail"), name)
                    for t, name in zip(verdict["tests"], names)]
         return cls(verdict["status"], verdict["passed"], verdict["total"], results, verdict.get("error"),
-                   float(verdict.get("wall_seconds") or 0.0), verdict.get("judged_by"))
+                   float(verdict.get("wall_seconds") or 0.0), verdict.get("verified_by"))
 
     @classmethod
-    def unjudged(cls, reason: str) -> "CodeVerdict":
+    def unjudged(cls, reason: str) -> "CodeGrade":
         return cls("sandbox_error", error=reason)
-
-
-class VerifyFn(Protocol):
-    def __call__(self, problems: Sequence[Any], programs: Sequence[str]) -> list[CodeVerdict]: ...
 
 
 def request_for(problem: Any, program: str) -> dict[str, Any]:
@@ -161,13 +160,13 @@ class RequestVerifier:
         self.stats = VerifyStats()
         self._stats_lock = threading.Lock()
 
-    def __call__(self, problems: Sequence[Any], programs: Sequence[str]) -> list[CodeVerdict]:
+    def __call__(self, problems: Sequence[Any], programs: Sequence[str]) -> list[CodeGrade]:
         started = time.perf_counter()
         requests = [request_for(problem, program) for problem, program in zip(problems, programs, strict=True)]
         keys = [json.dumps([r["program"], r["tests"], r.get("limits")], sort_keys=True) for r in requests]
         distinct = list(dict.fromkeys(keys))
         first = {key: requests[keys.index(key)] for key in distinct}
-        found: dict[str, CodeVerdict] = {}
+        found: dict[str, CodeGrade] = {}
         todo = distinct
         for _ in range(1 + self.retries):
             step = self.batch_size or max(len(todo), 1)
@@ -177,24 +176,24 @@ class RequestVerifier:
             todo = [key for key in todo if found[key].status == "sandbox_error"]
             if not todo:
                 break
-        verdicts = [found[key] for key in keys]
+        grades = [found[key] for key in keys]
         with self._stats_lock:
             self.stats.calls += 1
             self.stats.programs += len(programs)
             self.stats.distinct += len(distinct)
-            self.stats.unjudged += sum(v.status == "sandbox_error" for v in verdicts)
+            self.stats.unjudged += sum(g.status == "sandbox_error" for g in grades)
             self.stats.seconds += time.perf_counter() - started
-        return verdicts
+        return grades
 
-    def _run(self, requests: list[dict[str, Any]]) -> list[CodeVerdict]:
+    def _run(self, requests: list[dict[str, Any]]) -> list[CodeGrade]:
         try:
             raw = self.run_requests(requests)
             if len(raw) != len(requests):
                 raise RuntimeError(f"the verifier returned {len(raw)} verdicts for {len(requests)} programs")
-            return [CodeVerdict.from_dict(v, r["tests"].get("tests")) for v, r in zip(raw, requests)]
+            return [CodeGrade.from_dict(v, r["tests"].get("tests")) for v, r in zip(raw, requests)]
         except Exception as error:  # any transport failure: unjudged, never scored as wrong
             log.warning("verify batch of %d failed: %s", len(requests), error)
-            return [CodeVerdict.unjudged(f"{type(error).__name__}: {error}") for _ in requests]
+            return [CodeGrade.unjudged(f"{type(error).__name__}: {error}") for _ in requests]
 
 
 def local_sandbox_verifier(concurrency: int | None = None, sandbox: Any = None, retries: int = 1) -> RequestVerifier:
@@ -219,8 +218,7 @@ def verifier_for(task_options: Any, settings: Any = None) -> RequestVerifier | N
 
     ``settings`` is a spec's ``VerifierSpec`` (``concurrency``, ``retries``).
     """
-    from rlvr.code import CodeTask
-    from rlvr.tasks import TASKS
+    from rlvr.tasks.base import TASKS, CodeTask
 
     if not issubclass(TASKS[task_options.name], CodeTask):
         return None

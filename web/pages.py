@@ -15,16 +15,16 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import defer
 
+from rlvr.verifier import CodeGrade, TestResult
 from service.db import Job, JobEvent, VerdictRow, accounts, jobs, training
 from service.db.models import JOB_STATES
-from rlvr.verifier import CodeVerdict, TestResult
+from service.kinds import KINDS
 from web import actions
 from web.context import services
 from web.auth import find_job, login_required, visible_jobs
 from web.errors import ApiError
 from web.forms import JobForm, SpecForm, form_for
 from web.training_api import ExperienceQuery
-from service.kinds import KINDS
 
 bp = Blueprint("pages", __name__)
 
@@ -174,5 +174,5 @@ def code_feedback(extra: dict) -> str | None:
     if not code:
         return None
     tests = [TestResult(**test) for test in code.get("tests", [])]
-    verdict = CodeVerdict(code["status"], code["passed"], code["total"], tests, code.get("error"))
-    return None if verdict == "pass" else verdict.feedback()
+    grade = CodeGrade(code["status"], code["passed"], code["total"], tests, code.get("error"))
+    return None if grade == "pass" else grade.feedback()

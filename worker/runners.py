@@ -132,13 +132,13 @@ def verify_batch(services: Services, job_id: int, batch: range, *, give_up: str 
             return
         todo = verdicts.missing(session, job_id, batch)
     requests = [VerifyRequest.model_validate(job.spec["requests"][i]) for i in todo]  # this batch only
-    results = [_sandbox_error(r, give_up) for r in requests] if give_up else judge(requests)
+    results = [_sandbox_error(r, give_up) for r in requests] if give_up else run_sandbox(requests)
     with services.db.begin() as session:
         verdicts.save(session, job_id, dict(zip(todo, results)))
     queues.forget(services, queues.batch_marker(job_id, batch.start))
 
 
-def judge(requests: list[VerifyRequest]) -> list[dict]:
+def run_sandbox(requests: list[VerifyRequest]) -> list[dict]:
     """Verdicts as JSON dicts; a batch cut short by its soft time limit yields `sandbox_error`
     verdicts (the trainer then scores them None, never 0)."""
     try:

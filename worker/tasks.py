@@ -57,9 +57,9 @@ def verify_batch(job_id: int, start: int, stop: int) -> None:
 @app.task(name=queues.VERIFY_REQUESTS, ignore_result=False, bind=True, **VERIFY_OPTIONS)
 def verify_requests(self, requests: list[dict]) -> list[dict]:
     """A small batch judged and handed back (the synchronous `POST /verify`, a train job's code
-    rewards), each verdict naming the worker that judged it."""
-    verdicts = runners.judge([VerifyRequest.model_validate(r) for r in requests])
-    return [{**verdict, "judged_by": self.request.hostname} for verdict in verdicts]
+    rewards), each verdict naming the worker that ran it."""
+    verdicts = runners.run_sandbox([VerifyRequest.model_validate(r) for r in requests])
+    return [{**verdict, "verified_by": self.request.hostname} for verdict in verdicts]
 
 
 @app.task(name=queues.REAP)

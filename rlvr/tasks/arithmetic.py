@@ -13,8 +13,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from rlvr.rewards import register_reward
-from rlvr.tasks import Problem, Task, TaskOptions, Verdict, check_split, register_task
+from rlvr.rewards.base import register_reward
+from rlvr.tasks.base import Grade, Problem, Task, TaskOptions, check_split, register_task
 from rlvr.text import evaluate_expression
 
 _ANSWER = re.compile(r"=\s*(-?\d+)")
@@ -95,7 +95,7 @@ class Arithmetic(Task):
             problems.append(Problem(id=expression, prompt=prompt, answer=str(value), difficulty=difficulty))
         return problems
 
-    def check(self, problem: Problem, completion: str) -> Verdict:
+    def check(self, problem: Problem, completion: str) -> Grade:
         return "pass" if parse_answer(completion) == int(problem.answer) else "fail"
 
     def reference(self, problem: Problem) -> str:

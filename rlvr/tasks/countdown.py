@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from rlvr.tasks import Problem, Task, TaskOptions, Verdict, check_split, register_task
+from rlvr.tasks.base import Grade, Problem, Task, TaskOptions, check_split, register_task
 from rlvr.tasks.sources import Source, load_rows, source_field
 from rlvr.text import evaluate_expression
 
@@ -109,7 +109,7 @@ class Countdown(Task):
         found = evaluate_expression(expression)
         return found[0] if found else None
 
-    def check(self, problem: Problem, completion: str) -> Verdict:
+    def check(self, problem: Problem, completion: str) -> Grade:
         line = completion.strip().split("\n", 1)[0].split("=", 1)[0]
         found = evaluate_expression(line)
         if found is None:

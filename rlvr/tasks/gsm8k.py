@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from rlvr.tasks import Problem, Task, TaskOptions, Verdict, check_split, register_task
+from rlvr.tasks.base import Grade, Problem, Task, TaskOptions, check_split, register_task
 from rlvr.tasks.sources import Source, load_rows, source_field
 from rlvr.text import last_number, normalize_number
 
@@ -56,7 +56,7 @@ class GSM8K(Task):
             for index, row in enumerate(rows[: self.options.limit])
         ]
 
-    def check(self, problem: Problem, completion: str) -> Verdict:
+    def check(self, problem: Problem, completion: str) -> Grade:
         return "pass" if parse_answer(completion) == problem.answer else "fail"
 
     def reference(self, problem: Problem) -> str:

@@ -13,9 +13,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from rlvr import rewards_code  # noqa: F401  (registers code_tests)
-from rlvr.code import CodeTask, complete_function
-from rlvr.tasks import Problem, TaskOptions, check_split, register_task
+from rlvr.code import complete_function
+from rlvr.tasks.base import CodeTask, Problem, TaskOptions, check_split, register_task
 
 
 class HumanEvalOptions(TaskOptions):

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from rlvr.tasks import Problem, Task, TaskOptions, Verdict, check_split, read_jsonl, register_task
+from rlvr.tasks.base import Grade, Problem, Task, TaskOptions, check_split, read_jsonl, register_task
 from rlvr.tasks.sources import REPO
 from rlvr.text import last_number, normalize_number
 
@@ -59,7 +59,7 @@ class Jsonl(Task):
             for index, row in enumerate(rows)
         ]
 
-    def check(self, problem: Problem, completion: str) -> Verdict:
+    def check(self, problem: Problem, completion: str) -> Grade:
         return "pass" if _MATCHES[self.options.match](completion, problem.answer) else "fail"
 
     def reference(self, problem: Problem) -> str:

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from rlvr.tasks import Problem, Task, TaskOptions, Verdict, check_split, register_task
+from rlvr.tasks.base import Grade, Problem, Task, TaskOptions, check_split, register_task
 from rlvr.tasks.sources import Source, load_rows, source_field
 from rlvr.text import last_boxed, normalize_latex
 
@@ -58,7 +58,7 @@ class Math500(Task):
             for index, row in enumerate(chosen)
         ]
 
-    def check(self, problem: Problem, completion: str) -> Verdict:
+    def check(self, problem: Problem, completion: str) -> Grade:
         return "pass" if answers_match(completion, problem.answer) else "fail"
 
     def reference(self, problem: Problem) -> str:

@@ -15,9 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from rlvr import rewards_code  # noqa: F401  (registers code_tests)
-from rlvr.code import CodeTask
-from rlvr.tasks import Problem, TaskOptions, check_split, register_task
+from rlvr.tasks.base import CodeTask, Problem, TaskOptions, check_split, register_task
 from rlvr.tasks.sources import Source, load_rows, source_field
 
 SPLIT_IDS = {"test": range(11, 511), "validation": range(511, 601), "train": range(601, 975)}

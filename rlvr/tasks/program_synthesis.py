@@ -26,9 +26,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from rlvr import rewards_code  # noqa: F401  (registers code_tests)
-from rlvr.code import CodeTask, defines, extract_code
-from rlvr.tasks import Problem, TaskOptions, check_split, register_task
+from rlvr.code import defines, extract_code
+from rlvr.tasks.base import CodeTask, Problem, TaskOptions, check_split, register_task
 
 
 @dataclass(frozen=True)

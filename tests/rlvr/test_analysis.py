@@ -1,13 +1,13 @@
-"""Error patterns over experiences whose verdicts came from the real sandbox."""
+"""Error patterns over experiences whose grades came from the real sandbox."""
 
 import json
 
 import pytest
 
 from rlvr.analysis import convergence_step, error_patterns, reward_distribution
-from rlvr.rewards_code import code_tests
-from rlvr.tasks import Problem
-from rlvr.verifier import CodeVerdict, local_sandbox_verifier
+from rlvr.rewards.code import code_tests
+from rlvr.tasks.base import Problem
+from rlvr.verifier import CodeGrade, local_sandbox_verifier
 
 TESTS = ["assert f(1) == 2", "assert f(0) == 1", "assert f(-1) == 0"]
 PROBLEM = Problem(id="inc", prompt="", answer="", metadata={
@@ -23,12 +23,12 @@ def experiences():
     verify = local_sandbox_verifier(concurrency=2)
     records = []
     for step, programs in PROGRAMS.items():
-        verdicts = verify([PROBLEM] * len(programs), programs)
-        rewards = code_tests(programs, verdict=verdicts)
-        for verdict, reward in zip(verdicts, rewards):
-            records.append({"step": step, "verdict": str(verdict), "reward": reward, "extra": {"code": verdict.details()}})
+        grades = verify([PROBLEM] * len(programs), programs)
+        rewards = code_tests(programs, grade=grades)
+        for grade, reward in zip(grades, rewards):
+            records.append({"step": step, "verdict": str(grade), "reward": reward, "extra": {"code": grade.details()}})
     records.append({"step": 2, "verdict": "error", "reward": None,
-                    "extra": {"code": CodeVerdict.unjudged("nsjail could not start").details()}})
+                    "extra": {"code": CodeGrade.unjudged("nsjail could not start").details()}})
     return json.loads(json.dumps(records))  # as read back from experiences.jsonl
 
 

@@ -43,6 +43,6 @@ def test_code_tasks_need_a_verifier():
     task = ProgramSynthesis(ProgramSynthesisOptions(train_size=5, test_size=5))
     problem = task.problems("test")[0]
     with pytest.raises(ValueError, match="needs a verifier"):
-        task.verdicts([problem], [" xs"])
+        task.grade([problem], [" xs"])
     with pytest.raises(TypeError):
         task.check(problem, " xs")

@@ -2,7 +2,7 @@
 
 Covers what the trainer does with code verdicts (partial credit, None on unjudged batches,
 code details in experiences, error analysis), refinement turns, replayed rows, pipelined
-judging, and `python -m rlvr eval` judging MBPP and HumanEval reference solutions.
+scoring, and `python -m rlvr eval` judging MBPP and HumanEval reference solutions.
 """
 
 import json
@@ -103,7 +103,7 @@ def test_replayed_rows_join_the_update_once_the_buffer_fills(code_spec, verify, 
     assert replayed[0] == 0 and replayed[-1] > 0
 
 
-def test_pipelined_training_judges_code_in_the_background_while_it_samples(code_spec, verify, tmp_path):
+def test_pipelined_training_scores_code_in_the_background_while_it_samples(code_spec, verify, tmp_path):
     callers = []
 
     def watched(problems, programs):
@@ -117,9 +117,9 @@ def test_pipelined_training_judges_code_in_the_background_while_it_samples(code_
     assert [m["policy_lag"] for m in steps] == [0, 1, 1]
     assert all(m["num_none_rewards"] == 0 and m["verify_time"] > 0 for m in steps)
     assert len(recorder.experiences) == 3 * 8 and all(r.extra["code"]["total"] == 5 for r in recorder.experiences)
-    # Every training round was judged by the judging thread; the eval after step 2 judged in
+    # Every training round was scored by the scoring thread; the eval after step 2 scored in
     # the trainer's own thread, with step 3's round sampled and handed to the other one.
-    assert sorted(callers) == ["MainThread"] + ["rlvr-judge_0"] * 3
+    assert sorted(callers) == ["MainThread"] + ["rlvr-score_0"] * 3
     assert any("eval/greedy/pass_rate" in m for m in recorder.metrics)
 
 

@@ -1,7 +1,7 @@
 """Problem order: per-epoch shuffles, curriculum, restorable position."""
 
 from rlvr.data import ProblemStream
-from rlvr.tasks import Problem
+from rlvr.tasks.base import Problem
 
 PROBLEMS = [Problem(id=str(i), prompt=str(i), answer="", difficulty=float(i % 3)) for i in range(6)]
 

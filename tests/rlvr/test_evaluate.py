@@ -10,7 +10,7 @@ from rlvr.evaluate import best_of_k, evaluate, pass_at_k, run_eval
 from rlvr.policy import load_policy
 from rlvr.rollout import generate
 from rlvr.spec import EvalSpec, ModelSpec, SamplingSpec
-from rlvr.tasks import build_task
+from rlvr.tasks.base import build_task
 from rlvr.tasks.jsonl import JsonlOptions
 
 

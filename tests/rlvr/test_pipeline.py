@@ -1,7 +1,7 @@
-"""Pipelined training: judging in the background, stale rows and their ratio, exact resume.
+"""Pipelined training: scoring in the background, stale rows and their ratio, exact resume.
 
-The judging thread is tested with events, not clocks; the trainer on the tiny model with
-arithmetic, whose verdicts are decided in-process (the code-reward case, with nsjail, is in
+The scoring thread is tested with events, not clocks; the trainer on the tiny model with
+arithmetic, whose grades are decided in-process (the code-reward case, with nsjail, is in
 test_code_training.py).
 """
 
@@ -13,10 +13,10 @@ from safetensors.torch import load_file
 
 from rlvr.callbacks import Callback
 from rlvr.checkpoint import latest_checkpoint, load_state
-from rlvr.judge import Judgement
-from rlvr.pipeline import Judging, Round
+from rlvr.pipeline import Round, Scoring
 from rlvr.rollout import policy_logprobs
-from rlvr.tasks import Problem
+from rlvr.scoring import ScoredBatch
+from rlvr.tasks.base import Problem
 from rlvr.trainer import Trainer, train
 
 # Completions of different lengths score differently, so every step has advantages to follow.
@@ -44,34 +44,34 @@ def _round(name: str) -> Round:
     return Round([Problem(id=name, prompt=name, answer="")], rollout=None, generation_time=0.0, policy_version=0)
 
 
-def test_background_judging_lets_the_caller_work_meanwhile_and_judges_each_round_once():
-    release, judged = threading.Event(), []
+def test_background_scoring_lets_the_caller_work_meanwhile_and_scores_each_round_once():
+    release, scored = threading.Event(), []
 
-    def judge(round):
-        assert release.wait(30), "start() blocked until the round was judged"
-        judged.append((round.problems[0].id, threading.current_thread().name))
-        return Judgement(verdicts=["pass"], rewards=[1.0], components={})
+    def score(round):
+        assert release.wait(30), "start() blocked until the round was scored"
+        scored.append((round.problems[0].id, threading.current_thread().name))
+        return ScoredBatch(grades=["pass"], rewards=[1.0], components={})
 
-    judging = Judging(judge, background=True)
+    scoring = Scoring(score, background=True)
     first, second = _round("first"), _round("second")
-    judging.start(first)
-    judging.start(second)
-    judging.start(first)  # already under way: not judged again
+    scoring.start(first)
+    scoring.start(second)
+    scoring.start(first)  # already under way: not scored again
     release.set()  # the caller's own work, which a blocking start() would never reach
-    assert judging.wait(second).judgement.rewards == [1.0] and judging.wait(first).judgement.verdicts == ["pass"]
-    judging.close()
-    assert [name for name, _ in judged] == ["first", "second"]  # one at a time, in order
-    assert all(thread.startswith("rlvr-judge") for _, thread in judged)
+    assert scoring.wait(second).batch.rewards == [1.0] and scoring.wait(first).batch.grades == ["pass"]
+    scoring.close()
+    assert [name for name, _ in scored] == ["first", "second"]  # one at a time, in order
+    assert all(thread.startswith("rlvr-score") for _, thread in scored)
 
 
-def test_without_the_background_thread_a_round_is_judged_when_its_verdicts_are_asked_for():
-    judged = []
-    judging = Judging(lambda round: judged.append(round) or Judgement(["fail"], [0.0], {}), background=False)
+def test_without_the_background_thread_a_round_is_scored_when_its_scores_are_asked_for():
+    scored = []
+    scoring = Scoring(lambda round: scored.append(round) or ScoredBatch(["fail"], [0.0], {}), background=False)
     first = _round("first")
-    judging.start(first)
-    assert judged == []
-    found = judging.wait(first)
-    assert judged == [first] and found.wait_time == found.verify_time  # the caller waited all of it
+    scoring.start(first)
+    assert scored == []
+    found = scoring.wait(first)
+    assert scored == [first] and found.wait_time == found.verify_time  # the caller waited all of it
 
 
 def test_pipelined_rows_are_one_update_stale_and_their_ratio_is_not_one(train_spec, tmp_path):

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from rlvr.judge import judge
 from rlvr.policy import load_policy
 from rlvr.refine import refine
 from rlvr.rollout import Rollout, generate, policy_logprobs
+from rlvr.scoring import score_batch
 from rlvr.spec import ModelSpec
 from rlvr.tasks.program_synthesis import ProgramSynthesis, ProgramSynthesisOptions
 from rlvr.verifier import local_sandbox_verifier
@@ -41,9 +41,9 @@ def test_failed_rows_retry_with_feedback_and_passing_rows_stop(setup, loss):
     model, tokenizer, task, problems, verify = setup
     rows = [problems[0], problems[0], problems[1]]
     first = scripted(model, tokenizer, [p.prompt for p in rows], [task.reference(rows[0]), " xs[", " 0"])
-    judged = judge(task, rows, first.completions, REWARDS, verify)
-    assert judged.verdicts == ["pass", "fail", "fail"]
-    episodes = refine(model, tokenizer, task, rows, first, judged, REWARDS, verify, max_turns=3,
+    scored = score_batch(task, rows, first.completions, REWARDS, verify)
+    assert scored.grades == ["pass", "fail", "fail"]
+    episodes = refine(model, tokenizer, task, rows, first, scored, REWARDS, verify, max_turns=3,
                       max_new_tokens=6, loss=loss)
     assert [len(turns) for turns in episodes.turns] == [1, 3, 3]  # the random model keeps failing
     assert episodes.turns[1][0]["feedback"].startswith("Test 1 failed: SyntaxError")
@@ -60,9 +60,9 @@ def test_failed_rows_retry_with_feedback_and_passing_rows_stop(setup, loss):
 def test_discounted_and_best_rewards(setup):
     model, tokenizer, task, problems, verify = setup
     first = generate(model, tokenizer, [problems[0].prompt], group_size=2, max_new_tokens=6)
-    judged = judge(task, [problems[0]] * 2, first.completions, REWARDS, verify)
+    scored = score_batch(task, [problems[0]] * 2, first.completions, REWARDS, verify)
     for mode in ("discounted", "best"):
-        episodes = refine(model, tokenizer, task, [problems[0]] * 2, first, judged, REWARDS, verify, max_turns=2,
+        episodes = refine(model, tokenizer, task, [problems[0]] * 2, first, scored, REWARDS, verify, max_turns=2,
                           max_new_tokens=6, reward_mode=mode, discount=0.5, show_tests=True)
         for turns, reward in zip(episodes.turns, episodes.rewards):
             values = [t["reward"] for t in turns]

@@ -5,12 +5,12 @@ import pickle
 
 import pytest
 
-from rlvr import rewards
-from rlvr.rewards import REWARDS, score
+from rlvr.rewards import rules
+from rlvr.rewards.base import REWARDS, score
 
 
 def test_doctests():
-    assert doctest.testmod(rewards).failed == 0
+    assert doctest.testmod(rules).failed == 0
 
 
 def test_every_reward_is_a_picklable_module_level_function():
@@ -48,7 +48,7 @@ def test_format_without_its_pattern_is_an_error_not_a_zero():
 
 def test_score_weights_components_and_keeps_none():
     specs = [{"name": "verdict", "weight": 1.0}, {"name": "length_penalty", "weight": 0.5, "kwargs": {"target_chars": 2}}]
-    totals, components = score(specs, ["ok", "long!", "ok"], {"verdict": ["pass", "fail", "error"]})
+    totals, components = score(specs, ["ok", "long!", "ok"], {"grade": ["pass", "fail", "error"]})
     assert components == {"verdict": [1.0, 0.0, None], "length_penalty": [0.0, -1.0, 0.0]}
     assert totals == [1.0, -0.5, None]
 

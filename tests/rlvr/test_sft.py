@@ -6,8 +6,8 @@ from rlvr.callbacks import Callback
 from rlvr.policy import load_policy
 from rlvr.sft import IGNORE, run_sft, sft_batch
 from rlvr.spec import ModelSpec, SFTSpec
-from rlvr.tasks import build_task
 from rlvr.tasks.arithmetic import ArithmeticOptions
+from rlvr.tasks.base import build_task
 
 
 def test_labels_cover_the_reference_and_eos_only(tiny_dir):

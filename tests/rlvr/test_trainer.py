@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 from rlvr.callbacks import Callback
-from rlvr.rewards import REWARDS
+from rlvr.rewards.base import REWARDS
 from rlvr.trainer import Trainer, train
 
 

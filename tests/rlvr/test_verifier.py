@@ -5,10 +5,9 @@ import pickle
 
 import pytest
 
-from rlvr import rewards_code  # noqa: F401  (registers code_tests)
-from rlvr.rewards import score
-from rlvr.tasks import Problem
-from rlvr.verifier import CodeVerdict, RequestVerifier, local_sandbox_verifier, request_for
+from rlvr.rewards.base import score
+from rlvr.tasks.base import Problem
+from rlvr.verifier import CodeGrade, RequestVerifier, local_sandbox_verifier, request_for
 
 TESTS = {"kind": "function", "tests": ["assert f([1, 2]) == [2, 1]", "assert f([]) == []"]}
 PROBLEM = Problem(id="rev", prompt="", answer="", metadata={"tests": TESTS, "limits": {"test_seconds": 2}})
@@ -19,7 +18,7 @@ def verify():
     return local_sandbox_verifier(concurrency=2)
 
 
-def test_verdicts_carry_what_the_sandbox_found(verify):
+def test_grades_carry_what_the_sandbox_found(verify):
     programs = [
         "def f(xs):\n    return xs[::-1]\n",
         "def f(xs):\n    return xs\n",
@@ -27,20 +26,20 @@ def test_verdicts_carry_what_the_sandbox_found(verify):
         "def f(xs):\n    while True:\n        pass\n",
         "def f(xs) return xs",
     ]
-    verdicts = verify([PROBLEM] * len(programs), programs)
-    assert verdicts == ["pass", "fail", "fail", "fail", "fail"]
-    assert [(v.passed, v.total) for v in verdicts[:3]] == [(2, 2), (1, 2), (0, 2)]
-    assert verdicts[1].feedback() == "assert f([1, 2]) == [2, 1] failed: got [1, 2]"
-    assert verdicts[2].tests[0].error_type == "NameError"
-    assert "timeout" in {verdicts[3].status, verdicts[3].tests[0].outcome}
-    assert verdicts[4].tests[0].error_type == "SyntaxError"
-    assert score([{"name": "code_tests"}], [""] * 5, {"verdict": verdicts})[0] == [1.0, 0.25, -0.5, -0.5, -0.5]
+    grades = verify([PROBLEM] * len(programs), programs)
+    assert grades == ["pass", "fail", "fail", "fail", "fail"]
+    assert [(g.passed, g.total) for g in grades[:3]] == [(2, 2), (1, 2), (0, 2)]
+    assert grades[1].feedback() == "assert f([1, 2]) == [2, 1] failed: got [1, 2]"
+    assert grades[2].tests[0].error_type == "NameError"
+    assert "timeout" in {grades[3].status, grades[3].tests[0].outcome}
+    assert grades[4].tests[0].error_type == "SyntaxError"
+    assert score([{"name": "code_tests"}], [""] * 5, {"grade": grades})[0] == [1.0, 0.25, -0.5, -0.5, -0.5]
 
 
 def test_identical_programs_are_judged_once(verify):
     before = verify.stats.distinct
-    verdicts = verify([PROBLEM] * 4, ["def f(xs):\n    return xs[::-1]\n"] * 3 + ["def f(xs):\n    return []\n"])
-    assert verdicts == ["pass", "pass", "pass", "fail"]
+    grades = verify([PROBLEM] * 4, ["def f(xs):\n    return xs[::-1]\n"] * 3 + ["def f(xs):\n    return []\n"])
+    assert grades == ["pass", "pass", "pass", "fail"]
     assert verify.stats.distinct - before == 2
 
 
@@ -50,24 +49,24 @@ def test_identical_programs_are_judged_once(verify):
 ])
 def test_a_batch_that_cannot_be_verified_scores_none_never_zero(transport):
     verify = RequestVerifier(transport)
-    verdicts = verify([PROBLEM, PROBLEM], ["def f(xs):\n    return xs\n", "x = 1"])
-    assert verdicts == ["error", "error"] and all(v.status == "sandbox_error" for v in verdicts)
-    assert score([{"name": "code_tests"}], ["", ""], {"verdict": verdicts})[0] == [None, None]
+    grades = verify([PROBLEM, PROBLEM], ["def f(xs):\n    return xs\n", "x = 1"])
+    assert grades == ["error", "error"] and all(g.status == "sandbox_error" for g in grades)
+    assert score([{"name": "code_tests"}], ["", ""], {"grade": grades})[0] == [None, None]
     assert verify.stats.unjudged == 2
 
 
-def test_requests_are_plain_json_for_a_queue_and_verdicts_survive_pickling(verify):
+def test_requests_are_plain_json_for_a_queue_and_grades_survive_pickling(verify):
     request = request_for(PROBLEM, "def f(xs):\n    return xs[::-1]\n")
     assert json.loads(json.dumps(request)) == request
-    verdict = verify([PROBLEM], [request["program"]])[0]
-    copy = pickle.loads(pickle.dumps(verdict))
-    assert copy == "pass" and copy.details() == verdict.details()
-    assert json.dumps({"verdict": verdict}) == '{"verdict": "pass"}'
-    assert CodeVerdict.from_dict({"status": "ok", "passed": 1, "total": 2, "wall_seconds": 0.1, "tests": [
+    grade = verify([PROBLEM], [request["program"]])[0]
+    copy = pickle.loads(pickle.dumps(grade))
+    assert copy == "pass" and copy.details() == grade.details()
+    assert json.dumps({"grade": grade}) == '{"grade": "pass"}'
+    assert CodeGrade.from_dict({"status": "ok", "passed": 1, "total": 2, "wall_seconds": 0.1, "tests": [
         {"outcome": "pass"}, {"outcome": "wrong", "detail": "got 3"}]}, ["assert a", "assert b"]).feedback() \
         == "assert b failed: got 3"
-    queued = CodeVerdict.from_dict({**verdict.details(), "judged_by": "verify@host"})  # as the verify queue sends it
-    assert pickle.loads(pickle.dumps(queued)).details()["judged_by"] == "verify@host"
+    queued = CodeGrade.from_dict({**grade.details(), "verified_by": "verify@host"})  # as the verify queue sends it
+    assert pickle.loads(pickle.dumps(queued)).details()["verified_by"] == "verify@host"
 
 
 def test_unjudged_programs_are_asked_again(verify):

@@ -2,7 +2,7 @@
 nsjail, Redis and Postgres, the tiny model.
 
 A train job sends each step's programs to the `verify` queue as `verify_requests` tasks of up
-to 16; every verdict names the worker that judged it (`judged_by`, kept in each experience's
+to 16; every verdict names the worker that ran it (`verified_by`, kept in each experience's
 code details), so a test can tell who did the work. Postgres only: each job loads torch in a
 fresh process. The verify *job* kind's worker-loss test is in test_lifecycle.py.
 """
@@ -41,12 +41,12 @@ def run_job(api, spec: dict) -> int:
     return response.json["id"]
 
 
-def judged_rows(db, job_id: int) -> list[tuple[float | None, str | None]]:
-    """(reward, judging worker's name before the @) of each of the job's experiences."""
+def verified_rows(db, job_id: int) -> list[tuple[float | None, str | None]]:
+    """(reward, verifying worker's name before the @) of each of the job's experiences."""
     with db.read() as session:
         rows = session.execute(select(ExperienceRow.reward, ExperienceRow.extra)
                                .where(ExperienceRow.job_id == job_id)).all()
-    return [(reward, (extra["code"]["judged_by"] or "").split("@")[0]) for reward, extra in rows]
+    return [(reward, (extra["code"]["verified_by"] or "").split("@")[0]) for reward, extra in rows]
 
 
 def test_two_verify_workers_share_a_train_jobs_programs(api, procfile, db, tiny_model):
@@ -58,7 +58,7 @@ def test_two_verify_workers_share_a_train_jobs_programs(api, procfile, db, tiny_
     job = wait_for(api, job_id, "succeeded", "failed", timeout=300)
     assert job["status"] == "succeeded", job["error"]
     assert rows_per_step(db, job_id, ExperienceRow) == {step: prompts * GROUP for step in range(1, steps + 1)}
-    rows = judged_rows(db, job_id)
+    rows = verified_rows(db, job_id)
     assert all(reward is not None for reward, _ in rows)
     assert {worker for _, worker in rows} == {"verify-a", "verify-b"}
     series = api.get(f"/jobs/{job_id}/metrics?names=verify_time,verify_wait_time,policy_lag").json["series"]
@@ -98,10 +98,10 @@ def test_verify_worker_killed_mid_batch_of_a_train_job(api, procfile, db, tiny_m
     job = wait_for(api, job_id, "succeeded", "failed", timeout=300)
     assert job["status"] == "succeeded", job["error"]
     assert rows_per_step(db, job_id, ExperienceRow) == {step: prompts * GROUP for step in range(1, steps + 1)}
-    rows = judged_rows(db, job_id)
+    rows = verified_rows(db, job_id)
     assert all(reward is not None for reward, _ in rows), "a batch was left unjudged"
     assert survivor in {worker for _, worker in rows}
     # The killed batch's own message was redelivered and judged to the end by the survivor.
     stored = wait_until(lambda: results.get(f"celery-task-meta-{task_id}"), 60, "the killed batch to be redelivered")
     meta = json.loads(stored)
-    assert meta["status"] == "SUCCESS" and {v["judged_by"].split("@")[0] for v in meta["result"]} == {survivor}
+    assert meta["status"] == "SUCCESS" and {v["verified_by"].split("@")[0] for v in meta["result"]} == {survivor}

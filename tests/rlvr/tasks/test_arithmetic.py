@@ -4,8 +4,9 @@ import doctest
 
 import pytest
 
-from rlvr.tasks import arithmetic, build_task
+from rlvr.tasks import arithmetic
 from rlvr.tasks.arithmetic import ArithmeticOptions, arithmetic_format, parse_answer
+from rlvr.tasks.base import build_task
 
 
 def test_doctests():
@@ -30,15 +31,15 @@ def test_problems_are_deterministic_and_respect_options():
 
 
 @pytest.mark.parametrize(
-    "completion, verdict",
+    "completion, grade",
     [(" = 46", "pass"), ("=46", "pass"), (" = 46 and more", "pass"), (" = 45", "fail"), ("46", "fail"),
      ("", "fail"), ("\n= 46", "fail"), (" = -46", "fail")],
 )
-def test_checker(completion, verdict):
+def test_checker(completion, grade):
     task = build_task(ArithmeticOptions())
     problem = next(p for p in task.problems("test"))
     good = completion.replace("46", problem.answer)
-    assert task.check(problem, good) == verdict
+    assert task.check(problem, good) == grade
 
 
 def test_reference_completion_passes_and_is_well_formatted():

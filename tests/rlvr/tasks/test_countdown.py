@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from rlvr.tasks import Problem, build_task, countdown
+from rlvr.tasks import countdown
+from rlvr.tasks.base import Problem, build_task
 from rlvr.tasks.countdown import CountdownOptions
 
 PROBLEM = Problem(id="x", prompt="", answer="21", metadata={"numbers": [100, 93, 3]})
@@ -16,7 +17,7 @@ def test_doctests():
 
 
 @pytest.mark.parametrize(
-    "completion, verdict",
+    "completion, grade",
     [
         (" (100-93)*3", "pass"),
         ("3*(100-93) = 21", "pass"),
@@ -28,9 +29,9 @@ def test_doctests():
         ("", "fail"),
     ],
 )
-def test_checker(completion, verdict):
+def test_checker(completion, grade):
     task = build_task(CountdownOptions())
-    assert task.check(PROBLEM, completion) == verdict
+    assert task.check(PROBLEM, completion) == grade
 
 
 def test_test_split_is_the_dataset_and_every_row_has_a_reference():

@@ -5,7 +5,8 @@ import doctest
 import datasets
 import pytest
 
-from rlvr.tasks import build_task, gsm8k
+from rlvr.tasks import gsm8k
+from rlvr.tasks.base import build_task
 from rlvr.tasks.gsm8k import GSM8KOptions, parse_answer
 
 

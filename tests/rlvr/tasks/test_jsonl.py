@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rlvr.tasks import build_task
+from rlvr.tasks.base import build_task
 from rlvr.tasks.jsonl import JsonlOptions
 
 
@@ -26,15 +26,15 @@ def test_heldout_rows_form_the_test_split(data_file):
 
 
 @pytest.mark.parametrize(
-    "match, completion, verdict",
+    "match, completion, grade",
     [("exact", " city3 ", "pass"), ("exact", "It is City3", "fail"), ("contains", "It is City3", "pass"),
      ("numeric", "the answer: 3", "fail")],
 )
-def test_match_modes(data_file, match, completion, verdict):
+def test_match_modes(data_file, match, completion, grade):
     task = build_task(JsonlOptions(path=str(data_file), prompt_field="q", answer_field="a", heldout_size=0,
                                    match=match))
     problem = next(p for p in task.problems("train") if p.answer == "City3")
-    assert task.check(problem, completion) == verdict
+    assert task.check(problem, completion) == grade
 
 
 def test_a_relative_path_is_read_from_the_repository_not_the_working_directory(tmp_path, monkeypatch):

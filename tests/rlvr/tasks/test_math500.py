@@ -5,7 +5,8 @@ import doctest
 import datasets
 import pytest
 
-from rlvr.tasks import Problem, build_task, math500
+from rlvr.tasks import math500
+from rlvr.tasks.base import Problem, build_task
 from rlvr.tasks.math500 import Math500Options
 
 
@@ -22,13 +23,13 @@ def test_splits_partition_the_file_and_solutions_pass():
 
 
 @pytest.mark.parametrize(
-    "completion, verdict",
+    "completion, grade",
     [(r"\boxed{\dfrac{3}{4}}", "pass"), (r"\boxed{0.75}", "pass"), (r"\boxed{3/4}", "pass"),
      (r"\boxed{\frac{3}{5}}", "fail"), (r"\frac{3}{4}", "fail"), (r"\boxed{\frac{3}{4}", "fail")],
 )
-def test_checker(completion, verdict):
+def test_checker(completion, grade):
     problem = Problem(id="x", prompt="", answer=r"\frac{3}{4}")
-    assert build_task(Math500Options()).check(problem, completion) == verdict
+    assert build_task(Math500Options()).check(problem, completion) == grade
 
 
 def test_a_local_dataset_is_one_set_split_by_heldout_size(datasets_root):

@@ -36,9 +36,9 @@ def test_prompt_shows_the_task_and_its_asserts():
 def test_references_pass_and_a_wrong_program_fails(variant, verify):
     task = MBPP(MBPPOptions(variant=variant, limit=12))
     problems = task.problems("test")
-    verdicts = task.verdicts(problems, [task.reference(p) for p in problems], verify=verify)
-    assert verdicts == ["pass"] * len(problems)
-    wrong = task.verdicts(problems[:3], ["I cannot solve this."] * 3, verify=verify)
+    grades = task.grade(problems, [task.reference(p) for p in problems], verify=verify)
+    assert grades == ["pass"] * len(problems)
+    wrong = task.grade(problems[:3], ["I cannot solve this."] * 3, verify=verify)
     assert wrong == ["fail"] * 3 and wrong[0].tests[0].error_type == "SyntaxError"
 
 

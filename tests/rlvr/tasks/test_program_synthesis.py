@@ -49,17 +49,17 @@ def test_shown_examples_determine_the_hidden_answers(task):
 
 def test_references_pass_and_copying_shown_outputs_does_not(task, verify):
     problems = task.problems("test")[:20]
-    assert task.verdicts(problems, [task.reference(p) for p in problems], verify=verify) == ["pass"] * 20
+    assert task.grade(problems, [task.reference(p) for p in problems], verify=verify) == ["pass"] * 20
     copied = [" " + p.prompt.splitlines()[0].split("==")[1] for p in problems]  # the first shown output
-    verdicts = task.verdicts(problems, copied, verify=verify)
-    assert "pass" not in verdicts
+    grades = task.grade(problems, copied, verify=verify)
+    assert "pass" not in grades
 
 
 def test_completions_become_programs(task, verify):
     problem = next(p for p in task.problems("test") if p.answer == "sorted(xs)") if any(
         p.answer == "sorted(xs)" for p in task.problems("test")) else task.problems("test")[0]
     whole = f"```python\ndef f(xs):\n    return {problem.answer}\n```"
-    verdicts = task.verdicts([problem] * 3, [f" {problem.answer}\nsome trailing text", whole, " xs +"],
+    grades = task.grade([problem] * 3, [f" {problem.answer}\nsome trailing text", whole, " xs +"],
                              verify=verify)
-    assert verdicts[:2] == ["pass", "pass"]
-    assert verdicts[2] == "fail" and verdicts[2].tests[0].error_type == "SyntaxError"
+    assert grades[:2] == ["pass", "pass"]
+    assert grades[2] == "fail" and grades[2].tests[0].error_type == "SyntaxError"

@@ -24,7 +24,7 @@ ROWS = [{"question": f"q{i}", "answer": f"#### {i}"} for i in range(6)]
 
 LOAD_EACH_TASK = """
 import rlvr
-from rlvr.tasks import build_task
+from rlvr.tasks.base import build_task
 from rlvr.tasks.countdown import CountdownOptions
 from rlvr.tasks.gsm8k import GSM8KOptions
 from rlvr.tasks.math500 import Math500Options

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from rlvr.policy import load_tokenizer
-from rlvr.rewards import score
-from rlvr.rewards_judge import chat, judge_messages, llm_judge
+from rlvr.rewards.base import score
+from rlvr.rewards.llm import chat, llm_judge, rubric_messages
 from rlvr.serve import render
 from rlvr.spec import RewardSpec
 
@@ -30,7 +30,7 @@ def judge_dir(tiny_dir, tmp_path_factory):
     tokenizer = load_tokenizer(tiny_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_dir)
     reply = tokenizer(" 8", add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
-    rows = [tokenizer(render(tokenizer, judge_messages(p, c, RUBRIC, 10))).input_ids + reply
+    rows = [tokenizer(render(tokenizer, rubric_messages(p, c, RUBRIC, 10))).input_ids + reply
             for p in PROMPTS for c in COMPLETIONS]
     width = max(map(len, rows))
     ids = torch.tensor([row + [tokenizer.pad_token_id] * (width - len(row)) for row in rows])
@@ -62,7 +62,7 @@ def judge_url(judge_dir):
 
 
 def test_scores_come_from_the_served_model(judge_url):
-    direct = chat(judge_url, "tiny-judge", judge_messages(PROMPTS[0], COMPLETIONS[0], RUBRIC, 10), 30, 8)
+    direct = chat(judge_url, "tiny-judge", rubric_messages(PROMPTS[0], COMPLETIONS[0], RUBRIC, 10), 30, 8)
     assert direct.strip() == "8"
     scores = llm_judge(COMPLETIONS, prompt=PROMPTS, url=judge_url, model="tiny-judge", rubric=RUBRIC)
     assert scores == [0.8, 0.8, 0.8]

@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from rlvr.rewards import register_reward
+from rlvr.rewards.base import register_reward
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,8 @@ def parse_score(reply: str, max_score: float) -> float | None:
     return value / max_score if 0 <= value <= max_score else None
 
 
-def judge_messages(prompt: str, completion: str, rubric: str, max_score: float) -> list[dict[str, str]]:
-    """The system and user messages the judge is sent."""
+def rubric_messages(prompt: str, completion: str, rubric: str, max_score: float) -> list[dict[str, str]]:
+    """The system and user messages the judging model is sent."""
     scale = int(max_score) if float(max_score).is_integer() else max_score
     return [{"role": "system", "content": SYSTEM.format(rubric=rubric, max_score=scale)},
             {"role": "user", "content": USER.format(prompt=prompt, completion=completion)}]
@@ -82,7 +82,7 @@ def llm_judge(
     api_key = os.environ.get(api_key_env) if api_key_env else None
 
     def one(pair: tuple[str, str]) -> float | None:
-        messages = judge_messages(*pair, rubric, max_score)
+        messages = rubric_messages(*pair, rubric, max_score)
         try:
             reply = chat(url, model, messages, timeout, max_tokens, api_key)
         except (OSError, urllib.error.URLError, ValueError, KeyError, IndexError, TypeError) as error:

@@ -1,9 +1,9 @@
-"""From completions to verdicts and rewards: defaults, columns, the injected verify."""
+"""From completions to grades and rewards: defaults, columns, the injected verify."""
 
-from rlvr.judge import judge, reward_specs
+from rlvr.scoring import reward_specs, score_batch
 from rlvr.spec import RewardSpec
-from rlvr.tasks import Problem, build_task
 from rlvr.tasks.arithmetic import ArithmeticOptions
+from rlvr.tasks.base import Problem, build_task
 from rlvr.tasks.countdown import CountdownOptions
 
 
@@ -14,11 +14,11 @@ def test_the_task_defaults_apply_when_the_spec_lists_no_rewards():
     assert configured == [{"name": "f1", "weight": 2.0, "kwargs": {}}]
 
 
-def test_verdicts_then_weighted_rewards_with_components():
+def test_grades_then_weighted_rewards_with_components():
     task = build_task(ArithmeticOptions())
     problems = [Problem(id="1+2", prompt="1+2", answer="3")] * 3
-    result = judge(task, problems, [" = 3", " = 4", "3"], reward_specs(task, []))
-    assert result.verdicts == ["pass", "fail", "fail"]
+    result = score_batch(task, problems, [" = 3", " = 4", "3"], reward_specs(task, []))
+    assert result.grades == ["pass", "fail", "fail"]
     assert result.components == {"verdict": [1.0, 0.0, 0.0], "arithmetic_format": [1.0, 1.0, 0.0]}
     assert result.rewards == [1.1, 0.1, 0.0]
 
@@ -32,13 +32,13 @@ def test_rewards_see_task_metadata_and_the_injected_verify():
         calls.append(len(completions))
         return ["pass"] * len(completions)
 
-    from rlvr.rewards import REWARDS
+    from rlvr.rewards.base import REWARDS
 
     REWARDS["_sees_columns"] = lambda completions, numbers, verify, **_: [
         float(sum(n)) if v == "pass" else 0.0 for n, v in zip(numbers, verify([problem], completions))
     ]
     try:
-        result = judge(task, [problem], [" 3+4"], [{"name": "_sees_columns"}], verify=verify)
+        result = score_batch(task, [problem], [" 3+4"], [{"name": "_sees_columns"}], verify=verify)
     finally:
         del REWARDS["_sees_columns"]
-    assert (result.rewards, result.verdicts, calls) == ([7.0], ["pass"], [1])
+    assert (result.rewards, result.grades, calls) == ([7.0], ["pass"], [1])

@@ -1,12 +1,9 @@
-"""Reward functions, registered by name, and the weighted sum the trainer optimises.
+"""Rule rewards: functions of the completion and the problem's columns, run in-process.
 
-A reward is a module-level function ``reward(completions, **columns) -> list[float | None]``
-(module-level so it pickles for Celery). ``columns`` are the problem fields aligned with the
-completions (``prompt``, ``answer``, ``verdict``, task metadata) plus the spec's ``kwargs``
-and context such as an injected ``verify`` callable. ``None`` means "could not be computed"
-(for example the sandbox timed out): the sample is excluded from the loss, never scored 0.
-
-Task-specific rewards live in their task's file and register here on import.
+Owns ``verdict`` (the task checker's grade as a number), matching against the answer
+(``exact_match``, ``numeric_match``, ``f1``, ``classification``, ``regression``), the
+completion's form (``format``, ``keyword_contains``, ``length_penalty``) and ``composite``
+(a weighted sum of others). Each registers in ``rlvr.rewards.base.REWARDS`` on import.
 """
 
 import json
@@ -14,18 +11,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from rlvr.rewards.base import register_reward, score
 from rlvr.text import last_boxed, last_number, normalize_number
-
-RewardFn = Callable[..., list[float | None]]
-REWARDS: dict[str, RewardFn] = {}
-
-
-def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
-    def add(fn: RewardFn) -> RewardFn:
-        REWARDS[name] = fn
-        return fn
-
-    return add
 
 
 def _extract(completion: str, pattern: str | None) -> str | None:
@@ -37,14 +24,14 @@ def _extract(completion: str, pattern: str | None) -> str | None:
     return found.group(1) if found.groups() else found.group(0)
 
 
-@register_reward("verdict")
-def verdict(completions: list[str], verdict: Sequence[str], **_columns) -> list[float | None]:
-    """The task checker's verdict: pass 1.0, fail 0.0, error None.
+@register_reward("verdict")  # the name specs have always used for it
+def grade_reward(completions: list[str], grade: Sequence[str], **_columns) -> list[float | None]:
+    """The task checker's grade: pass 1.0, fail 0.0, error None.
 
-    >>> verdict(["a", "b", "c"], verdict=["pass", "fail", "error"])
+    >>> grade_reward(["a", "b", "c"], grade=["pass", "fail", "error"])
     [1.0, 0.0, None]
     """
-    return [{"pass": 1.0, "fail": 0.0}.get(v) for v in verdict]
+    return [{"pass": 1.0, "fail": 0.0}.get(g) for g in grade]
 
 
 @register_reward("exact_match")
@@ -253,27 +240,6 @@ def length_penalty(completions: list[str], target_chars: int = 200, **_columns) 
     return [0.0 - min(max(len(c) - target_chars, 0) / target_chars, 1.0) for c in completions]
 
 
-def score(
-    specs: Sequence[dict[str, Any]], completions: list[str], columns: dict[str, Any]
-) -> tuple[list[float | None], dict[str, list[float | None]]]:
-    """Weighted sum of rewards ``[{name, weight, kwargs}]`` and each component by name.
-
-    A total is None when any component is None for that sample.
-    """
-    components: dict[str, list[float | None]] = {}
-    for index, spec in enumerate(specs):
-        label = spec["name"] if spec["name"] not in components else f"{spec['name']}_{index}"
-        values = REWARDS[spec["name"]](completions, **{**columns, **spec.get("kwargs", {})})
-        if len(values) != len(completions):
-            raise ValueError(f"reward {spec['name']!r} returned {len(values)} values for {len(completions)}")
-        components[label] = values
-    totals: list[float | None] = []
-    for sample in range(len(completions)):
-        parts = [(spec.get("weight", 1.0), values[sample]) for spec, values in zip(specs, components.values())]
-        totals.append(None if any(v is None for _, v in parts) else sum(w * v for w, v in parts))
-    return totals, components
-
-
 @register_reward("composite")
 def composite(completions: list[str], components: Sequence[dict[str, Any]], **columns) -> list[float | None]:
     """Weighted sum of other rewards, given as ``components=[{name, weight, kwargs}]``.
@@ -283,6 +249,3 @@ def composite(completions: list[str], components: Sequence[dict[str, Any]], **co
     [1.5, 0.0]
     """
     return score(components, completions, columns)[0]
-
-
-from rlvr import rewards_code, rewards_judge  # noqa: E402,F401  (they register code_tests and llm_judge)

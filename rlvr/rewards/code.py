@@ -1,20 +1,20 @@
 """The ``code_tests`` reward: credit for the tests a program passed in the sandbox.
 
-Owns the partial-credit rule only. The program was already run by the task's
-``verdicts`` (through the injected verifier), so this reads the ``CodeVerdict`` in the
-``verdict`` column and never runs anything itself. Registered in ``rlvr.rewards.REWARDS``
-on import.
+Owns the partial-credit rule only. The program was already run by the task's ``grade``
+(through the injected verifier), so this reads the ``CodeGrade`` in the ``grade`` column
+and never runs anything itself. Registered in
+``rlvr.rewards.base.REWARDS`` on import.
 """
 
 from collections.abc import Sequence
 
-from rlvr.rewards import register_reward
+from rlvr.rewards.base import register_reward
 
 
 @register_reward("code_tests")
 def code_tests(
     completions: list[str],
-    verdict: Sequence[str],
+    grade: Sequence[str],
     all_pass: float = 1.0,
     partial_scale: float = 0.5,
     none_pass: float = -0.5,
@@ -22,18 +22,18 @@ def code_tests(
 ) -> list[float | None]:
     """``all_pass`` when every test passes, ``partial_scale`` x the passed fraction when some
     do, ``none_pass`` when none do (syntax errors and timeouts included); None when the
-    sandbox could not judge. A verdict without test counts scores as all or none.
+    sandbox could not judge. A grade without test counts (a rule task's) scores as all or none.
 
-    >>> from rlvr.verifier import CodeVerdict
-    >>> verdicts = [CodeVerdict("ok", 4, 4), CodeVerdict("ok", 1, 4), CodeVerdict("ok", 0, 4),
-    ...             CodeVerdict("timeout", 0, 4), CodeVerdict("sandbox_error")]
-    >>> code_tests([""] * 5, verdict=verdicts)
+    >>> from rlvr.verifier import CodeGrade
+    >>> grades = [CodeGrade("ok", 4, 4), CodeGrade("ok", 1, 4), CodeGrade("ok", 0, 4),
+    ...           CodeGrade("timeout", 0, 4), CodeGrade("sandbox_error")]
+    >>> code_tests([""] * 5, grade=grades)
     [1.0, 0.125, -0.5, -0.5, None]
-    >>> code_tests(["", ""], verdict=["pass", "fail"], none_pass=0.0)
+    >>> code_tests(["", ""], grade=["pass", "fail"], none_pass=0.0)
     [1.0, 0.0]
     """
     scores: list[float | None] = []
-    for one in verdict:
+    for one in grade:
         passed, total = getattr(one, "passed", None), getattr(one, "total", None)
         if one == "error":
             scores.append(None)
