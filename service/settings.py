@@ -10,12 +10,15 @@ process at start-up with the variable named, instead of failing later inside a r
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rlvr.rewards_judge import JudgeEndpoint
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,6 +44,14 @@ class Settings(BaseSettings):
     web_workers: int = _env("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1), "gunicorn worker processes.", ge=1)
     web_threads: int = _env("RLVR_WEB_THREADS", 4, "Threads per gunicorn worker.", ge=1)
     secret_key: str = _env("SECRET_KEY", "dev-only-not-secret", "Signs the session cookie and CSRF tokens.")
+    models_dir: Path | None = _env(
+        "RLVR_MODELS_DIR", None, "The operator's models: `registered:<name>` in a spec is the folder <name> "
+        "here. Default: `models` under the data dir.",
+    )
+    judge_endpoints: dict[str, JudgeEndpoint] = _env(
+        "RLVR_JUDGE_ENDPOINTS", {}, "The `llm_judge` endpoints a spec may name, as JSON: "
+        '`{"name": {"url": "https://.../v1", "model": "...", "api_key": "..."}}`.',
+    )
     max_body_bytes: int = _env("RLVR_MAX_BODY_BYTES", 8 << 20, "Larger request bodies get 413.", ge=1024)
     max_attempts: int = _env("RLVR_MAX_ATTEMPTS", 3, "Runs a job gets before a crash is final.", ge=1)
     heartbeat_seconds: float = _env("RLVR_HEARTBEAT_SECONDS", 5.0, "How often a running job touches its row.", gt=0)
@@ -78,6 +89,12 @@ class Settings(BaseSettings):
         "RLVR_SYNC_VERIFY_TIMEOUT", 60.0, "Seconds `POST /verify` waits before answering 504.", gt=0
     )
 
+    @field_validator("judge_endpoints", mode="before")
+    @classmethod
+    def _parse_json(cls, value):
+        # The environment's JSON is decoded by pydantic-settings; `load_settings(env)` passes text.
+        return json.loads(value) if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _derived_defaults(self) -> Settings:
         # Defaults that depend on other settings; frozen models are filled in through __dict__.
@@ -85,6 +102,7 @@ class Settings(BaseSettings):
             "database_url": sqlalchemy_url(self.database_url or f"sqlite:///{self.data_dir / 'rlvr.sqlite3'}"),
             "verify_soft_seconds": self.verify_soft_seconds or self.verify_hard_seconds * 0.8,
             "visibility_timeout": self.visibility_timeout or self.verify_hard_seconds * 2,
+            "models_dir": self.models_dir or self.data_dir / "models",
         }
         self.__dict__.update(derived)
         return self

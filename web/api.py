@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from celery.exceptions import TimeoutError as CeleryTimeout
 from flask import Blueprint, Response, g, jsonify, url_for
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import defer
 
@@ -13,7 +14,7 @@ from service.db import Job, JobEvent, VerdictRow
 from web import actions, monitoring
 from web.context import reader, services
 from web.auth import find_job_row, job_or_404, token_required, visible_jobs
-from web.errors import ApiError
+from web.errors import ApiError, field_errors, spec_errors
 from web.openapi import document, operation
 from web.replies import reply
 from web.schemas import (EventList, EventOut, Health, IndexedVerdict, JobOut, JobPage, JobQuery, JobSubmission,
@@ -32,7 +33,8 @@ def submit_job(json: JobSubmission, headers: SubmitHeaders):
     `kind` picks the model `spec` must match. The job is queued; poll it, or follow its events.
     """
     submission = json.root
-    job, created = actions.submit(g.user, submission.kind, submission.spec, idempotency_key=headers.idempotency_key)
+    with spec_errors():
+        job, created = actions.submit(g.user, submission.kind, submission.spec, idempotency_key=headers.idempotency_key)
     return reply(JobOut.of(job), 201 if created else 200, Location=url_for("api.get_job", job_id=job.id))
 
 
@@ -101,8 +103,15 @@ def cancel_job(job_id: int):
 @token_required
 @operation("jobs", {201: JobOut}, errors=[404, 409])
 def retry_job(job_id: int):
-    """Run a finished job again as a new job, its `parent_id` set"""
-    new = actions.retry(g.user, job_or_404(job_id))
+    """Run a finished job again as a new job, its `parent_id` set
+
+    409 also when the job's spec names what its user may not name any more (a path, another
+    user's file), each such field listed as `spec.<path>`.
+    """
+    try:
+        new = actions.retry(g.user, job_or_404(job_id))
+    except ValidationError as exc:  # a spec stored before a rule existed meets it now
+        raise ApiError(409, "conflict", field_errors(exc, prefix=("spec",))) from None
     return reply(JobOut.of(new), 201, Location=url_for("api.get_job", job_id=new.id))
 
 
