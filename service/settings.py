@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rlvr.rewards_judge import JudgeEndpoint
@@ -43,7 +43,21 @@ class Settings(BaseSettings):
     web_bind: str = _env("RLVR_BIND", "127.0.0.1:8000", "host:port gunicorn listens on.")
     web_workers: int = _env("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1), "gunicorn worker processes.", ge=1)
     web_threads: int = _env("RLVR_WEB_THREADS", 4, "Threads per gunicorn worker.", ge=1)
-    secret_key: str = _env("SECRET_KEY", "dev-only-not-secret", "Signs the session cookie and CSRF tokens.")
+    secret_key: SecretStr = _env(
+        "SECRET_KEY", "", "Signs the session cookie and CSRF tokens; unset, the web app makes one and keeps it "
+        "in the data dir (`secret_key`, mode 0600), so every process of one machine shares it."
+    )
+    secure_cookies: bool = _env(
+        "RLVR_SECURE_COOKIES", False, "Mark the session cookie Secure on every response, not only on HTTPS requests."
+    )
+    proxy_hops: int = _env(
+        "RLVR_PROXY_HOPS", 0, "Reverse proxies in front of the web app whose X-Forwarded-* headers are trusted "
+        "(so a request that came in over HTTPS is known to be secure).", ge=0, le=5,
+    )
+    session_hours: float = _env(
+        "RLVR_SESSION_HOURS", 12.0, "A page session ends this long after sign-in (sooner at logout, or when "
+        "the token it signed in with expires or is revoked).", gt=0,
+    )
     models_dir: Path | None = _env(
         "RLVR_MODELS_DIR", None, "The operator's models: `registered:<name>` in a spec is the folder <name> "
         "here. Default: `models` under the data dir.",

@@ -153,15 +153,14 @@ def document() -> dict:
 
 # Not spectree's offline pages (its `offline` extra): they inline the scripts of three UIs into
 # templates at import, some 35 MB in every web process. Only Swagger UI is served, as files.
-docs = Blueprint("docs", __name__, url_prefix="/api/docs", static_folder=swagger_ui_path, static_url_path="",
-                 template_folder=swagger_ui_path)
+docs = Blueprint("docs", __name__, url_prefix="/api/docs", static_folder=swagger_ui_path, static_url_path="")
 
 
 @docs.get("/")
 def swagger_ui():
     """Swagger UI on the document. Its scripts and styles are served from the
     swagger-ui-bundle-v2 package, so the page needs no CDN."""
-    return render_template("index.j2", openapi_spec_url=url_for("api.openapi"))
+    return render_template("swagger.html", openapi_spec_url=url_for("api.openapi"))
 
 
 def register(app: Flask) -> None:

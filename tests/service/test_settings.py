@@ -32,7 +32,7 @@ def test_values_come_from_the_named_variables(tmp_path):
     ("variable", "value"),
     [("RLVR_MAX_ATTEMPTS", "three"), ("RLVR_MAX_ATTEMPTS", "0"), ("RLVR_HEARTBEAT_SECONDS", "-1"),
      ("RLVR_WEB_THREADS", "1.5"), ("RLVR_JUDGE_ENDPOINTS", "{not json"),
-     ("RLVR_JUDGE_ENDPOINTS", '{"x": {"url": "file:///etc/passwd", "model": "m"}}')],
+     ("RLVR_JUDGE_ENDPOINTS", '{"x": {"url": "file:///etc/passwd", "model": "m"}}'), ("RLVR_PROXY_HOPS", "-1")],
 )
 def test_a_bad_value_names_its_variable(variable, value):
     with pytest.raises(ValidationError) as error:
@@ -41,11 +41,11 @@ def test_a_bad_value_names_its_variable(variable, value):
 
 
 def test_the_tenancy_settings(tmp_path):
-    settings = load_settings({"RLVR_DATA_DIR": str(tmp_path), "RLVR_JUDGE_ENDPOINTS":
+    settings = load_settings({"RLVR_DATA_DIR": str(tmp_path), "SECRET_KEY": "signing-key-1", "RLVR_JUDGE_ENDPOINTS":
                               '{"ops": {"url": "https://judge.internal/v1", "model": "m", "api_key": "judge-key-3"}}'})
     assert settings.models_dir == tmp_path / "models"  # registered:<name> is a folder here
     assert settings.judge_endpoints["ops"].api_key.get_secret_value() == "judge-key-3"
-    assert "judge-key-3" not in repr(settings)  # a key never shows in a log line or a traceback
+    assert not any(secret in repr(settings) for secret in ("signing-key-1", "judge-key-3"))
     assert load_settings({"RLVR_MODELS_DIR": "/srv/models"}).models_dir == Path("/srv/models")
 
 
