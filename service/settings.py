@@ -66,6 +66,7 @@ class Settings(BaseSettings):
         "RLVR_JUDGE_ENDPOINTS", {}, "The `llm_judge` endpoints a spec may name, as JSON: "
         '`{"name": {"url": "https://.../v1", "model": "...", "api_key": "..."}}`.',
     )
+    max_file_bytes: int = _env("RLVR_MAX_FILE_BYTES", 64 << 20, "Largest data file one upload may carry.", ge=1024)
     max_body_bytes: int = _env("RLVR_MAX_BODY_BYTES", 8 << 20, "Larger request bodies get 413.", ge=1024)
     max_attempts: int = _env("RLVR_MAX_ATTEMPTS", 3, "Runs a job gets before a crash is final.", ge=1)
     heartbeat_seconds: float = _env("RLVR_HEARTBEAT_SECONDS", 5.0, "How often a running job touches its row.", gt=0)

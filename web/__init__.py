@@ -12,7 +12,7 @@ from flask_wtf import CSRFProtect
 
 from service.queues import make_services
 from service.settings import Settings, load_settings
-from web import api, cli, errors, openapi, pages, security, training_api
+from web import api, cli, errors, files_api, openapi, pages, security, tokens_api, training_api
 from web.context import close_reader
 from web.sessions import SessionCookies
 
@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None, **config) -> Flask:
     security.register(app, settings)
     app.extensions["rlvr"] = make_services(settings)
     csrf = CSRFProtect(app)
-    for blueprint in (api.bp, training_api.bp):
+    for blueprint in (api.bp, training_api.bp, files_api.bp, tokens_api.bp):
         csrf.exempt(blueprint)  # API writes take a bearer token only, never a cookie (web.auth)
         app.register_blueprint(blueprint)
     app.register_blueprint(pages.bp)

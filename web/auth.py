@@ -85,6 +85,10 @@ def bearer_credential() -> accounts.Credential | None:
     return found
 
 
+def forget_token(token_id: int) -> None:
+    _known.forget(token_id)
+
+
 def token_required(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
