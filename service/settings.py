@@ -58,6 +58,10 @@ class Settings(BaseSettings):
         "RLVR_SESSION_HOURS", 12.0, "A page session ends this long after sign-in (sooner at logout, or when "
         "the token it signed in with expires or is revoked).", gt=0,
     )
+    metrics_token: SecretStr = _env(
+        "RLVR_METRICS_TOKEN", "", "A bearer token that lets a scraper see the per-job `rlvr_train_*` gauges "
+        "of /metrics (an admin's API token does too); without it /metrics has only aggregates.",
+    )
     models_dir: Path | None = _env(
         "RLVR_MODELS_DIR", None, "The operator's models: `registered:<name>` in a spec is the folder <name> "
         "here. Default: `models` under the data dir.",

@@ -13,7 +13,7 @@ from service import queues
 from service.db import Job, JobEvent, VerdictRow
 from web import actions, monitoring
 from web.context import reader, services
-from web.auth import find_job_row, job_or_404, token_required, visible_jobs
+from web.auth import find_job_row, job_or_404, sees_every_job, token_required, visible_jobs
 from web.errors import ApiError, field_errors, spec_errors
 from web.openapi import document, operation
 from web.replies import reply
@@ -151,17 +151,20 @@ def health():
 def metrics():
     """Prometheus metrics
 
-    Jobs by state, queue depths, verify latency, and the `rlvr_train_*` gauges of running
-    train/SFT jobs by `job_id`.
+    Jobs by state, queue depths and verify latency for anyone; the `rlvr_train_*` gauges of
+    running train/SFT jobs by `job_id` only with `Authorization: Bearer` and the operator's
+    `RLVR_METRICS_TOKEN` or an admin's token.
     """
-    return Response(monitoring.metrics_text(services()), mimetype="text/plain; version=0.0.4")
+    scrape_token = services().settings.metrics_token.get_secret_value()
+    text = monitoring.metrics_text(services(), per_job=sees_every_job(scrape_token))
+    return Response(text, mimetype="text/plain; version=0.0.4")
 
 
 @bp.get("/stats")
 @token_required
 @operation("monitoring", {200: Stats})
 def stats():
-    """Counts of jobs, queues and verified programs; your running train/SFT jobs' progress"""
+    """Counts of your jobs (an admin's: all), queues and verified programs; your running train/SFT jobs' progress"""
     return reply(Stats.model_validate(monitoring.stats(services(), owner=None if g.user.is_admin else g.user.id)))
 
 

@@ -9,6 +9,7 @@ API; API writes take a token only. The cookie carries only a session key whose r
 
 from __future__ import annotations
 
+import hmac
 import threading
 import time
 from functools import wraps
@@ -83,6 +84,21 @@ def bearer_credential() -> accounts.Credential | None:
     if found is None:
         raise ApiError(401, "unauthorized", "unknown, expired or revoked API token", {"WWW-Authenticate": "Bearer"})
     return found
+
+
+def sees_every_job(scrape_token: str) -> bool:
+    """Whether a caller of an open endpoint (/metrics) may see every user's jobs: it holds the
+    operator's scrape token, or an admin's API token or page session. Anything else, a bad
+    token included, is an anonymous caller, not an error."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() == "bearer" and token:
+        if scrape_token and hmac.compare_digest(token.encode(), scrape_token.encode()):
+            return True
+        found = _known.credential(token)
+    else:
+        found = session_credential()
+    return found is not None and found.user.is_admin
 
 
 def forget_token(token_id: int) -> None:

@@ -41,11 +41,12 @@ def test_a_bad_value_names_its_variable(variable, value):
 
 
 def test_the_tenancy_settings(tmp_path):
-    settings = load_settings({"RLVR_DATA_DIR": str(tmp_path), "SECRET_KEY": "signing-key-1", "RLVR_JUDGE_ENDPOINTS":
+    settings = load_settings({"RLVR_DATA_DIR": str(tmp_path), "SECRET_KEY": "signing-key-1", "RLVR_METRICS_TOKEN":
+                              "scrape-token-2", "RLVR_JUDGE_ENDPOINTS":
                               '{"ops": {"url": "https://judge.internal/v1", "model": "m", "api_key": "judge-key-3"}}'})
     assert settings.models_dir == tmp_path / "models"  # registered:<name> is a folder here
     assert settings.judge_endpoints["ops"].api_key.get_secret_value() == "judge-key-3"
-    assert not any(secret in repr(settings) for secret in ("signing-key-1", "judge-key-3"))
+    assert not any(secret in repr(settings) for secret in ("signing-key-1", "scrape-token-2", "judge-key-3"))
     assert load_settings({"RLVR_MODELS_DIR": "/srv/models"}).models_dir == Path("/srv/models")
 
 
