@@ -131,8 +131,8 @@ def compare(task: str, database: str, args, work: Path, model: str, env: dict, b
         for mode in ("in_process", "service") if rep % 2 == 0 else ("service", "in_process"):
             if mode == "in_process":
                 run = in_process(spec_file, work / f"{database}-{task}-{rep}", env)
-            else:
-                run = through_service(base, token, spec)
+            else:  # a user names the operator's registered copy of the same model, never its path
+                run = through_service(base, token, {**spec, "model": {**spec["model"], "name": "registered:tiny"}})
             runs[mode].append({**run, "load_average": round(os.getloadavg()[0], 2)})
             print(f"{database} {task} rep {rep + 1}/{args.reps} {mode:<10} wall {run['wall_seconds']:6.2f}s  "
                   f"loop {run['loop_seconds']:6.2f}s (verify {run['verify_seconds']:6.2f}s)  "
@@ -155,6 +155,8 @@ def on_stack(database: str, args, work: Path, model: str, redis_url: str) -> lis
     if database == "postgres" and pg is None:
         sys.exit("no Postgres answers at TEST_POSTGRES_URL")
     os.environ.update(REDIS_URL=redis_url, RLVR_DATA_DIR=str(work / database), OMP_NUM_THREADS=str(args.threads))
+    (work / database / "models").mkdir(parents=True, exist_ok=True)  # the default RLVR_MODELS_DIR
+    (work / database / "models" / "tiny").symlink_to(model)
     os.environ.pop("DATABASE_URL", None)
     if pg:
         os.environ["DATABASE_URL"] = pg[0]

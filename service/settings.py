@@ -10,12 +10,15 @@ process at start-up with the variable named, instead of failing later inside a r
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rlvr.rewards.llm import JudgeEndpoint
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +43,34 @@ class Settings(BaseSettings):
     web_bind: str = _env("RLVR_BIND", "127.0.0.1:8000", "host:port gunicorn listens on.")
     web_workers: int = _env("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1), "gunicorn worker processes.", ge=1)
     web_threads: int = _env("RLVR_WEB_THREADS", 4, "Threads per gunicorn worker.", ge=1)
-    secret_key: str = _env("SECRET_KEY", "dev-only-not-secret", "Signs the session cookie and CSRF tokens.")
+    secret_key: SecretStr = _env(
+        "SECRET_KEY", "", "Signs the session cookie and CSRF tokens; unset, the web app makes one and keeps it "
+        "in the data dir (`secret_key`, mode 0600), so every process of one machine shares it."
+    )
+    secure_cookies: bool = _env(
+        "RLVR_SECURE_COOKIES", False, "Mark the session cookie Secure on every response, not only on HTTPS requests."
+    )
+    proxy_hops: int = _env(
+        "RLVR_PROXY_HOPS", 0, "Reverse proxies in front of the web app whose X-Forwarded-* headers are trusted "
+        "(so a request that came in over HTTPS is known to be secure).", ge=0, le=5,
+    )
+    session_hours: float = _env(
+        "RLVR_SESSION_HOURS", 12.0, "A page session ends this long after sign-in (sooner at logout, or when "
+        "the token it signed in with expires or is revoked).", gt=0,
+    )
+    metrics_token: SecretStr = _env(
+        "RLVR_METRICS_TOKEN", "", "A bearer token that lets a scraper see the per-job `rlvr_train_*` gauges "
+        "of /metrics (an admin's API token does too); without it /metrics has only aggregates.",
+    )
+    models_dir: Path | None = _env(
+        "RLVR_MODELS_DIR", None, "The operator's models: `registered:<name>` in a spec is the folder <name> "
+        "here. Default: `models` under the data dir.",
+    )
+    judge_endpoints: dict[str, JudgeEndpoint] = _env(
+        "RLVR_JUDGE_ENDPOINTS", {}, "The `llm_judge` endpoints a spec may name, as JSON: "
+        '`{"name": {"url": "https://.../v1", "model": "...", "api_key": "..."}}`.',
+    )
+    max_file_bytes: int = _env("RLVR_MAX_FILE_BYTES", 64 << 20, "Largest data file one upload may carry.", ge=1024)
     max_body_bytes: int = _env("RLVR_MAX_BODY_BYTES", 8 << 20, "Larger request bodies get 413.", ge=1024)
     max_attempts: int = _env("RLVR_MAX_ATTEMPTS", 3, "Runs a job gets before a crash is final.", ge=1)
     heartbeat_seconds: float = _env("RLVR_HEARTBEAT_SECONDS", 5.0, "How often a running job touches its row.", gt=0)
@@ -78,6 +108,12 @@ class Settings(BaseSettings):
         "RLVR_SYNC_VERIFY_TIMEOUT", 60.0, "Seconds `POST /verify` waits before answering 504.", gt=0
     )
 
+    @field_validator("judge_endpoints", mode="before")
+    @classmethod
+    def _parse_json(cls, value):
+        # The environment's JSON is decoded by pydantic-settings; `load_settings(env)` passes text.
+        return json.loads(value) if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _derived_defaults(self) -> Settings:
         # Defaults that depend on other settings; frozen models are filled in through __dict__.
@@ -85,6 +121,7 @@ class Settings(BaseSettings):
             "database_url": sqlalchemy_url(self.database_url or f"sqlite:///{self.data_dir / 'rlvr.sqlite3'}"),
             "verify_soft_seconds": self.verify_soft_seconds or self.verify_hard_seconds * 0.8,
             "visibility_timeout": self.visibility_timeout or self.verify_hard_seconds * 2,
+            "models_dir": self.models_dir or self.data_dir / "models",
         }
         self.__dict__.update(derived)
         return self

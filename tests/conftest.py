@@ -36,7 +36,7 @@ from service.db import Database, accounts
 from service.settings import load_settings
 from service.db.migrate import upgrade
 from service.settings import sqlalchemy_url
-from support import ROOT, free_port, wait_until
+from support import ROOT, TINY, free_port, wait_until
 from web import create_app
 
 PG_ADMIN_URL = sqlalchemy_url(
@@ -153,12 +153,19 @@ def make_user(db):
     return make
 
 
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    """The operator's RLVR_MODELS_DIR in every test stack: `registered:<name>` is a folder here."""
+    return tmp_path_factory.mktemp("models")
+
+
 @pytest.fixture
-def stack_env(test_database_url, redis_server, tmp_path) -> dict[str, str]:
+def stack_env(test_database_url, redis_server, tmp_path, models_dir) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RLVR_")}
     env.update(FAST_CLOCKS)
     env.update(DATABASE_URL=test_database_url, REDIS_URL=redis_server.url, RLVR_DATA_DIR=str(tmp_path / "data"),
-               PATH=f"{Path(sys.executable).parent}:{env['PATH']}", PYTHONUNBUFFERED="1")
+               RLVR_MODELS_DIR=str(models_dir), PATH=f"{Path(sys.executable).parent}:{env['PATH']}",
+               PYTHONUNBUFFERED="1")
     return env
 
 
@@ -268,11 +275,12 @@ def api(as_user):
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> str:
-    """The project's tiny Llama at its smallest, for jobs on real train workers."""
+def tiny_model(models_dir) -> str:
+    """The project's tiny Llama at its smallest, for jobs on real train workers: its path, and
+    registered with the operator, so a user's spec names it `support.TINY`."""
     from rlvr.tiny import build_tiny_model
 
-    return str(build_tiny_model(tmp_path_factory.mktemp("tiny"), hidden_size=32, layers=2, heads=2))
+    return str(build_tiny_model(models_dir / TINY.removeprefix("registered:"), hidden_size=32, layers=2, heads=2))
 
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -48,10 +48,11 @@ def timeline(api, job_id: int) -> list[str]:
 
 
 PROMPTS, GROUP = 2, 4  # of `train_spec`: each step stores PROMPTS * GROUP experiences
+TINY = "registered:tiny"  # the `tiny_model` fixture, as a user's spec names it
 
 
 def train_spec(model: str, steps: int, **data) -> dict:
-    """A train job of a few seconds a step on the tiny model (the `tiny_model` fixture)."""
+    """A train job of a few seconds a step on the tiny model (`TINY`, after the `tiny_model` fixture)."""
     return {
         "model": {"name": model, "lora": {"r": 4, "alpha": 8}},
         "task": {"name": "arithmetic", "max_digits": 1, "train_size": 64, "test_size": 8},

@@ -12,19 +12,22 @@ from flask_wtf import CSRFProtect
 
 from service.queues import make_services
 from service.settings import Settings, load_settings
-from web import api, cli, errors, openapi, pages, training_api
+from web import api, cli, errors, files_api, openapi, pages, security, tokens_api, training_api
 from web.context import close_reader
 from web.sessions import SessionCookies
 
 
 def create_app(settings: Settings | None = None, **config) -> Flask:
     settings = settings or load_settings()
+    key = security.signing_key(settings)
+    security.check_key(key, settings.web_bind)
     app = Flask(__name__)
     app.session_interface = SessionCookies()
-    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes, **config)
+    app.config.update(SECRET_KEY=key, MAX_CONTENT_LENGTH=settings.max_body_bytes, **config)
+    security.register(app, settings)
     app.extensions["rlvr"] = make_services(settings)
     csrf = CSRFProtect(app)
-    for blueprint in (api.bp, training_api.bp):
+    for blueprint in (api.bp, training_api.bp, files_api.bp, tokens_api.bp):
         csrf.exempt(blueprint)  # API writes take a bearer token only, never a cookie (web.auth)
         app.register_blueprint(blueprint)
     app.register_blueprint(pages.bp)

@@ -1,6 +1,7 @@
 """What a user can do to jobs, shared by the API and the pages so both behave alike.
 
-Validation happens here, once, with the kind's spec model; the job row then carries the
+Validation happens here, once, with the kind's spec model and then with what the user may
+name (`service.tenancy`: models, data files, judge endpoints); the job row then carries the
 validated spec. A message that cannot be sent (Redis down) does not fail the submit: the
 job is safe in the database and the reaper sends it when Redis is back.
 """
@@ -16,7 +17,7 @@ from pydantic import BaseModel
 from service.db import Job, User, jobs
 from web.context import services
 from web.errors import ApiError
-from service import queues
+from service import queues, tenancy
 from service.kinds import KINDS
 
 log = logging.getLogger(__name__)
@@ -24,18 +25,21 @@ log = logging.getLogger(__name__)
 
 def submit(user: User, kind: str, spec: dict | BaseModel, *, idempotency_key: str | None = None,
            parent_id: int | None = None, message: str | None = None) -> tuple[Job, bool]:
-    """Validates `spec` for `kind` (raises pydantic's ValidationError; a spec the API already
-    validated as the kind's model is taken as it is) and queues the job.
+    """Validates `spec` for `kind` and for what `user` may name in it (raises pydantic's
+    ValidationError; a spec the API already validated as the kind's model is taken as it is)
+    and queues the job.
 
     The stored spec keeps its nulls: `model.lora: null` (train every weight) is not the
     default, so dropping it would change the job.
     """
     job_kind = KINDS[kind]
     validated = job_kind.spec.model_validate(spec)
+    stored = validated.model_dump(mode="json")
     svc = services()
     with svc.db.begin() as s:
+        tenancy.check(s, user, stored, svc.settings, title=job_kind.spec.__name__)
         job, created = jobs.submit(
-            s, user_id=user.id, kind=kind, spec=validated.model_dump(mode="json"),
+            s, user_id=user.id, kind=kind, spec=stored,
             total=job_kind.total(validated), max_attempts=svc.settings.max_attempts,
             idempotency_key=idempotency_key, parent_id=parent_id, message=message,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from celery.exceptions import TimeoutError as CeleryTimeout
 from flask import Blueprint, Response, g, jsonify, url_for
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import defer
 
@@ -12,8 +13,8 @@ from service import queues
 from service.db import Job, JobEvent, VerdictRow
 from web import actions, monitoring
 from web.context import reader, services
-from web.auth import find_job_row, job_or_404, token_required, visible_jobs
-from web.errors import ApiError
+from web.auth import find_job_row, job_or_404, sees_every_job, token_required, visible_jobs
+from web.errors import ApiError, field_errors, spec_errors
 from web.openapi import document, operation
 from web.replies import reply
 from web.schemas import (EventList, EventOut, Health, IndexedVerdict, JobOut, JobPage, JobQuery, JobSubmission,
@@ -32,7 +33,8 @@ def submit_job(json: JobSubmission, headers: SubmitHeaders):
     `kind` picks the model `spec` must match. The job is queued; poll it, or follow its events.
     """
     submission = json.root
-    job, created = actions.submit(g.user, submission.kind, submission.spec, idempotency_key=headers.idempotency_key)
+    with spec_errors():
+        job, created = actions.submit(g.user, submission.kind, submission.spec, idempotency_key=headers.idempotency_key)
     return reply(JobOut.of(job), 201 if created else 200, Location=url_for("api.get_job", job_id=job.id))
 
 
@@ -101,8 +103,15 @@ def cancel_job(job_id: int):
 @token_required
 @operation("jobs", {201: JobOut}, errors=[404, 409])
 def retry_job(job_id: int):
-    """Run a finished job again as a new job, its `parent_id` set"""
-    new = actions.retry(g.user, job_or_404(job_id))
+    """Run a finished job again as a new job, its `parent_id` set
+
+    409 also when the job's spec names what its user may not name any more (a path, another
+    user's file), each such field listed as `spec.<path>`.
+    """
+    try:
+        new = actions.retry(g.user, job_or_404(job_id))
+    except ValidationError as exc:  # a spec stored before a rule existed meets it now
+        raise ApiError(409, "conflict", field_errors(exc, prefix=("spec",))) from None
     return reply(JobOut.of(new), 201, Location=url_for("api.get_job", job_id=new.id))
 
 
@@ -142,17 +151,20 @@ def health():
 def metrics():
     """Prometheus metrics
 
-    Jobs by state, queue depths, verify latency, and the `rlvr_train_*` gauges of running
-    train/SFT jobs by `job_id`.
+    Jobs by state, queue depths and verify latency for anyone; the `rlvr_train_*` gauges of
+    running train/SFT jobs by `job_id` only with `Authorization: Bearer` and the operator's
+    `RLVR_METRICS_TOKEN` or an admin's token.
     """
-    return Response(monitoring.metrics_text(services()), mimetype="text/plain; version=0.0.4")
+    scrape_token = services().settings.metrics_token.get_secret_value()
+    text = monitoring.metrics_text(services(), per_job=sees_every_job(scrape_token))
+    return Response(text, mimetype="text/plain; version=0.0.4")
 
 
 @bp.get("/stats")
 @token_required
 @operation("monitoring", {200: Stats})
 def stats():
-    """Counts of jobs, queues and verified programs; your running train/SFT jobs' progress"""
+    """Counts of your jobs (an admin's: all), queues and verified programs; your running train/SFT jobs' progress"""
     return reply(Stats.model_validate(monitoring.stats(services(), owner=None if g.user.is_admin else g.user.id)))
 
 

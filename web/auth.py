@@ -3,11 +3,13 @@
 Owns: resolving the user and scoping job queries to what that user may see (their own
 jobs; an admin sees all). Someone else's job is reported as missing, not forbidden, so
 ids leak nothing. API reads also accept the page session, so the pages' scripts use the
-API; API writes take a token only.
+API; API writes take a token only. The cookie carries only a session key whose row
+(`service.db.accounts`) must still be there: logout, expiry and revoking the token end it.
 """
 
 from __future__ import annotations
 
+import hmac
 import threading
 import time
 from functools import wraps
@@ -21,29 +23,35 @@ from web.errors import ApiError
 
 
 class _KnownTokens:
-    """Token hash -> user, remembered for a few seconds per process, so a client polling a job
-    costs one query per request instead of two. Only hits are kept: an unknown token is
-    looked up every time."""
+    """Token hash -> credential, remembered for a few seconds per process, so a client polling a
+    job costs one query per request instead of two. Only hits are kept: an unknown token is
+    looked up every time. A hit is checked against its expiry every time; a token revoked
+    in another process stays usable here for at most `TTL_SECONDS`."""
 
     TTL_SECONDS = 10.0
 
     def __init__(self):
-        self._users: dict[str, tuple[float, User]] = {}
+        self._known: dict[str, tuple[float, accounts.Credential]] = {}
         self._lock = threading.Lock()
 
-    def user(self, token: str) -> User | None:
+    def credential(self, token: str) -> accounts.Credential | None:
         key, now = accounts.hash_token(token), time.monotonic()
         with self._lock:
-            hit = self._users.get(key)
+            hit = self._known.get(key)
         if hit and now - hit[0] < self.TTL_SECONDS:
-            return hit[1]
-        user = accounts.user_for_token(reader(), token)
-        if user is not None:
+            return hit[1] if hit[1].live() else None
+        found = accounts.credential_for_token(reader(), token)
+        if found is not None:
             with self._lock:
-                if len(self._users) > 10_000:
-                    self._users.clear()
-                self._users[key] = (now, user)
-        return user
+                if len(self._known) > 10_000:
+                    self._known.clear()
+                self._known[key] = (now, found)
+        return found
+
+    def forget(self, token_id: int) -> None:
+        """Drops a revoked token at once in this process."""
+        with self._lock:
+            self._known = {key: hit for key, hit in self._known.items() if hit[1].token_id != token_id}
 
 
 _known = _KnownTokens()
@@ -52,39 +60,72 @@ _known = _KnownTokens()
 SAFE_METHODS = ("GET", "HEAD")
 
 
-def api_user() -> User:
-    """The bearer token's user. A read that carries no token may use the page session
+def api_credential() -> accounts.Credential:
+    """The bearer token's credential. A read that carries no token may use the page session
     instead, so the pages' scripts read the same API as every other client; a write never
     may, since the API is exempt from CSRF checks."""
     if "Authorization" not in request.headers and request.method in SAFE_METHODS:
-        if (user := session_user()) is not None:
-            return user
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+        if (found := session_credential()) is not None:
+            return found
+    found = bearer_credential()
+    if found is None:
         raise ApiError(401, "unauthorized", "send an API token as 'Authorization: Bearer <token>'",
                        {"WWW-Authenticate": "Bearer"})
-    user = _known.user(token.strip())
-    if user is None:
-        raise ApiError(401, "unauthorized", "unknown API token", {"WWW-Authenticate": "Bearer"})
-    return user
+    return found
+
+
+def bearer_credential() -> accounts.Credential | None:
+    """The credential of the request's bearer token; None without one. A token that is unknown,
+    revoked or expired is a 401."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    found = _known.credential(token.strip())
+    if found is None:
+        raise ApiError(401, "unauthorized", "unknown, expired or revoked API token", {"WWW-Authenticate": "Bearer"})
+    return found
+
+
+def sees_every_job(scrape_token: str) -> bool:
+    """Whether a caller of an open endpoint (/metrics) may see every user's jobs: it holds the
+    operator's scrape token, or an admin's API token or page session. Anything else, a bad
+    token included, is an anonymous caller, not an error."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() == "bearer" and token:
+        if scrape_token and hmac.compare_digest(token.encode(), scrape_token.encode()):
+            return True
+        found = _known.credential(token)
+    else:
+        found = session_credential()
+    return found is not None and found.user.is_admin
+
+
+def forget_token(token_id: int) -> None:
+    _known.forget(token_id)
 
 
 def token_required(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
-        g.user = api_user()
+        g.credential = api_credential()
+        g.user = g.credential.user
         return view(*args, **kwargs)
     wrapped.needs_token = True  # web.openapi documents its 401 and the bearer scheme
     return wrapped
 
 
-def session_user() -> User | None:
-    """The user signed in to the pages, if any."""
-    user_id = session.get("user_id")
-    if not user_id:
+def session_credential() -> accounts.Credential | None:
+    """Who is signed in to the pages, if anyone: the cookie's key must name a live session."""
+    key = session.get("sid")
+    if not isinstance(key, str):
         return None
     with services().db.read() as s:
-        return s.get(User, user_id)
+        return accounts.credential_for_session(s, key)
+
+
+def session_user() -> User | None:
+    return (found := session_credential()) and found.user
 
 
 def login_required(view):

@@ -4,6 +4,8 @@ with a traceback; pages keep Flask's HTML errors."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import Flask, jsonify, request
 from pydantic import ValidationError
@@ -41,6 +43,16 @@ def invalid(errors: list[dict]) -> ApiError:
     what a client tells its user to fix (`rlvr submit` prints it), else `invalid request`."""
     in_spec = all(e["field"].startswith("spec.") for e in errors)
     return ApiError(400, "invalid spec" if in_spec else "invalid request", errors)
+
+
+@contextmanager
+def spec_errors() -> Iterator[None]:
+    """A spec refused inside (by its kind's model, or by what its user may name) is a 400
+    naming each field as `spec.<path>`."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise invalid(field_errors(exc, prefix=("spec",))) from None
 
 
 def json_error(status: int, error: str, detail=None, headers=None):

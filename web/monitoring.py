@@ -7,6 +7,10 @@ verify latency histogram is of per-program sandbox wall time, from the verdict r
 Live training statistics cover the train and SFT jobs running now: their step, latest
 headline metrics, unjudged (None) rewards, and a speed and ETA from the `step_time` the loop
 itself measured over the last steps (so eval and checkpoint pauses are not in it).
+
+What a caller sees of other users' jobs is decided by the views, passed here as `owner` and
+`per_job`: aggregate counts, queue depths and latencies for everyone; a job's own numbers
+only for its owner, an admin, or a scraper holding `RLVR_METRICS_TOKEN`.
 """
 
 from __future__ import annotations
@@ -58,9 +62,13 @@ def queue_depths(svc: Services) -> dict[str, int]:
     return {queue: sum(next(lengths) for _ in queue_keys(queue)) for queue in QUEUES}
 
 
-def jobs_by_state(svc: Services) -> dict[tuple[str, str], int]:
+def jobs_by_state(svc: Services, owner: int | None = None) -> dict[tuple[str, str], int]:
+    """Job counts by (kind, status): of `owner`'s jobs, or of all when None."""
+    query = select(Job.kind, Job.status, func.count()).group_by(Job.kind, Job.status)
+    if owner is not None:
+        query = query.where(Job.user_id == owner)
     with svc.db.read() as s:
-        rows = s.execute(select(Job.kind, Job.status, func.count()).group_by(Job.kind, Job.status)).all()
+        rows = s.execute(query).all()
     return {(kind, status): n for kind, status, n in rows}
 
 
@@ -100,9 +108,10 @@ def pace(step: int, total: int, step_seconds: list[float]) -> dict[str, float | 
 
 
 def stats(svc: Services, owner: int | None = None) -> dict:
-    """Counts over all jobs; the running training jobs of `owner` (everyone's when None)."""
+    """Counts of `owner`'s jobs and their running training jobs (everyone's when None); queue
+    depths and verify latency over everything."""
     states, kinds = Counter(), Counter()
-    for (kind, status), n in jobs_by_state(svc).items():
+    for (kind, status), n in jobs_by_state(svc, owner).items():
         states[status] += n
         kinds[kind] += n
     with svc.db.read() as s:
@@ -118,8 +127,8 @@ def stats(svc: Services, owner: int | None = None) -> dict:
 
 
 class _Collector:
-    def __init__(self, svc: Services):
-        self.svc = svc
+    def __init__(self, svc: Services, per_job: bool):
+        self.svc, self.per_job = svc, per_job
 
     def collect(self):
         jobs = GaugeMetricFamily("rlvr_jobs", "Jobs by kind and state.", labels=["kind", "state"])
@@ -135,7 +144,8 @@ class _Collector:
         histogram = HistogramMetricFamily("rlvr_verify_seconds", "Sandbox wall time per verified program.")
         histogram.add_metric([], [(str(le), n) for le, n in buckets] + [("+Inf", count)], total)
         yield histogram
-        yield from training_gauges(live_training(self.svc))
+        if self.per_job:
+            yield from training_gauges(live_training(self.svc))
 
 
 TRAINING_GAUGES = tuple(field for field in LiveTraining.model_fields if field not in ("job_id", "kind"))
@@ -152,7 +162,8 @@ def training_gauges(live: list[dict]):
         yield gauge
 
 
-def metrics_text(svc: Services) -> bytes:
+def metrics_text(svc: Services, per_job: bool = False) -> bytes:
+    """The Prometheus page: aggregates, and with `per_job` each running job's gauges."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(svc))
+    registry.register(_Collector(svc, per_job))
     return generate_latest(registry)

@@ -35,6 +35,8 @@ TAGS = {tag.name: tag for tag in (
     Tag(name="jobs", description="Submit, list, follow, cancel and retry jobs of every kind"),
     Tag(name="training", description="Train, SFT and eval jobs: metrics, rollouts, models, analysis, resume, clone"),
     Tag(name="verify", description="Judge programs now, without a job"),
+    Tag(name="files", description="Data files you upload for the jsonl task, named `file:<id>` in a spec"),
+    Tag(name="tokens", description="Your API tokens: list, issue, revoke"),
     Tag(name="monitoring", description="Health, Prometheus metrics and counts"),
     Tag(name="docs", description="This document"),
 )}
@@ -42,7 +44,7 @@ TAGS = {tag.name: tag for tag in (
 ERRORS = {
     400: "Invalid query, body or header: `detail` lists each bad field as `{field, message}`",
     401: "Missing or unknown token",
-    404: "No such job (or not yours)",
+    404: "No such job, file or token (or not yours)",
     409: "Not allowed in the job's current state",
     413: "Body too large, or too many programs",
     504: "No verdicts in time",
@@ -117,10 +119,13 @@ _PATCHES: dict[str, dict] = {}
 not JSON, a body that may be left out), laid over what it generates."""
 
 
-def operation(tag: str, replies: dict[int, Reply], errors: Iterable[int] = ()):
+def operation(tag: str, replies: dict[int, Reply], errors: Iterable[int] = (),
+              request_body: dict | None = None):
     """Documents a view under `tag` with its success `replies` by status and the `errors` it
     raises (400 comes with any query, body or header its signature names; 401 with
-    `token_required`). Its docstring's first paragraph is the summary, the rest the description."""
+    `token_required`). `request_body` is the OpenAPI request body of a view that reads a body that is
+    not a JSON model (an upload). Its docstring's first paragraph is the summary, the rest
+    the description."""
     def decorate(view):
         models, patch = {}, {}
         for status, reply in replies.items():
@@ -133,6 +138,8 @@ def operation(tag: str, replies: dict[int, Reply], errors: Iterable[int] = ()):
         hints = get_request_model_hints(view)
         if "json" in hints and _all_optional(hints["json"]):
             patch["requestBody"] = {"required": False}
+        if request_body is not None:
+            patch["requestBody"] = request_body
         _PATCHES[view.__name__] = patch
         return spec.validate(resp=_Replies(validates=bool(hints), **models), tags=[TAGS[tag]],
                              operation_id=view.__name__,
@@ -153,15 +160,14 @@ def document() -> dict:
 
 # Not spectree's offline pages (its `offline` extra): they inline the scripts of three UIs into
 # templates at import, some 35 MB in every web process. Only Swagger UI is served, as files.
-docs = Blueprint("docs", __name__, url_prefix="/api/docs", static_folder=swagger_ui_path, static_url_path="",
-                 template_folder=swagger_ui_path)
+docs = Blueprint("docs", __name__, url_prefix="/api/docs", static_folder=swagger_ui_path, static_url_path="")
 
 
 @docs.get("/")
 def swagger_ui():
     """Swagger UI on the document. Its scripts and styles are served from the
     swagger-ui-bundle-v2 package, so the page needs no CDN."""
-    return render_template("index.j2", openapi_spec_url=url_for("api.openapi"))
+    return render_template("swagger.html", openapi_spec_url=url_for("api.openapi"))
 
 
 def register(app: Flask) -> None:

@@ -9,6 +9,7 @@ everything else is rendered here and works without JavaScript.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from pydantic import ValidationError
@@ -24,6 +25,7 @@ from web.context import services
 from web.auth import find_job, login_required, visible_jobs
 from web.errors import ApiError
 from web.forms import JobForm, SpecForm, form_for
+from web.security import safe_next
 from web.training_api import ExperienceQuery
 
 bp = Blueprint("pages", __name__)
@@ -38,19 +40,23 @@ VERDICTS = ("pass", "fail", "error")
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if request.method == "POST":
-        with services().db.read() as s:
-            user = accounts.user_for_token(s, request.form.get("token", "").strip())
-        if user is not None:
-            session["user_id"] = user.id
-            target = request.args.get("next", "")
-            safe = target.startswith("/") and not target.startswith("//")  # never off-site
-            return redirect(target if safe else url_for(".jobs_list"))
-        flash("Unknown token.")
+        svc = services()
+        with svc.db.begin() as s:
+            found = accounts.credential_for_token(s, request.form.get("token", "").strip())
+            key = found and accounts.start_session(s, found, timedelta(hours=svc.settings.session_hours))
+        if found is not None:
+            session.clear()  # a fresh cookie: nothing from before sign-in carries over
+            session["sid"] = key
+            return redirect(safe_next(request.args.get("next")) or url_for(".jobs_list"))
+        flash("Unknown token (or it expired, or was revoked).")
     return render_template("login.html")
 
 
 @bp.post("/logout")
 def logout():
+    if isinstance(key := session.get("sid"), str):
+        with services().db.begin() as s:
+            accounts.end_session(s, key)
     session.clear()
     return redirect(url_for(".login"))
 
@@ -131,6 +137,8 @@ def job_action(job_id: int, action: str):
             job = actions.retry(g.user, job)
     except ApiError as exc:
         flash(exc.detail)
+    except ValidationError as exc:  # a spec stored before a rule existed meets it now
+        flash("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)))
     return redirect(url_for(".job_page", job_id=job.id))
 
 

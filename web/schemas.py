@@ -151,7 +151,7 @@ class LiveTraining(BaseModel):
 
 
 class Stats(BaseModel):
-    jobs: dict[str, int] = Field(description="Jobs in each state, all users.")
+    jobs: dict[str, int] = Field(description="Your jobs in each state (an admin's: all users').")
     jobs_by_kind: dict[str, int]
     queues: dict[str, int] = Field(description="Messages waiting in each Celery queue.")
     verified_programs: int

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Request
+from flask import Flask, Request, request
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from itsdangerous import URLSafeTimedSerializer
 
@@ -20,6 +20,12 @@ class SessionCookies(SecureCookieSessionInterface):
         if request.headers.get("Authorization", "")[:7].lower() == "bearer ":
             return self.make_null_session(app)
         return super().open_session(app, request)
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        """Secure when the settings say so, and on any request that came in over HTTPS (behind
+        a proxy, as `RLVR_PROXY_HOPS` lets ProxyFix tell), so the cookie never leaves in clear
+        after a secure sign-in."""
+        return super().get_cookie_secure(app) or request.is_secure
 
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
         keys = (app.secret_key, *(app.config["SECRET_KEY_FALLBACKS"] or ()))

@@ -13,14 +13,14 @@ import tarfile
 from typing import Any
 
 from flask import Blueprint, g, send_file, url_for
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rlvr.analysis import convergence_step, error_patterns
 from service.db import training
 from web import actions
 from web.context import reader, services
 from web.auth import job_or_404, token_required
-from web.errors import ApiError, field_errors
+from web.errors import ApiError, spec_errors
 from web.openapi import operation
 from web.replies import reply
 from web.schemas import JobOut
@@ -258,10 +258,8 @@ def resume_job(job_id: int):
 def clone_job(job_id: int, json: CloneBody):
     """A new job of the same kind with an edited spec, its `parent_id` set"""
     parent = job_or_404(job_id)
-    try:
+    with spec_errors():
         new = actions.clone(g.user, parent, json.spec)
-    except ValidationError as exc:
-        raise ApiError(400, "invalid spec", field_errors(exc, prefix=("spec",))) from None
     return reply(JobOut.of(new), 201, Location=url_for("api.get_job", job_id=new.id))
 
 

@@ -20,7 +20,7 @@ from sandbox import Sandbox, Verdict, VerifyRequest, verify
 from worker import training
 from worker.heartbeat import Heartbeat
 from service.kinds import VerifyJobSpec
-from service import queues
+from service import queues, tenancy
 from service.queues import Services
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,8 @@ def run_job(services: Services, job_id: int, worker_name: str) -> None:
             status, result = RUNNERS[job.kind](services, job, heartbeat.cancelled)
             error = None
         except Exception as exc:
-            log.exception("job %s failed", job_id)
-            status, result, error = "failed", None, f"{type(exc).__name__}: {exc}"
+            log.exception("job %s failed", job_id)  # the operator's log keeps the paths; the user's row does not
+            status, result, error = "failed", None, tenancy.without_paths(f"{type(exc).__name__}: {exc}")
     with services.db.begin() as session:
         jobs.finish(session, job_id, status, result=result, error=error)
 

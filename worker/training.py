@@ -11,16 +11,17 @@ imported only when a job of these kinds runs.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from rlvr.callbacks import Callback, Experience
+from service import queues, tenancy
 from service.db import Job, User, jobs, training
-from service import queues
 from service.queues import Services
 
 log = logging.getLogger(__name__)
@@ -69,38 +70,16 @@ class JobCallback(Callback):
         return self.cancelled.is_set()
 
 
-def resolve_job_models(services: Services, job: Job) -> dict[str, Any]:
-    """The job's spec with `model.name` / `model.init_from` of the form `job:<id>` replaced by
-    that job's final model, which must belong to the same user (or the user is an admin).
+def prepared_spec[S: BaseModel](services: Services, job: Job, spec_type: type[S]) -> S:
+    """The job's spec as rlvr loads it: checked again for its owner (`service.tenancy`: no path,
+    address or key a user named goes further), its references (`job:<id>`, `registered:<name>`,
+    `file:<id>`) made server paths, and the operator's judge endpoints declared to rlvr."""
+    from rlvr.rewards.llm import use_endpoints
 
-    A final LoRA adapter becomes `init_from` on top of the base it was trained on.
-    """
-    spec = json.loads(json.dumps(job.spec))
-    model = spec.get("model") or {}
-    for field in ("init_from", "name"):
-        ref = model.get(field)
-        if not (isinstance(ref, str) and ref.startswith("job:")):
-            continue
-        path = _final_model(services, job.user_id, int(ref.removeprefix("job:")))
-        adapter = path / "adapter_config.json"
-        if field == "name" and adapter.exists():
-            model["name"] = json.loads(adapter.read_text())["base_model_name_or_path"]
-            model["init_from"] = model.get("init_from") or str(path)
-        else:
-            model[field] = str(path)
-    return spec
-
-
-def _final_model(services: Services, user_id: int, source_id: int) -> Path:
+    use_endpoints(services.settings.judge_endpoints)
     with services.db.read() as session:
-        source = session.get(Job, source_id)
-        user = session.get(User, user_id)
-        if source is None or (source.user_id != user_id and not user.is_admin):
-            raise ValueError(f"model job:{source_id}: no such job of yours")
-        finals = training.artifacts(session, source_id, "final")
-    if not finals:
-        raise ValueError(f"model job:{source_id}: that job has no final model (status {source.status})")
-    return services.settings.data_dir / "artifacts" / finals[-1].path
+        owner = session.get(User, job.user_id)
+        return spec_type.model_validate(tenancy.resolve(session, owner, job.spec, services.settings))
 
 
 def resume_point(run_dir: Path) -> int:
@@ -120,7 +99,7 @@ def run_train_job(services: Services, job: Job, cancelled: threading.Event) -> t
     with services.db.begin() as session:
         training.drop_after(session, job.id, start)
     callback = JobCallback(services, job.id, cancelled)
-    spec = TrainSpec.model_validate(resolve_job_models(services, job))
+    spec = prepared_spec(services, job, TrainSpec)
     result = Trainer(spec, run_dir, callback, verify=queue_verifier(services)).run()
     _save_final(services, job.id, result.final_dir)
     summary = {"steps": result.steps, "stop_reason": result.stop_reason, "resumed_from_step": start,
@@ -135,7 +114,7 @@ def run_sft_job(services: Services, job: Job, cancelled: threading.Event) -> tup
     run_dir = job_dir(services, job.id)
     with services.db.begin() as session:  # SFT keeps no checkpoints: a resumed SFT job starts over
         training.drop_after(session, job.id, 0)
-    spec = SFTSpec.model_validate(resolve_job_models(services, job))
+    spec = prepared_spec(services, job, SFTSpec)
     result = run_sft(spec, run_dir, JobCallback(services, job.id, cancelled), verify=queue_verifier(services))
     _save_final(services, job.id, result.final_dir)
     status = "cancelled" if cancelled.is_set() else "succeeded"
@@ -147,7 +126,7 @@ def run_eval_job(services: Services, job: Job, cancelled: threading.Event) -> tu
     from rlvr.spec import EvalSpec
 
     run_dir = job_dir(services, job.id)
-    spec = EvalSpec.model_validate(resolve_job_models(services, job))
+    spec = prepared_spec(services, job, EvalSpec)
     summary = run_eval(spec, run_dir, JobCallback(services, job.id, cancelled), verify=queue_verifier(services))
     with services.db.begin() as session:
         jobs.set_progress(session, job.id, 1)

@@ -4,9 +4,13 @@ Owns the request (a system message with the rubric and the scale, a user message
 prompt and the completion), reading the score out of the reply, and failure handling:
 a timeout, a refused connection, an HTTP error or a reply without a score in range gives
 None for that sample (excluded from the loss, never 0). Calls run a few at a time on
-threads. Uses only the standard library, so it pickles and runs anywhere. The endpoint
-(``url``, the ``/v1`` base) and ``model`` come from the spec's reward kwargs; an API key, if
-the endpoint needs one, is read from the environment variable the spec names.
+threads. Uses only the standard library and pydantic, so it pickles and runs anywhere.
+
+A spec names an endpoint, never an address or a key: the operator declares the endpoints
+(``JudgeEndpoint``: URL, model, key) by name, in ``RLVR_JUDGE_ENDPOINTS`` (JSON) or through
+``use_endpoints``. A spec that could give a URL and the name of an environment variable
+holding the key made every train worker's secrets (``DATABASE_URL``, ``SECRET_KEY``) a
+request away for any tenant, and the worker a proxy into its network.
 """
 
 import json
@@ -15,8 +19,10 @@ import os
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter
 
 from rlvr.rewards.base import register_reward
 
@@ -26,6 +32,40 @@ SYSTEM = ("You are a strict grader. Score the response to the task by this rubri
           "Reply with only an integer from 0 to {max_score}.")
 USER = "Task:\n{prompt}\n\nResponse:\n{completion}\n\nScore:"
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+class JudgeEndpoint(BaseModel):
+    """An OpenAI-compatible chat endpoint the operator declared under a name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(pattern=r"^https?://", description="The `/v1` base: `{url}/chat/completions` is called.")
+    model: str = Field(description="The model asked, unless a spec names another this endpoint serves.")
+    api_key: SecretStr | None = Field(None, description="Sent as `Authorization: Bearer`; never in a spec.")
+
+
+JudgeEndpoints = TypeAdapter(dict[str, JudgeEndpoint])
+ENDPOINTS_VARIABLE = "RLVR_JUDGE_ENDPOINTS"
+_endpoints: dict[str, JudgeEndpoint] | None = None
+
+
+def use_endpoints(table: Mapping[str, JudgeEndpoint] | None) -> None:
+    """Declares the endpoints specs may name (the service passes its settings' table);
+    None goes back to reading ``RLVR_JUDGE_ENDPOINTS``."""
+    global _endpoints
+    _endpoints = None if table is None else dict(table)
+
+
+def judge_endpoints() -> dict[str, JudgeEndpoint]:
+    """The declared endpoints: ``use_endpoints``'s, else ``RLVR_JUDGE_ENDPOINTS`` (the CLI's way),
+    a JSON object of endpoints by name:
+
+    >>> JudgeEndpoints.validate_json('{"local": {"url": "http://127.0.0.1:8001/v1", "model": "tiny-judge"}}')
+    {'local': JudgeEndpoint(url='http://127.0.0.1:8001/v1', model='tiny-judge', api_key=None)}
+    """
+    if _endpoints is not None:
+        return _endpoints
+    return JudgeEndpoints.validate_json(os.environ.get(ENDPOINTS_VARIABLE) or "{}")
 
 
 def parse_score(reply: str, max_score: float) -> float | None:
@@ -64,29 +104,36 @@ def chat(url: str, model: str, messages: list[dict[str, str]], timeout: float, m
 def llm_judge(
     completions: list[str],
     prompt: Sequence[str],
-    url: str,
-    model: str,
+    endpoint: str,
+    model: str | None = None,
     rubric: str = "Is the response correct, complete and concise?",
     max_score: float = 10.0,
     timeout: float = 30.0,
     max_tokens: int = 8,
     concurrency: int = 4,
-    api_key_env: str | None = None,
     **_columns,
 ) -> list[float | None]:
     """The judge's score of each completion in [0, 1]; None where the judge gave none.
+    ``endpoint`` names a declared endpoint; ``model`` defaults to the endpoint's.
 
-    >>> llm_judge(["4"], prompt=["2+2?"], url="http://127.0.0.1:9/v1", model="m", timeout=1.0)
+    >>> use_endpoints({"closed": JudgeEndpoint(url="http://127.0.0.1:9/v1", model="m")})
+    >>> llm_judge(["4"], prompt=["2+2?"], endpoint="closed", timeout=1.0)
     [None]
+    >>> use_endpoints(None)
     """
-    api_key = os.environ.get(api_key_env) if api_key_env else None
+    declared = judge_endpoints()
+    if endpoint not in declared:
+        # A spec with no such endpoint is a mistake to report, not a sample to skip.
+        raise ValueError(f"llm_judge: no judge endpoint named {endpoint!r}; declared: {sorted(declared)}")
+    target = declared[endpoint]
+    api_key = target.api_key.get_secret_value() if target.api_key else None
 
     def one(pair: tuple[str, str]) -> float | None:
         messages = rubric_messages(*pair, rubric, max_score)
         try:
-            reply = chat(url, model, messages, timeout, max_tokens, api_key)
+            reply = chat(target.url, model or target.model, messages, timeout, max_tokens, api_key)
         except (OSError, urllib.error.URLError, ValueError, KeyError, IndexError, TypeError) as error:
-            log.warning("llm_judge: no score from %s: %s", url, error)
+            log.warning("llm_judge: no score from endpoint %r: %s", endpoint, error)
             return None
         return parse_score(reply, max_score)
 

@@ -1,4 +1,5 @@
-"""The tables: users and their API tokens, jobs, the job timeline, and verify verdicts.
+"""The tables: users, their API tokens, page sessions and data files, jobs, the job timeline,
+and verify verdicts.
 
 Owns: the schema (SQLAlchemy 2.0 typed models; Alembic migrations in `service/migrations/` must
 agree, a test checks). Does not own: what a transition means (`service.db.jobs`) or how a
@@ -65,6 +66,36 @@ class ApiToken(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     label: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(doc="After this the token is refused; null: never.")
+
+
+class WebSession(Base):
+    """A page session signed in with a token. The cookie carries a random key and this row its
+    SHA-256, so a session ends for good when the row goes (logout, or its token revoked): a
+    copy of the cookie kept elsewhere is worth nothing after that."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class DataFile(Base):
+    """A JSON Lines file a user uploaded for the jsonl task (`file:<id>` in a spec). Its bytes
+    live at `<data dir>/files/<user_id>/<id>.jsonl`; `name` is the upload's label only."""
+
+    __tablename__ = "files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    size_bytes: Mapped[int]
+    rows: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

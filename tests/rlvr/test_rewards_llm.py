@@ -2,7 +2,7 @@
 
 The fixture fine-tunes the tiny model for a few steps to answer every judge request with
 "8", so the scores are known; the failure cases use a stalled socket, a closed port and a
-model name the server does not serve.
+model name the server does not serve. Specs name endpoints the test declares, as an operator would.
 """
 
 import socket
@@ -14,7 +14,7 @@ import torch
 
 from rlvr.policy import load_tokenizer
 from rlvr.rewards.base import score
-from rlvr.rewards.llm import chat, llm_judge, rubric_messages
+from rlvr.rewards.llm import JudgeEndpoint, chat, llm_judge, rubric_messages, use_endpoints
 from rlvr.serve import render
 from rlvr.spec import RewardSpec
 
@@ -61,32 +61,50 @@ def judge_url(judge_dir):
     server.wait(10)
 
 
-def test_scores_come_from_the_served_model(judge_url):
+@pytest.fixture
+def declare():
+    """`declare(url)` makes `url` the endpoint named "judge" for the test."""
+    yield lambda url: use_endpoints({"judge": JudgeEndpoint(url=url, model="tiny-judge")})
+    use_endpoints(None)
+
+
+def test_scores_come_from_the_served_model(judge_url, declare):
     direct = chat(judge_url, "tiny-judge", rubric_messages(PROMPTS[0], COMPLETIONS[0], RUBRIC, 10), 30, 8)
     assert direct.strip() == "8"
-    scores = llm_judge(COMPLETIONS, prompt=PROMPTS, url=judge_url, model="tiny-judge", rubric=RUBRIC)
-    assert scores == [0.8, 0.8, 0.8]
+    declare(judge_url)
+    assert llm_judge(COMPLETIONS, prompt=PROMPTS, endpoint="judge", rubric=RUBRIC) == [0.8, 0.8, 0.8]
 
 
-def test_configured_from_a_spec_like_any_reward(judge_url):
-    spec = RewardSpec(name="llm_judge", weight=0.5, kwargs={"url": judge_url, "model": "tiny-judge", "rubric": RUBRIC})
+def test_configured_from_a_spec_like_any_reward(judge_url, declare):
+    declare(judge_url)
+    spec = RewardSpec(name="llm_judge", weight=0.5, kwargs={"endpoint": "judge", "rubric": RUBRIC})
     totals, components = score([spec.model_dump()], COMPLETIONS[:2], {"prompt": PROMPTS[:2]})
     assert components["llm_judge"] == [0.8, 0.8] and totals == [0.4, 0.4]
 
 
-def test_an_unknown_model_or_a_reply_out_of_range_gives_none(judge_url):
-    assert llm_judge(COMPLETIONS[:1], prompt=PROMPTS[:1], url=judge_url, model="gpt-x") == [None]
-    assert llm_judge(COMPLETIONS[:1], prompt=PROMPTS[:1], url=judge_url, model="tiny-judge", rubric=RUBRIC,
+def test_an_unknown_model_or_a_reply_out_of_range_gives_none(judge_url, declare):
+    declare(judge_url)
+    assert llm_judge(COMPLETIONS[:1], prompt=PROMPTS[:1], endpoint="judge", model="gpt-x") == [None]
+    assert llm_judge(COMPLETIONS[:1], prompt=PROMPTS[:1], endpoint="judge", rubric=RUBRIC,
                      max_score=5) == [None]  # "8" is not a score out of 5
 
 
-def test_a_stalled_or_absent_endpoint_gives_none():
+def test_a_stalled_or_absent_endpoint_gives_none(declare):
     with socket.socket() as stalled:  # accepts connections, never answers
         stalled.bind(("127.0.0.1", 0))
         stalled.listen(8)
-        url = f"http://127.0.0.1:{stalled.getsockname()[1]}/v1"
-        assert llm_judge(COMPLETIONS, prompt=PROMPTS, url=url, model="m", timeout=0.5) == [None] * 3
+        declare(f"http://127.0.0.1:{stalled.getsockname()[1]}/v1")
+        assert llm_judge(COMPLETIONS, prompt=PROMPTS, endpoint="judge", timeout=0.5) == [None] * 3
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    assert llm_judge(COMPLETIONS, prompt=PROMPTS, url=f"http://127.0.0.1:{port}/v1", model="m", timeout=2) == [None] * 3
+    declare(f"http://127.0.0.1:{port}/v1")
+    assert llm_judge(COMPLETIONS, prompt=PROMPTS, endpoint="judge", timeout=2) == [None] * 3
+
+
+def test_endpoints_come_from_the_operator_by_name(monkeypatch, declare):
+    monkeypatch.setenv("RLVR_JUDGE_ENDPOINTS", '{"ops": {"url": "http://127.0.0.1:9/v1", "model": "m"}}')
+    use_endpoints(None)  # the CLI's way: the variable, read when a judge runs
+    assert llm_judge(COMPLETIONS[:1], prompt=PROMPTS[:1], endpoint="ops", timeout=1) == [None]
+    with pytest.raises(ValueError, match="no judge endpoint named 'elsewhere'; declared: \\['ops'\\]"):
+        llm_judge(COMPLETIONS[:1], prompt=PROMPTS[:1], endpoint="elsewhere")

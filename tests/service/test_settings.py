@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -29,12 +31,23 @@ def test_values_come_from_the_named_variables(tmp_path):
 @pytest.mark.parametrize(
     ("variable", "value"),
     [("RLVR_MAX_ATTEMPTS", "three"), ("RLVR_MAX_ATTEMPTS", "0"), ("RLVR_HEARTBEAT_SECONDS", "-1"),
-     ("RLVR_WEB_THREADS", "1.5")],
+     ("RLVR_WEB_THREADS", "1.5"), ("RLVR_JUDGE_ENDPOINTS", "{not json"),
+     ("RLVR_JUDGE_ENDPOINTS", '{"x": {"url": "file:///etc/passwd", "model": "m"}}'), ("RLVR_PROXY_HOPS", "-1")],
 )
 def test_a_bad_value_names_its_variable(variable, value):
     with pytest.raises(ValidationError) as error:
         load_settings({variable: value})
     assert variable in str(error.value)
+
+
+def test_the_tenancy_settings(tmp_path):
+    settings = load_settings({"RLVR_DATA_DIR": str(tmp_path), "SECRET_KEY": "signing-key-1", "RLVR_METRICS_TOKEN":
+                              "scrape-token-2", "RLVR_JUDGE_ENDPOINTS":
+                              '{"ops": {"url": "https://judge.internal/v1", "model": "m", "api_key": "judge-key-3"}}'})
+    assert settings.models_dir == tmp_path / "models"  # registered:<name> is a folder here
+    assert settings.judge_endpoints["ops"].api_key.get_secret_value() == "judge-key-3"
+    assert not any(secret in repr(settings) for secret in ("signing-key-1", "scrape-token-2", "judge-key-3"))
+    assert load_settings({"RLVR_MODELS_DIR": "/srv/models"}).models_dir == Path("/srv/models")
 
 
 def test_the_process_environment_and_a_dotenv_file(tmp_path, monkeypatch):

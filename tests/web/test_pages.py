@@ -181,6 +181,9 @@ def test_spec_form_shows_yaml_and_spec_errors_under_the_spec_and_submits(client,
     assert bad.status_code == 400
     assert re.search(rb'id="spec-error">stopping.max_steps: Input should be greater than or equal to 1', bad.data)
     assert re.search(rb'id="spec-error">optim.lr: Extra inputs are not permitted', bad.data)
+    path = client.post("/jobs/new/train", data={"csrf_token": token, "spec": "model: {name: /srv/models/x}"})
+    assert path.status_code == 400  # what a user may name is checked here as in the API
+    assert re.search(rb'id="spec-error">model.name: a path is not allowed here', path.data)
     good = client.post("/jobs/new/sft", data={"csrf_token": token, "spec": "max_steps: 7\nbatch_size: 4"})
     assert good.status_code == 302
     job_id = int(good.headers["Location"].rsplit("/", 1)[1])

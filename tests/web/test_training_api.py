@@ -12,7 +12,7 @@ import redis
 
 from service.db import Job, jobs, training
 from service.db.models import ExperienceRow
-from support import GROUP, PROMPTS, rows_per_step, timeline, train_spec, wait_for, wait_until
+from support import GROUP, PROMPTS, TINY, rows_per_step, timeline, train_spec, wait_for, wait_until
 
 SPEC = {"model": {"name": "tiny"}, "task": {"name": "arithmetic", "max_digits": 1}, "stopping": {"max_steps": 10}}
 
@@ -103,9 +103,10 @@ def test_stats_and_metrics_show_running_training_jobs(api, as_user, client, db):
                             "pass_rate": 0.25, "kl": 0.02, "loss": None, "unverified_rewards": 2,
                             "steps_per_minute": 20.0, "eta_seconds": 8 * 3.0}
     assert job_id not in {e["job_id"] for e in as_user().get("/stats").json["training"]}
-    assert job_id in {e["job_id"] for e in as_user(admin=True).get("/stats").json["training"]}
+    admin = as_user(admin=True)
+    assert job_id in {e["job_id"] for e in admin.get("/stats").json["training"]}
 
-    text = client.get("/api/v1/metrics").get_data(as_text=True)
+    text = client.get("/api/v1/metrics", headers=admin.headers).get_data(as_text=True)  # per job: admins only
     labels = f'{{job_id="{job_id}",kind="train"}}'
     for line in (f"rlvr_train_step{labels} 2.0", f"rlvr_train_total{labels} 10.0", f"rlvr_train_reward{labels} 0.5",
                  f"rlvr_train_pass_rate{labels} 0.25", f"rlvr_train_unverified_rewards{labels} 2.0",
@@ -116,7 +117,7 @@ def test_stats_and_metrics_show_running_training_jobs(api, as_user, client, db):
     with db.begin() as s:
         jobs.finish(s, job_id, "succeeded")
     assert job_id not in {e["job_id"] for e in api.get("/stats").json["training"]}
-    assert f'job_id="{job_id}"' not in client.get("/api/v1/metrics").get_data(as_text=True)
+    assert f'job_id="{job_id}"' not in client.get("/api/v1/metrics", headers=admin.headers).get_data(as_text=True)
 
 
 # ---- resume --------------------------------------------------------------------------------
@@ -236,7 +237,7 @@ def test_compare_two_jobs(api, as_user, db):
 def test_a_cancelled_train_job_resumes_from_its_checkpoint(api, procfile, db, tiny_model):
     procfile("train")
     steps = 30  # enough that the cancel lands mid-run on a fast machine too
-    job_id = submit(api, "train", train_spec(tiny_model, steps=steps))
+    job_id = submit(api, "train", train_spec(TINY, steps=steps))
     wait_until(lambda: api.get(f"/jobs/{job_id}").json["progress"]["done"] >= 2, 240, "two steps")
     assert api.post(f"/jobs/{job_id}/cancel").status_code == 202
     cancelled = wait_for(api, job_id, "cancelled", "succeeded", "failed", timeout=120)

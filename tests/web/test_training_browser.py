@@ -11,7 +11,7 @@ import re
 import pytest
 import yaml
 
-from support import train_spec
+from support import TINY, train_spec
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
@@ -27,7 +27,7 @@ def test_watch_a_train_job_grow_open_a_rollout_and_cancel_it(web_page, procfile,
     page = web_page
     page.click("text=New train job")
 
-    spec = train_spec(tiny_model, steps=STEPS)
+    spec = train_spec(TINY, steps=STEPS)
     spec["algorithm"]["kl_coef"] = 0.05
     page.fill("#spec", yaml.safe_dump({**spec, "stopping": {"max_steps": 0}}))
     page.click("button[type=submit]")

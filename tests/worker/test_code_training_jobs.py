@@ -19,7 +19,7 @@ import redis
 from sqlalchemy import select
 
 from service.db.models import ExperienceRow
-from support import GROUP, rows_per_step, train_spec, wait_for, wait_until
+from support import GROUP, TINY, rows_per_step, train_spec, wait_for, wait_until
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
@@ -54,7 +54,7 @@ def test_two_verify_workers_share_a_train_jobs_programs(api, procfile, db, tiny_
     for name in ("verify-a", "verify-b"):  # one batch at a time each, so neither can take all
         procfile("verify", args=f"-n {name}@%h", VERIFY_CONCURRENCY="1")
     steps, prompts = 3, 10  # 40 programs a step: three batches sent at once
-    job_id = run_job(api, code_spec(tiny_model, steps, prompts, overlap_verification=True))
+    job_id = run_job(api, code_spec(TINY, steps, prompts, overlap_verification=True))
     job = wait_for(api, job_id, "succeeded", "failed", timeout=300)
     assert job["status"] == "succeeded", job["error"]
     assert rows_per_step(db, job_id, ExperienceRow) == {step: prompts * GROUP for step in range(1, steps + 1)}
@@ -88,7 +88,7 @@ def test_verify_worker_killed_mid_batch_of_a_train_job(api, procfile, db, tiny_m
     procfile("train", **clocks)
     workers = {name: procfile("verify", args=f"-n {name}@%h", **clocks) for name in ("verify-a", "verify-b")}
     steps, prompts = 8, 4  # one batch of 16 programs a step
-    job_id = run_job(api, code_spec(tiny_model, steps, prompts))
+    job_id = run_job(api, code_spec(TINY, steps, prompts))
     results = redis.Redis.from_url(redis_server.url)
     victim, task_id = wait_until(lambda: _freeze_mid_batch(workers, results), 240, "a verify worker mid-batch",
                                  every=0.02)

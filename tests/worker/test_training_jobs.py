@@ -12,7 +12,7 @@ import tarfile
 import pytest
 
 from service.db.models import ExperienceRow, MetricRow
-from support import GROUP, PROMPTS, rows_per_step, timeline, train_spec, wait_for, wait_until
+from support import GROUP, PROMPTS, TINY, rows_per_step, timeline, train_spec, wait_for, wait_until
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
@@ -25,7 +25,7 @@ def submit(api, kind: str, spec: dict) -> int:
 
 def test_train_job_stores_metrics_experiences_and_its_adapter(api, procfile, db, tiny_model, tmp_path):
     procfile("train")
-    job_id = submit(api, "train", train_spec(tiny_model, steps=3, checkpoint_every=2))
+    job_id = submit(api, "train", train_spec(TINY, steps=3, checkpoint_every=2))
     job = wait_for(api, job_id, "succeeded", "failed", timeout=240)
     assert job["status"] == "succeeded", job["error"]
     assert job["result"]["steps"] == 3 and job["progress"]["done"] == 3
@@ -56,7 +56,7 @@ def test_train_job_stores_metrics_experiences_and_its_adapter(api, procfile, db,
 def test_sft_output_starts_a_train_job_and_an_eval_reports_pass_at_k(api, procfile, tiny_model):
     procfile("train")
     sft_id = submit(api, "sft", {
-        "model": {"name": tiny_model, "lora": None},
+        "model": {"name": TINY, "lora": None},
         "task": {"name": "arithmetic", "max_digits": 1, "train_size": 64, "test_size": 8},
         "max_steps": 3, "batch_size": 8,
     })
@@ -80,7 +80,7 @@ def test_killed_train_worker_resumes_from_its_checkpoint(api, procfile, db, tiny
     procfile("beat")
     worker = procfile("train")
     steps = 20  # enough that the kill lands mid-run on a fast machine too
-    job_id = submit(api, "train", train_spec(tiny_model, steps=steps, checkpoint_every=2))
+    job_id = submit(api, "train", train_spec(TINY, steps=steps, checkpoint_every=2))
     wait_until(lambda: api.get(f"/jobs/{job_id}").json["progress"]["done"] >= 3, 240, "three steps")
     worker.kill()
     assert api.get(f"/jobs/{job_id}").json["status"] == "running"
