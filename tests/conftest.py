@@ -205,7 +205,8 @@ class Process:
             pass
 
 
-READY = {"web": r"Booting worker", "train": r"ready\.", "verify": r"ready\.", "beat": r"beat: Starting"}
+READY = {"web": r"Booting worker", "train": r"ready\.", "verify": r"ready\.", "coordinate": r"ready\.",
+         "beat": r"beat: Starting"}
 
 
 def procfile_commands() -> dict[str, str]:

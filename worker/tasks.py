@@ -2,7 +2,9 @@
 
 `run_job` (queue `train`) is acked on receipt and runs the job in a fresh child process: a
 job can run for hours, so its liveness is the row's heartbeat, watched by `reap`, never
-Redis's visibility timeout. Verify tasks
+Redis's visibility timeout. `coordinate_job` (queue `coordinate`, a pool of threads on the
+CPU machines) is the same for the jobs that need no GPU and mostly wait: it runs the job in
+its own thread, with the same claim, heartbeat and reaper. Verify tasks
 are short and idempotent, so they are acked late, rejected back to the queue when their
 process dies, capped in redeliveries, and time-limited.
 """
@@ -36,6 +38,13 @@ def run_job(self, job_id: int) -> None:
     if code != 0:
         log.error("job %s: its process exited with %s; the reaper will requeue it if it is still running",
                   job_id, code)
+
+
+@app.task(name=queues.COORDINATE_JOB, acks_late=False, bind=True)
+def coordinate_job(self, job_id: int) -> None:
+    # No fresh process: the pool is threads (forking one would copy the others' held locks),
+    # and a coordinator loads nothing that must die with it.
+    runners.run_job(services(), job_id, self.request.hostname or "worker")
 
 
 @app.task(name=queues.VERIFY_BATCH, **VERIFY_OPTIONS)
