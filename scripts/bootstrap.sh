@@ -10,6 +10,7 @@ DEBIAN_PACKAGES=(
     redis-server        # the broker, started locally when none answers
     postgresql          # the integration tests' database, started when none answers
     chromium            # the browser test drives Debian's build through playwright
+    prometheus          # promtool: the tests lint /metrics and the Grafana dashboard's queries with it
 )
 
 as_root() {

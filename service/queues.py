@@ -144,7 +144,8 @@ def unmarked(services: Services, markers: Iterable[str]) -> list[str]:
     return [m for m, here in zip(markers, present) if not here]
 
 
-def send_requests(services: Services, requests: list[dict]):
-    """Sends programs to be judged now and handed back (`POST /verify`, a train job's code
-    rewards); returns the Celery result to wait on."""
-    return services.celery.send_task(VERIFY_REQUESTS, args=[requests], queue="verify")
+def send_requests(services: Services, requests: list[dict], source: str = "api"):
+    """Sends programs to be judged now and handed back; returns the Celery result to wait on.
+    `source` is who asks, as the verified-programs metric counts it: `api` (`POST /verify`)
+    or `rewards` (the code rewards of a train, eval or SFT job)."""
+    return services.celery.send_task(VERIFY_REQUESTS, args=[requests], kwargs={"source": source}, queue="verify")

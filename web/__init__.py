@@ -18,7 +18,7 @@ from service.queues import Services, make_services
 
 
 def create_app(settings: Settings | None = None, **config) -> Flask:
-    from web import api, cli, errors, pages, training_api
+    from web import api, cli, errors, pages, scrape, training_api
 
     settings = settings or load_settings()
     app = Flask(__name__)
@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, **config) -> Flask:
         csrf.exempt(blueprint)  # API writes take a bearer token only, never a cookie (web.auth)
         app.register_blueprint(blueprint)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(scrape.bp)
     errors.register(app)
     cli.register(app)
     app.teardown_appcontext(_close_reader)

@@ -20,7 +20,7 @@ from typing import Any
 
 from rlvr.callbacks import Callback, Experience
 from service.db import Job, User, jobs, training
-from service import queues
+from service import queues, telemetry
 from service.queues import Services
 
 log = logging.getLogger(__name__)
@@ -47,15 +47,18 @@ def relative(services: Services, path: str | Path) -> str:
 
 
 class JobCallback(Callback):
-    """rlvr's callback interface, written to the job's rows."""
+    """rlvr's callback interface, written to the job's rows (and each step's duration to the
+    `rlvr_train_step_seconds` histogram)."""
 
-    def __init__(self, services: Services, job_id: int, cancelled: threading.Event):
-        self.services, self.job_id, self.cancelled = services, job_id, cancelled
+    def __init__(self, services: Services, job: Job, cancelled: threading.Event):
+        self.services, self.job_id, self.kind, self.cancelled = services, job.id, job.kind, cancelled
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         with self.services.db.begin() as session:
             training.save_metrics(session, self.job_id, step, metrics)
             jobs.set_progress(session, self.job_id, step)
+        if metrics.get("step_time") is not None:
+            telemetry.observe_step(self.services.redis, self.kind, metrics["step_time"])
 
     def on_experiences(self, step: int, records: list[Experience]) -> None:
         with self.services.db.begin() as session:
@@ -119,7 +122,7 @@ def run_train_job(services: Services, job: Job, cancelled: threading.Event) -> t
     start = resume_point(run_dir)
     with services.db.begin() as session:
         training.drop_after(session, job.id, start)
-    callback = JobCallback(services, job.id, cancelled)
+    callback = JobCallback(services, job, cancelled)
     spec = TrainSpec.model_validate(resolve_job_models(services, job))
     result = Trainer(spec, run_dir, callback, verify=queue_verifier(services)).run()
     _save_final(services, job.id, result.final_dir)
@@ -136,7 +139,7 @@ def run_sft_job(services: Services, job: Job, cancelled: threading.Event) -> tup
     with services.db.begin() as session:  # SFT keeps no checkpoints: a resumed SFT job starts over
         training.drop_after(session, job.id, 0)
     spec = SFTSpec.model_validate(resolve_job_models(services, job))
-    result = run_sft(spec, run_dir, JobCallback(services, job.id, cancelled), verify=queue_verifier(services))
+    result = run_sft(spec, run_dir, JobCallback(services, job, cancelled), verify=queue_verifier(services))
     _save_final(services, job.id, result.final_dir)
     status = "cancelled" if cancelled.is_set() else "succeeded"
     return status, {"final": relative(services, result.final_dir), **_headline(result.metrics)}
@@ -148,7 +151,7 @@ def run_eval_job(services: Services, job: Job, cancelled: threading.Event) -> tu
 
     run_dir = job_dir(services, job.id)
     spec = EvalSpec.model_validate(resolve_job_models(services, job))
-    summary = run_eval(spec, run_dir, JobCallback(services, job.id, cancelled), verify=queue_verifier(services))
+    summary = run_eval(spec, run_dir, JobCallback(services, job, cancelled), verify=queue_verifier(services))
     with services.db.begin() as session:
         jobs.set_progress(session, job.id, 1)
     return "succeeded", summary
@@ -173,8 +176,7 @@ def queue_verifier(services: Services, timeout: float | None = None):
 
     def run_requests(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         chunks = [requests[i:i + VERIFY_CHUNK] for i in range(0, len(requests), VERIFY_CHUNK)]
-        pending = [queues.send_requests(services, chunk)
-                   for chunk in chunks]
+        pending = [queues.send_requests(services, chunk, source="rewards") for chunk in chunks]
         verdicts: list[dict[str, Any]] = []
         for result in pending:
             verdicts.extend(result.get(timeout=wait, disable_sync_subtasks=False))

@@ -138,7 +138,7 @@ def test_health_metrics_and_stats(client, api):
     metrics = client.get("/api/v1/metrics").get_data(as_text=True)
     assert 'rlvr_jobs{kind="verify",state="queued"}' in metrics
     assert 'rlvr_queue_depth{queue="coordinate"} 1.0' in metrics
-    assert 'rlvr_verify_seconds_bucket{le="+Inf"}' in metrics
+    assert "# TYPE rlvr_verify_seconds histogram" in metrics and "# TYPE rlvr_workers gauge" in metrics
     stats = api.get("/stats").json
     assert stats["jobs"]["queued"] >= 1 and stats["queues"]["coordinate"] == 1
 

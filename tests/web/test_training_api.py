@@ -105,11 +105,12 @@ def test_stats_and_metrics_show_running_training_jobs(api, as_user, client, db):
     assert job_id not in {e["job_id"] for e in as_user().get("/stats").json["training"]}
     assert job_id in {e["job_id"] for e in as_user(admin=True).get("/stats").json["training"]}
 
-    text = client.get("/api/v1/metrics").get_data(as_text=True)
+    text = client.get("/metrics").get_data(as_text=True)
     labels = f'{{job_id="{job_id}",kind="train"}}'
-    for line in (f"rlvr_train_step{labels} 2.0", f"rlvr_train_total{labels} 10.0", f"rlvr_train_reward{labels} 0.5",
-                 f"rlvr_train_pass_rate{labels} 0.25", f"rlvr_train_unverified_rewards{labels} 2.0",
-                 f"rlvr_train_steps_per_minute{labels} 20.0", f"rlvr_train_eta_seconds{labels} 24.0"):
+    for line in (f"rlvr_train_step{labels} 2.0", f"rlvr_train_max_steps{labels} 10.0",
+                 f"rlvr_train_reward{labels} 0.5", f"rlvr_train_pass_rate{labels} 0.25",
+                 f"rlvr_train_unverified_rewards_total{labels} 2.0", f"rlvr_train_seconds_per_step{labels} 3.0",
+                 f"rlvr_train_eta_seconds{labels} 24.0"):
         assert line in text.splitlines(), line
     assert f"rlvr_train_loss{labels}" not in text and f'job_id="{queued}"' not in text
 
@@ -257,3 +258,4 @@ def test_a_cancelled_train_job_resumes_from_its_checkpoint(api, procfile, db, ti
     assert timeline(api, job_id) == ["queued", "running", "cancelling", "cancelled", "queued", "running", "succeeded"]
     every_step = {step: PROMPTS * GROUP for step in range(1, steps + 1)}
     assert rows_per_step(db, job_id, ExperienceRow) == every_step  # none lost, none twice
+
