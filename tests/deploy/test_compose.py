@@ -11,7 +11,6 @@ import subprocess
 import jsonschema
 import pytest
 import yaml
-
 from support import ROOT
 
 DOCKER = ROOT / "deploy" / "docker"

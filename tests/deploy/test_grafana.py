@@ -10,7 +10,6 @@ import subprocess
 
 import pytest
 import yaml
-
 from support import ROOT
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "rlvr-dashboard.json"
@@ -29,15 +28,25 @@ def test_the_dashboard_queries_only_exposed_series(client):
     exposed = {name + suffix for name, kind in types.items() for suffix in SUFFIXES[kind]}
     used = {name for expr in queries() for name in re.findall(r"\brlvr_[a-z_]+", expr)}
     assert used and used <= exposed, used - exposed
-    assert {"rlvr_train_step_seconds_bucket", "rlvr_verified_programs_total", "rlvr_workers"} <= used
+    assert {
+        "rlvr_train_step_seconds_bucket",
+        "rlvr_verified_programs_total",
+        "rlvr_workers",
+    } <= used
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed")
+@pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed"
+)
 def test_every_query_is_valid_promql(tmp_path):
     # Grafana fills in $__rate_interval; promtool needs a literal range.
-    rules = [{"record": f"dashboard:query{i}", "expr": expr.replace("$__rate_interval", "5m")}
-             for i, expr in enumerate(queries())]
+    rules = [
+        {"record": f"dashboard:query{i}", "expr": expr.replace("$__rate_interval", "5m")}
+        for i, expr in enumerate(queries())
+    ]
     path = tmp_path / "rules.yaml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
-    check = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True)
+    check = subprocess.run(
+        ["promtool", "check", "rules", str(path)], capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stdout + check.stderr

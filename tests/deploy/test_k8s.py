@@ -12,11 +12,11 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from support import ROOT
 
 from service.db import jobs
 from service.kinds import KINDS
 from service.queues import job_queue, queue_keys
-from support import ROOT
 
 MANIFESTS = sorted((ROOT / "deploy" / "k8s").glob("*.yaml"))
 SCHEMAS = ROOT / "tests" / "deploy" / "schemas"
@@ -38,13 +38,15 @@ def strict(schema: dict) -> dict:
 
     def close(node):
         if isinstance(node, dict):
+            open_ended = "additionalProperties" in node or node.get(
+                "x-kubernetes-preserve-unknown-fields"
+            )
             if (
                 "properties" in node
-                and "additionalProperties" not in node
+                and not open_ended
                 and node is not schema["properties"].get("metadata")
             ):
-                if not node.get("x-kubernetes-preserve-unknown-fields"):
-                    node["additionalProperties"] = False
+                node["additionalProperties"] = False
             for value in node.values():
                 close(value)
         elif isinstance(node, list):
