@@ -40,12 +40,18 @@ def verdict_label(verdict: dict) -> str:
 
     >>> verdict_label({"status": "ok", "passed": 2, "total": 2})
     'passed'
-    >>> verdict_label({"status": "ok", "passed": 1, "total": 2}), verdict_label({"status": "timeout"})
-    ('failed', 'timeout')
+    >>> verdict_label({"status": "ok", "passed": 1, "total": 2})
+    'failed'
+    >>> verdict_label({"status": "timeout", "passed": 0, "total": 2})
+    'timeout'
     """
     if verdict.get("status") != "ok":
         return str(verdict.get("status"))
-    return "passed" if verdict.get("total") and verdict.get("passed") == verdict.get("total") else "failed"
+    return (
+        "passed"
+        if verdict.get("total") and verdict.get("passed") == verdict.get("total")
+        else "failed"
+    )
 
 
 def count_verified(client: redis.Redis, queue: str, source: str, verdicts: Iterable[dict]) -> None:
@@ -54,7 +60,13 @@ def count_verified(client: redis.Redis, queue: str, source: str, verdicts: Itera
     with client.pipeline(transaction=False) as pipe:
         for verdict in verdicts:
             pipe.hincrby(VERIFIED, SEP.join((queue, source, verdict_label(verdict))), 1)
-            _observe(pipe, VERIFY_SECONDS, source, float(verdict.get("wall_seconds") or 0.0), VERIFY_BUCKETS)
+            _observe(
+                pipe,
+                VERIFY_SECONDS,
+                source,
+                float(verdict.get("wall_seconds") or 0.0),
+                VERIFY_BUCKETS,
+            )
         _execute(pipe)
 
 
@@ -83,10 +95,14 @@ def _execute(pipe) -> None:
 
 def counters(client: redis.Redis) -> dict[tuple[str, ...], int]:
     """`{(queue, source, verdict): programs}` since Redis last started empty."""
-    return {tuple(field.decode().split(SEP)): int(n) for field, n in client.hgetall(VERIFIED).items()}
+    return {
+        tuple(field.decode().split(SEP)): int(n) for field, n in client.hgetall(VERIFIED).items()
+    }
 
 
-def histograms(client: redis.Redis, key: str, buckets: tuple[float, ...]) -> dict[str, tuple[list, int, float]]:
+def histograms(
+    client: redis.Redis, key: str, buckets: tuple[float, ...]
+) -> dict[str, tuple[list, int, float]]:
     """Per label value: (cumulative [(le, count), ..., ("+Inf", count)], count, sum)."""
     raw: dict[str, dict[str, float]] = {}
     for field, value in client.hgetall(key).items():
