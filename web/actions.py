@@ -11,6 +11,7 @@ import logging
 
 import redis
 from kombu.exceptions import OperationalError
+from pydantic import ValidationError
 
 from service.db import Job, User, jobs
 from web import services
@@ -31,6 +32,7 @@ def submit(user: User, kind: str, spec: dict, *, idempotency_key: str | None = N
     job_kind = KINDS[kind]
     validated = job_kind.spec.model_validate(spec)
     svc = services()
+    _check_tracking(validated, svc.settings)
     with svc.db.begin() as s:
         job, created = jobs.submit(
             s, user_id=user.id, kind=kind, spec=validated.model_dump(mode="json"),
@@ -40,6 +42,19 @@ def submit(user: User, kind: str, spec: dict, *, idempotency_key: str | None = N
     if created:
         _send(job.id)
     return job, created
+
+
+def _check_tracking(spec, settings) -> None:
+    """A spec's MLflow URI must be one the operator allows: a 400 now, not a failed job later."""
+    mlflow = getattr(getattr(spec, "tracking", None), "mlflow", None)
+    if mlflow is None:
+        return
+    try:
+        settings.mlflow_uri(mlflow.uri)
+    except ValueError as exc:
+        raise ValidationError.from_exception_data(type(spec).__name__, [
+            {"type": "value_error", "loc": ("tracking", "mlflow", "uri"), "input": mlflow.uri,
+             "ctx": {"error": exc}}]) from None
 
 
 def _send(job_id: int) -> None:

@@ -5,8 +5,9 @@ step, progress, cooperative cancel), the job's run directory under the artifacts
 (a crashed or resumed job's next attempt resumes from the latest checkpoint there, after
 dropping the rows written past it; SFT keeps no checkpoints and starts over), and
 `queue_verifier`, which sends code to the `verify` queue in batches and waits with a
-timeout (a batch that does not come back is unjudged: reward None, never 0). torch is
-imported only when a job of these kinds runs.
+timeout (a batch that does not come back is unjudged: reward None, never 0), and `tracked`,
+the job's MLflow run when its spec asks for one. torch is imported only when a job of these
+kinds runs.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from rlvr.callbacks import Callback, Experience
+from rlvr.callbacks import Callback, CallbackList, Experience
 from service.db import Job, User, jobs, training
 from service import queues, telemetry
 from service.queues import Services
@@ -122,13 +125,15 @@ def run_train_job(services: Services, job: Job, cancelled: threading.Event) -> t
     start = resume_point(run_dir)
     with services.db.begin() as session:
         training.drop_after(session, job.id, start)
-    callback = JobCallback(services, job, cancelled)
     spec = TrainSpec.model_validate(resolve_job_models(services, job))
-    result = Trainer(spec, run_dir, callback, verify=queue_verifier(services)).run()
-    _save_final(services, job.id, result.final_dir)
-    summary = {"steps": result.steps, "stop_reason": result.stop_reason, "resumed_from_step": start,
-               "final": relative(services, result.final_dir), **_headline(result.last_metrics)}
-    return ("cancelled" if result.stop_reason == "cancelled" else "succeeded"), summary
+    with tracked(services, job, spec, JobCallback(services, job, cancelled)) as (callback, end_tracking):
+        result = Trainer(spec, run_dir, callback, verify=queue_verifier(services)).run()
+        _save_final(services, job.id, result.final_dir)
+        summary = {"steps": result.steps, "stop_reason": result.stop_reason, "resumed_from_step": start,
+                   "final": relative(services, result.final_dir), **_headline(result.last_metrics)}
+        status = "cancelled" if result.stop_reason == "cancelled" else "succeeded"
+        end_tracking(status, final_dir=result.final_dir, summary=summary)
+    return status, summary
 
 
 def run_sft_job(services: Services, job: Job, cancelled: threading.Event) -> tuple[str, dict]:
@@ -139,10 +144,13 @@ def run_sft_job(services: Services, job: Job, cancelled: threading.Event) -> tup
     with services.db.begin() as session:  # SFT keeps no checkpoints: a resumed SFT job starts over
         training.drop_after(session, job.id, 0)
     spec = SFTSpec.model_validate(resolve_job_models(services, job))
-    result = run_sft(spec, run_dir, JobCallback(services, job, cancelled), verify=queue_verifier(services))
-    _save_final(services, job.id, result.final_dir)
-    status = "cancelled" if cancelled.is_set() else "succeeded"
-    return status, {"final": relative(services, result.final_dir), **_headline(result.metrics)}
+    with tracked(services, job, spec, JobCallback(services, job, cancelled)) as (callback, end_tracking):
+        result = run_sft(spec, run_dir, callback, verify=queue_verifier(services))
+        _save_final(services, job.id, result.final_dir)
+        status = "cancelled" if cancelled.is_set() else "succeeded"
+        summary = {"final": relative(services, result.final_dir), **_headline(result.metrics)}
+        end_tracking(status, final_dir=result.final_dir, summary=summary)
+    return status, summary
 
 
 def run_eval_job(services: Services, job: Job, cancelled: threading.Event) -> tuple[str, dict]:
@@ -151,10 +159,35 @@ def run_eval_job(services: Services, job: Job, cancelled: threading.Event) -> tu
 
     run_dir = job_dir(services, job.id)
     spec = EvalSpec.model_validate(resolve_job_models(services, job))
-    summary = run_eval(spec, run_dir, JobCallback(services, job, cancelled), verify=queue_verifier(services))
-    with services.db.begin() as session:
-        jobs.set_progress(session, job.id, 1)
+    with tracked(services, job, spec, JobCallback(services, job, cancelled)) as (callback, end_tracking):
+        summary = run_eval(spec, run_dir, callback, verify=queue_verifier(services))
+        with services.db.begin() as session:
+            jobs.set_progress(session, job.id, 1)
+        end_tracking("succeeded", summary=summary)
     return "succeeded", summary
+
+
+@contextmanager
+def tracked(services: Services, job: Job, spec, callback: Callback) -> Iterator[tuple[Callback, Callable]]:
+    """`callback`, joined by the job's MLflow run when its spec asks for one, and the function
+    that ends that run. The spec's URI must be one the operator allows (`RLVR_MLFLOW_URIS`,
+    checked at submit and again here, where the request would leave): a job must not make the
+    worker call arbitrary hosts, nor write `file:` or `sqlite:` stores on its disk. A job
+    that raises ends its run FAILED."""
+    wanted = spec.tracking.mlflow
+    if wanted is None:
+        yield callback, lambda *args, **kwargs: None
+        return
+    from rlvr.tracking import MlflowRun
+
+    run = MlflowRun.open(services.settings.mlflow_uri(wanted.uri), wanted.experiment,
+                         wanted.run_name or f"job-{job.id}", params=job.spec,
+                         key={"rlvr.job_id": str(job.id), "rlvr.job_created": f"{job.created_at:%Y-%m-%dT%H:%M:%S}"})
+    try:
+        yield CallbackList([callback, run]), run.finish
+    except BaseException:
+        run.finish("failed")
+        raise
 
 
 def _save_final(services: Services, job_id: int, final_dir: Path) -> None:
