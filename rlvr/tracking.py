@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 from typing import Any
@@ -79,6 +80,10 @@ class MlflowRun(Callback):
                 "tracking.mlflow needs the mlflow client where the job runs: "
                 "pip install 'rlvr-service[mlflow]'"
             ) from None
+        # MLflow retries a failed request 7 times with backoff by default, which would stall a
+        # step for minutes while its server is down; fewer, unless the environment says more.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
         client = MlflowClient(tracking_uri=uri)
         found = client.get_experiment_by_name(experiment)
         experiment_id = found.experiment_id if found else client.create_experiment(experiment)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import yaml
 from mlflow import MlflowClient
-from support import train_spec
+from support import free_port, train_spec
 
 from rlvr.cli import main
 from rlvr.tracking import MlflowRun, flatten, metric_key
@@ -65,3 +65,12 @@ def test_the_cli_logs_a_run(mlflow_server, tiny_model, tmp_path):
     assert run.data.tags["rlvr.run_dir"] == str((tmp_path / "run").resolve())
     assert [m.step for m in client.get_metric_history(run.info.run_id, "reward")] == [1, 2]
     assert run.data.params["optim.learning_rate"] == "0.01"
+
+
+def test_a_server_that_went_away_costs_the_job_nothing(monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    run = MlflowRun(MlflowClient(tracking_uri=f"http://127.0.0.1:{free_port()}"), "gone")
+    run.on_step(1, {"reward": 1.0})
+    run.on_checkpoint(1, "/srv/rlvr/artifacts/jobs/7/checkpoint-1")
+    run.finish("succeeded", final_dir="/srv/rlvr/artifacts/jobs/7/final")
+    assert run.failures == 4  # the step, two tags and the end: each a warning, none raised
