@@ -17,8 +17,11 @@ from support import train_spec, wait_for
 
 from rlvr.callbacks import Callback
 from rlvr.spec import TrainSpec
+from rlvr.tracking import metric_key
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+
+TASK = train_spec("tiny", 1)["task"]  # the train jobs' task, with a held-out split
 
 
 @pytest.fixture
@@ -53,7 +56,7 @@ def test_train_sft_and_eval_jobs_log_their_runs(api, procfile, mlflow_server, ti
         "sft",
         {
             "model": {"name": tiny_model},
-            "task": {"name": "arithmetic", "max_digits": 1},
+            "task": TASK,
             "max_steps": 2,
             "batch_size": 4,
             "eval_size": 4,
@@ -66,7 +69,7 @@ def test_train_sft_and_eval_jobs_log_their_runs(api, procfile, mlflow_server, ti
         "eval",
         {
             "model": {"name": tiny_model},
-            "task": {"name": "arithmetic", "max_digits": 1},
+            "task": TASK,
             "num_problems": 4,
             "num_samples": 2,
             "k": [1],
@@ -104,7 +107,7 @@ def test_train_sft_and_eval_jobs_log_their_runs(api, procfile, mlflow_server, ti
     result = api.get(f"/jobs/{eval_id}").json["result"]
     numbers = {key: value for key, value in result.items() if isinstance(value, float)}
     assert numbers and all(
-        evaluated.data.metrics[f"summary/{key}"] == pytest.approx(value)
+        evaluated.data.metrics[metric_key(f"summary/{key}")] == pytest.approx(value)
         for key, value in numbers.items()
     ), (evaluated.data.metrics, result)
 
