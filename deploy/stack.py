@@ -4,7 +4,7 @@
     python deploy/stack.py up                 start in the background, print the URL and a token
     python deploy/stack.py down               stop what `up` started
 
-The stack is the Procfile's web (gunicorn), train worker, verify worker and beat, run by
+The stack is the Procfile's web (gunicorn), train, verify and coordinate workers and beat, run by
 honcho, with the settings from the environment (SQLite under .data/ unless DATABASE_URL
 names a Postgres). The Makefile starts a local Redis first when none answers at REDIS_URL.
 

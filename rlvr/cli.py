@@ -51,7 +51,9 @@ def _run_job(kind: str, spec_path: str, run_dir: str | None) -> int:
     total = {"train": lambda: spec.stopping.max_steps, "sft": lambda: spec.max_steps, "eval": lambda: 1}[kind]()
     verify = verifier_for(spec.task, spec.verifier)  # an in-process nsjail pool, for code tasks only
     progress = ProgressBar(total, kind)
-    callback = CallbackList([JsonlCallback(out), progress])
+    tracking = _mlflow_run(spec, out)  # here the user is the operator: the spec's URI as it is
+    callback = CallbackList([JsonlCallback(out), progress, *([tracking] if tracking else [])])
+    status, summary = "failed", {}
     try:
         if kind == "train":
             from rlvr.trainer import train
@@ -67,10 +69,25 @@ def _run_job(kind: str, spec_path: str, run_dir: str | None) -> int:
             from rlvr.evaluate import run_eval
 
             summary = run_eval(spec, out, callback, verify)
+        status = "cancelled" if summary.get("stop_reason") == "cancelled" else "succeeded"
     finally:
         progress.close()
+        if tracking:
+            tracking.finish(status, final_dir=summary.get("final"), summary=summary)
     print(json.dumps({"run_dir": str(out), **summary}, indent=2))
     return 0
+
+
+def _mlflow_run(spec, out: Path):
+    """The spec's MLflow run (`tracking.mlflow`), keyed by the run directory, or None."""
+    wanted = spec.tracking.mlflow
+    if wanted is None:
+        return None
+    from rlvr.tracking import MlflowRun
+
+    # No URI: MLflow's own default (MLFLOW_TRACKING_URI, else ./mlruns).
+    return MlflowRun.open(wanted.uri, wanted.experiment, wanted.run_name or out.name,
+                          params=spec.model_dump(mode="json"), key={"rlvr.run_dir": str(out.resolve())})
 
 
 def main(argv: list[str] | None = None) -> int:

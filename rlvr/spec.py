@@ -206,6 +206,25 @@ class ReplaySpec(_Spec):
     fraction: float = Field(0.25, ge=0.0, lt=1.0, description="Share of each update's rows that are replayed.")
 
 
+class MlflowSpec(_Spec):
+    uri: str | None = Field(
+        None, description="Tracking server URI. The service logs only to URIs its operator allows "
+        "(RLVR_MLFLOW_URIS); null: the first of those. The CLI logs wherever this says.",
+    )
+    experiment: str = Field("rlvr", min_length=1, max_length=256, description="Experiment; created if missing.")
+    run_name: str | None = Field(
+        None, max_length=250, description="Run name; null: job-<id> on the service, the run directory's name "
+        "in the CLI.",
+    )
+
+
+class TrackingSpec(_Spec):
+    mlflow: MlflowSpec | None = Field(
+        None, description="Log the spec as params, each step's metrics, and the final model's location to an "
+        "MLflow run (needs the `mlflow` extra where the job runs).",
+    )
+
+
 def _check_temperature_count(sampling: SamplingSpec, count: int, count_name: str) -> None:
     """A per-sample temperature list needs one value per sample."""
     if isinstance(sampling.temperature, list) and len(sampling.temperature) != count:
@@ -233,6 +252,7 @@ class TrainSpec(_Spec):
     refinement: RefinementSpec = Field(default_factory=RefinementSpec, description="Multi-turn refinement.")
     replay: ReplaySpec = Field(default_factory=ReplaySpec, description="Experience replay.")
     verifier: VerifierSpec = Field(default_factory=VerifierSpec, description="The sandbox pool for code tasks.")
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec, description="Experiment tracking (MLflow).")
     overlap_verification: bool = Field(
         False,
         description="One-step off-policy: while step t's completions are verified (in a background thread), "
@@ -277,6 +297,7 @@ class EvalSpec(_Spec):
         "task and the verifier; no model is loaded).",
     )
     verifier: VerifierSpec = Field(default_factory=VerifierSpec, description="The sandbox pool for code tasks.")
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec, description="Experiment tracking (MLflow).")
 
     @model_validator(mode="after")
     def _k_within_n(self) -> "EvalSpec":
@@ -306,6 +327,7 @@ class SFTSpec(_Spec):
     max_new_tokens: int = Field(32, ge=1, description="Generation length for the evals.")
     seed: int = Field(0, description="Seed for data order and init of new weights.")
     verifier: VerifierSpec = Field(default_factory=VerifierSpec, description="The sandbox pool for code tasks' evals.")
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec, description="Experiment tracking (MLflow).")
 
 
 Spec = TypeVar("Spec", TrainSpec, EvalSpec, SFTSpec)

@@ -10,6 +10,7 @@ DEBIAN_PACKAGES=(
     redis-server        # the broker, started locally when none answers
     postgresql          # the integration tests' database, started when none answers
     chromium            # the browser test drives Debian's build through playwright
+    prometheus          # promtool: the tests lint /metrics and the Grafana dashboard's queries with it
 )
 
 as_root() {
@@ -66,4 +67,16 @@ if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install -q -e '.[dev]'
     rm -f .venv/.installed-*
     touch "$stamp"
+fi
+
+# The MLflow tracking server that tests/worker/test_tracking_jobs.py starts, in a virtualenv of
+# its own: the full mlflow package pins older gunicorn and pyarrow than the service runs (the
+# workers need only the client, the `mlflow` extra above).
+MLFLOW_SERVER="mlflow>=3.10,<4"
+mlflow_stamp=.venv-mlflow/.installed-$(echo "$MLFLOW_SERVER" | sha256sum | cut -c1-16)
+if [ ! -f "$mlflow_stamp" ]; then
+    rm -rf .venv-mlflow
+    "$(.venv/bin/python -c 'import sys; print(sys._base_executable)')" -m venv .venv-mlflow
+    .venv-mlflow/bin/python -m pip install -q "$MLFLOW_SERVER"
+    touch "$mlflow_stamp"
 fi

@@ -24,10 +24,18 @@ from kombu import Queue
 from service.db import Database, jobs
 from service.settings import Settings
 
-QUEUES = ("train", "verify")
+# The pools, each a queue of its own: `train` runs whole GPU jobs, one per process;
+# `verify` judges programs in nsjail; `coordinate` runs the whole jobs that need no GPU
+# and mostly wait (a verify job fans its programs out to `verify` and follows them), in
+# threads on the CPU machines, so such a job never holds a train worker.
+QUEUES = ("train", "verify", "coordinate")
+JOB_QUEUES = {"verify": "coordinate"}
+"""Where each kind's whole jobs run; a kind not named here runs on `train`."""
 
 # Every Celery task name, here and nowhere else.
 RUN_JOB = "worker.tasks.run_job"
+COORDINATE_JOB = "worker.tasks.coordinate_job"
+JOB_TASKS = {"train": RUN_JOB, "coordinate": COORDINATE_JOB}
 VERIFY_BATCH = "worker.tasks.verify_batch"
 VERIFY_REQUESTS = "worker.tasks.verify_requests"
 REAP = "worker.tasks.reap"
@@ -37,6 +45,10 @@ REAP = "worker.tasks.reap"
 PRIORITY_STEPS = (0, 3, 6, 9)
 PRIORITY_SEP = "\x06\x16"
 BATCH_PRIORITY = 6
+
+
+def job_queue(kind: str) -> str:
+    return JOB_QUEUES.get(kind, "train")
 
 
 def queue_keys(queue: str) -> list[str]:
@@ -101,8 +113,10 @@ SEND_OPTIONS = dict(ignore_result=True, retry_policy={"max_retries": 2, "interva
 
 
 def send_job(services: Services, job_id: int) -> None:
-    """Sends a committed queued job to the `train` queue (whole jobs run there, one per process)."""
-    services.celery.send_task(RUN_JOB, args=[job_id], queue="train", **SEND_OPTIONS)
+    """Sends a committed queued job to its kind's queue (`job_queue`)."""
+    with services.db.read() as session:
+        queue = job_queue(jobs.kind_of(session, job_id))
+    services.celery.send_task(JOB_TASKS[queue], args=[job_id], queue=queue, **SEND_OPTIONS)
     services.redis.set(job_marker(job_id), 1)
     with services.db.begin() as session:
         jobs.mark_sent(session, job_id)
@@ -130,7 +144,8 @@ def unmarked(services: Services, markers: Iterable[str]) -> list[str]:
     return [m for m, here in zip(markers, present) if not here]
 
 
-def send_requests(services: Services, requests: list[dict]):
-    """Sends programs to be judged now and handed back (`POST /verify`, a train job's code
-    rewards); returns the Celery result to wait on."""
-    return services.celery.send_task(VERIFY_REQUESTS, args=[requests], queue="verify")
+def send_requests(services: Services, requests: list[dict], source: str = "api"):
+    """Sends programs to be judged now and handed back; returns the Celery result to wait on.
+    `source` is who asks, as the verified-programs metric counts it: `api` (`POST /verify`)
+    or `rewards` (the code rewards of a train, eval or SFT job)."""
+    return services.celery.send_task(VERIFY_REQUESTS, args=[requests], kwargs={"source": source}, queue="verify")

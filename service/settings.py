@@ -114,6 +114,25 @@ class Settings(BaseSettings):
         # The environment's JSON is decoded by pydantic-settings; `load_settings(env)` passes text.
         return json.loads(value) if isinstance(value, str) else value
 
+    mlflow_uris: str = _env(
+        "RLVR_MLFLOW_URIS",
+        "",
+        "Comma-separated MLflow tracking URIs that a job's spec may name (the first is the default); "
+        "empty: no job logs to MLflow. A spec's URI is an outbound request from a train worker, so it "
+        "must be one of these, exactly.",
+    )
+
+    def mlflow_uri(self, requested: str | None) -> str:
+        """The tracking URI a job logs to: `requested` if the operator allows it, else ValueError."""
+        allowed = [uri.strip().rstrip("/") for uri in self.mlflow_uris.split(",") if uri.strip()]
+        if not allowed:
+            raise ValueError("this service logs to no MLflow server (its operator has not set RLVR_MLFLOW_URIS)")
+        if requested is None:
+            return allowed[0]
+        if requested.rstrip("/") not in allowed:
+            raise ValueError(f"{requested} is not an MLflow server this service logs to; allowed: {', '.join(allowed)}")
+        return requested.rstrip("/")
+
     @model_validator(mode="after")
     def _derived_defaults(self) -> Settings:
         # Defaults that depend on other settings; frozen models are filled in through __dict__.

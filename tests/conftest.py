@@ -10,6 +10,7 @@
 - `stack_env` is the environment a test's processes share; `stack_settings` the same, parsed.
 - `app`, `client`, `api` (a client speaking as a fresh user) and `as_user` for the web app.
 - `procfile` starts lines of Procfile as real processes and waits until they serve.
+- `mlflow_server` is a real MLflow tracking server (SQLite) on a free port, one per session.
 - `browser` is headless Chromium under Playwright; `web_page` a page of it signed in to a
   web process of its own.
 """
@@ -22,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -212,7 +214,8 @@ class Process:
             pass
 
 
-READY = {"web": r"Booting worker", "train": r"ready\.", "verify": r"ready\.", "beat": r"beat: Starting"}
+READY = {"web": r"Booting worker", "train": r"ready\.", "verify": r"ready\.", "coordinate": r"ready\.",
+         "beat": r"beat: Starting"}
 
 
 def procfile_commands() -> dict[str, str]:
@@ -283,6 +286,8 @@ def tiny_model(models_dir) -> str:
     return str(build_tiny_model(models_dir / TINY.removeprefix("registered:"), hidden_size=32, layers=2, heads=2))
 
 
+MLFLOW_SERVER = ROOT / ".venv-mlflow" / "bin" / "mlflow"
+
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -310,6 +315,38 @@ def web_page(browser, procfile, make_user):
     page.fill("#token", token)
     page.click("button[type=submit]")
     return page
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """`http://127.0.0.1:<port>` of an MLflow tracking server on SQLite. It comes from a
+    virtualenv of its own (`.venv-mlflow`, made by scripts/bootstrap.sh): the full `mlflow`
+    package pins older gunicorn and pyarrow than the service runs; the workers and the
+    tests' `MlflowClient` use the client alone (`mlflow-skinny`, the `mlflow` extra)."""
+    assert MLFLOW_SERVER.exists(), f"{MLFLOW_SERVER} is missing: run scripts/bootstrap.sh"
+    work: Path = tmp_path_factory.mktemp("mlflow")
+    port = free_port()
+    log = open(work / "server.log", "wb")
+    server = subprocess.Popen(
+        [str(MLFLOW_SERVER), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}", "--artifacts-destination", str(work / "artifacts")],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if server.poll() is not None:
+            raise AssertionError(f"mlflow server exited: {(work / 'server.log').read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    wait_until(healthy, 120, "the MLflow server", every=0.5)
+    yield url
+    server.terminate()
+    server.wait(30)
+    log.close()
 
 
 @pytest.fixture(scope="session")

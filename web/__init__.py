@@ -12,7 +12,7 @@ from flask_wtf import CSRFProtect
 
 from service.queues import make_services
 from service.settings import Settings, load_settings
-from web import api, cli, errors, files_api, openapi, pages, security, tokens_api, training_api
+from web import api, cli, errors, files_api, openapi, pages, scrape, security, tokens_api, training_api
 from web.context import close_reader
 from web.sessions import SessionCookies
 
@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None, **config) -> Flask:
         csrf.exempt(blueprint)  # API writes take a bearer token only, never a cookie (web.auth)
         app.register_blueprint(blueprint)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(scrape.bp)
     openapi.register(app)
     errors.register(app)
     cli.register(app)

@@ -12,7 +12,7 @@ import logging
 
 import redis
 from kombu.exceptions import OperationalError
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from service.db import Job, User, jobs
 from web.context import services
@@ -36,6 +36,7 @@ def submit(user: User, kind: str, spec: dict | BaseModel, *, idempotency_key: st
     validated = job_kind.spec.model_validate(spec)
     stored = validated.model_dump(mode="json")
     svc = services()
+    _check_tracking(validated, svc.settings)
     with svc.db.begin() as s:
         tenancy.check(s, user, stored, svc.settings, title=job_kind.spec.__name__)
         job, created = jobs.submit(
@@ -46,6 +47,19 @@ def submit(user: User, kind: str, spec: dict | BaseModel, *, idempotency_key: st
     if created:
         _send(job.id)
     return job, created
+
+
+def _check_tracking(spec, settings) -> None:
+    """A spec's MLflow URI must be one the operator allows: a 400 now, not a failed job later."""
+    mlflow = getattr(getattr(spec, "tracking", None), "mlflow", None)
+    if mlflow is None:
+        return
+    try:
+        settings.mlflow_uri(mlflow.uri)
+    except ValueError as exc:
+        raise ValidationError.from_exception_data(type(spec).__name__, [
+            {"type": "value_error", "loc": ("tracking", "mlflow", "uri"), "input": mlflow.uri,
+             "ctx": {"error": exc}}]) from None
 
 
 def _send(job_id: int) -> None:

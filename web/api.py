@@ -11,7 +11,7 @@ from sqlalchemy.orm import defer
 
 from service import queues
 from service.db import Job, JobEvent, VerdictRow
-from web import actions, monitoring
+from web import actions, monitoring, scrape
 from web.context import reader, services
 from web.auth import find_job_row, job_or_404, sees_every_job, token_required, visible_jobs
 from web.errors import ApiError, field_errors, spec_errors
@@ -155,9 +155,7 @@ def metrics():
     running train/SFT jobs by `job_id` only with `Authorization: Bearer` and the operator's
     `RLVR_METRICS_TOKEN` or an admin's token.
     """
-    scrape_token = services().settings.metrics_token.get_secret_value()
-    text = monitoring.metrics_text(services(), per_job=sees_every_job(scrape_token))
-    return Response(text, mimetype="text/plain; version=0.0.4")
+    return scrape.metrics_reply()
 
 
 @bp.get("/stats")

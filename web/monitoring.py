@@ -1,8 +1,11 @@
 """Health, Prometheus metrics and stats: read from Postgres (the truth) and Redis (queues).
 
 Prometheus text is rendered by `prometheus_client` from values gathered at scrape time, so
-every gunicorn process answers the same and no state lives in one process's memory. The
-verify latency histogram is of per-program sandbox wall time, from the verdict rows.
+every gunicorn process answers the same and no state lives in one process's memory: job
+counts from the database, queue lengths and live workers from Redis and Celery, and the
+counters and histograms that workers add to in Redis (`service.telemetry`). Names follow
+Prometheus's conventions, which `promtool check metrics` enforces: base units (seconds),
+`_total` on counters and only on counters.
 
 Live training statistics cover the train and SFT jobs running now: their step, latest
 headline metrics, unjudged (None) rewards, and a speed and ETA from the `step_time` the loop
@@ -18,12 +21,12 @@ from __future__ import annotations
 from collections import Counter
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from sqlalchemy import func, select, text
 
+from service import telemetry
 from service.db import Job, jobs, training, verdicts
 from service.db.models import JOB_STATES
-from web.schemas import LiveTraining
 from service.queues import QUEUES, Services, queue_keys
 
 
@@ -95,15 +98,16 @@ def live_training(svc: Services, owner: int | None = None) -> list[dict]:
 
 
 def pace(step: int, total: int, step_seconds: list[float]) -> dict[str, float | None]:
-    """Steps per minute and seconds left, from recent step durations (None before any).
+    """Seconds per step, steps per minute and seconds left, from recent step durations (None
+    before any).
 
     >>> pace(4, 10, [2.0, 4.0])
-    {'steps_per_minute': 20.0, 'eta_seconds': 18.0}
+    {'seconds_per_step': 3.0, 'steps_per_minute': 20.0, 'eta_seconds': 18.0}
     """
     if not step_seconds:
-        return {"steps_per_minute": None, "eta_seconds": None}
+        return {"seconds_per_step": None, "steps_per_minute": None, "eta_seconds": None}
     per_step = sum(step_seconds) / len(step_seconds)
-    return {"steps_per_minute": round(60 / per_step, 3) if per_step > 0 else None,
+    return {"seconds_per_step": per_step, "steps_per_minute": round(60 / per_step, 3) if per_step > 0 else None,
             "eta_seconds": round(max(total - step, 0) * per_step, 1)}
 
 
@@ -135,31 +139,69 @@ class _Collector:
         for (kind, status), n in sorted(jobs_by_state(self.svc).items()):
             jobs.add_metric([kind, status], n)
         yield jobs
-        depth = GaugeMetricFamily("rlvr_queue_depth", "Messages waiting in each Celery queue.", labels=["queue"])
+        depth = GaugeMetricFamily("rlvr_queue_depth", "Messages waiting in each Celery queue, all priorities.",
+                                  labels=["queue"])
         for queue, n in queue_depths(self.svc).items():
             depth.add_metric([queue], n)
         yield depth
-        with self.svc.db.read() as s:
-            buckets, count, total = verdicts.latency_histogram(s)
-        histogram = HistogramMetricFamily("rlvr_verify_seconds", "Sandbox wall time per verified program.")
-        histogram.add_metric([], [(str(le), n) for le, n in buckets] + [("+Inf", count)], total)
-        yield histogram
+        workers = GaugeMetricFamily("rlvr_workers", "Celery workers answering a broadcast, per queue they consume.",
+                                    labels=["queue"])
+        for queue, n in live_workers(self.svc).items():
+            workers.add_metric([queue], n)
+        yield workers
+        yield from verify_metrics(self.svc.redis)
+        yield _histogram("rlvr_train_step_seconds", "Duration of one optimizer step of train and SFT jobs.",
+                         "kind", telemetry.histograms(self.svc.redis, telemetry.STEP_SECONDS, telemetry.STEP_BUCKETS))
         if self.per_job:
-            yield from training_gauges(live_training(self.svc))
+            yield from training_metrics(live_training(self.svc))
 
 
-TRAINING_GAUGES = tuple(field for field in LiveTraining.model_fields if field not in ("job_id", "kind"))
+def verify_metrics(redis):
+    verified = CounterMetricFamily(
+        "rlvr_verified_programs", "Programs judged by the verify pool, by the queue that carried them, who asked "
+        "(verify_job, rewards: a job's code rewards, api: POST /verify) and the verdict.",
+        labels=["queue", "source", "verdict"])
+    for labels, n in sorted(telemetry.counters(redis).items()):
+        verified.add_metric(list(labels), n)
+    yield verified
+    yield _histogram("rlvr_verify_seconds", "Sandbox wall time per judged program.", "source",
+                     telemetry.histograms(redis, telemetry.VERIFY_SECONDS, telemetry.VERIFY_BUCKETS))
 
 
-def training_gauges(live: list[dict]):
-    """`rlvr_train_<field>{job_id, kind}` for each field of the live entries that has a value."""
-    for field in TRAINING_GAUGES:
-        gauge = GaugeMetricFamily(f"rlvr_train_{field}", LiveTraining.model_fields[field].description,
-                                  labels=["job_id", "kind"])
+def _histogram(name: str, documentation: str, label: str, series: dict) -> HistogramMetricFamily:
+    histogram = HistogramMetricFamily(name, documentation, labels=[label])
+    for value, (buckets, _count, total) in series.items():
+        histogram.add_metric([value], buckets, total)
+    return histogram
+
+
+# Per running train or SFT job, labelled {job_id, kind}: (name, field of a live_training()
+# entry, Prometheus type, help). The JSON of /stats keeps its own field names; these follow
+# Prometheus's: the step budget is not a `_total`, speeds are in seconds.
+TRAINING_METRICS = (
+    ("rlvr_train_step", "step", "gauge", "Latest step of each running train or SFT job."),
+    ("rlvr_train_max_steps", "total", "gauge", "Steps each running train or SFT job runs at most."),
+    ("rlvr_train_reward", "reward", "gauge", "Mean reward at the job's latest step."),
+    ("rlvr_train_pass_rate", "pass_rate", "gauge", "Pass rate at the job's latest step."),
+    ("rlvr_train_kl", "kl", "gauge", "KL to the reference at the job's latest step."),
+    ("rlvr_train_loss", "loss", "gauge", "Loss at the job's latest step."),
+    ("rlvr_train_seconds_per_step", "seconds_per_step", "gauge",
+     "Mean step duration over the job's last 10 steps, from the loop's own step_time."),
+    ("rlvr_train_eta_seconds", "eta_seconds", "gauge", "Seconds the job has left at that pace."),
+    ("rlvr_train_unverified_rewards", "unverified_rewards", "counter",
+     "Rollouts of the job whose reward is None (the verifier could not judge them)."),
+)
+_FAMILIES = {"gauge": GaugeMetricFamily, "counter": CounterMetricFamily}
+
+
+def training_metrics(live: list[dict]):
+    """One family per row of TRAINING_METRICS, a sample per job where the field has a value."""
+    for name, field, kind, documentation in TRAINING_METRICS:
+        family = _FAMILIES[kind](name, documentation, labels=["job_id", "kind"])
         for job in live:
             if job[field] is not None:
-                gauge.add_metric([str(job["job_id"]), job["kind"]], job[field])
-        yield gauge
+                family.add_metric([str(job["job_id"]), job["kind"]], job[field])
+        yield family
 
 
 def metrics_text(svc: Services, per_job: bool = False) -> bytes:

@@ -134,8 +134,8 @@ class Health(BaseModel):
 
 
 class LiveTraining(BaseModel):
-    """A running train or SFT job. Every field after `kind` is also the Prometheus gauge
-    `rlvr_train_<field>{job_id, kind}`, with the field's description as its help text."""
+    """A running train or SFT job (Prometheus has the same numbers under the names of
+    `web.monitoring.TRAINING_METRICS`)."""
     job_id: int
     kind: str
     step: int = Field(description="Latest step of each running train or SFT job.")

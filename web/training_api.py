@@ -9,11 +9,12 @@ caller's, reads through `service.db.training` (or acts through `web.actions`) an
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from typing import Any
 
-from flask import Blueprint, g, send_file, url_for
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from flask import Blueprint, Response, g, request, send_file, url_for
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rlvr.analysis import convergence_step, error_patterns
 from service.db import training
@@ -32,6 +33,11 @@ class MetricsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     names: str | None = Field(None, description="Comma-separated metric names (reward,kl,...); all when absent.")
     after: int | None = Field(None, ge=0, description="Only steps after this one (a client following a job).")
+
+
+class MetricsDownloadQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    names: str | None = Field(None, description="Comma-separated metric names; all when absent.")
 
 
 class MetricSeries(BaseModel):
@@ -177,6 +183,18 @@ def job_metrics(job_id: int, query: MetricsQuery):
     job_or_404(job_id)
     return reply(MetricSeries(job_id=job_id, series=training.series(reader(), job_id, _names(query.names),
                                                                      query.after)))
+
+
+@bp.get("/jobs/<int:job_id>/metrics.jsonl")
+@token_required
+def job_metrics_jsonl(job_id: int):
+    """The job's metrics as a JSON Lines file, one object per step (`{"step": 3, "reward": 0.5,
+    ...}`): `pandas.read_json(url, lines=True)` reads it as a table."""
+    query = MetricsDownloadQuery.model_validate(request.args.to_dict())
+    job_or_404(job_id)
+    lines = (json.dumps(row) + "\n" for row in training.by_step(reader(), job_id, _names(query.names)))
+    return Response("".join(lines), mimetype="application/x-ndjson",
+                    headers={"Content-Disposition": f"attachment; filename=job-{job_id}-metrics.jsonl"})
 
 
 @bp.get("/jobs/<int:job_id>/experiences")

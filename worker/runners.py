@@ -20,7 +20,7 @@ from sandbox import Sandbox, Verdict, VerifyRequest, verify
 from worker import training
 from worker.heartbeat import Heartbeat
 from service.kinds import VerifyJobSpec
-from service import queues, tenancy
+from service import queues, telemetry, tenancy
 from service.queues import Services
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,8 @@ def _send_missing(services: Services, job_id: int, batches: list[range], *, lost
         log.warning("job %s: re-sent %d batches Redis lost", job_id, len(unfinished))
 
 
-def verify_batch(services: Services, job_id: int, batch: range, *, give_up: str | None = None) -> None:
+def verify_batch(services: Services, job_id: int, batch: range, *, give_up: str | None = None,
+                 queue: str = "verify") -> None:
     """Judges the programs of `batch` that have no verdict yet and stores their verdicts.
 
     `give_up` (the redelivery cap was hit) stores `sandbox_error` verdicts instead, so a
@@ -136,6 +137,7 @@ def verify_batch(services: Services, job_id: int, batch: range, *, give_up: str 
     with services.db.begin() as session:
         verdicts.save(session, job_id, dict(zip(todo, results)))
     queues.forget(services, queues.batch_marker(job_id, batch.start))
+    telemetry.count_verified(services.redis, queue, "verify_job", results)
 
 
 def run_sandbox(requests: list[VerifyRequest]) -> list[dict]:

@@ -2,7 +2,9 @@
 
 `run_job` (queue `train`) is acked on receipt and runs the job in a fresh child process: a
 job can run for hours, so its liveness is the row's heartbeat, watched by `reap`, never
-Redis's visibility timeout. Verify tasks
+Redis's visibility timeout. `coordinate_job` (queue `coordinate`, a pool of threads on the
+CPU machines) is the same for the jobs that need no GPU and mostly wait: it runs the job in
+its own thread, with the same claim, heartbeat and reaper. Verify tasks
 are short and idempotent, so they are acked late, rejected back to the queue when their
 process dies, capped in redeliveries, and time-limited.
 """
@@ -16,7 +18,7 @@ from celery.utils.log import get_task_logger
 from service.db import jobs
 from service.db.models import utcnow
 from sandbox import VerifyRequest
-from service import queues
+from service import queues, telemetry
 from worker import runners
 from worker.app import app, services, settings
 
@@ -38,15 +40,22 @@ def run_job(self, job_id: int) -> None:
                   job_id, code)
 
 
-@app.task(name=queues.VERIFY_BATCH, **VERIFY_OPTIONS)
-def verify_batch(job_id: int, start: int, stop: int) -> None:
+@app.task(name=queues.COORDINATE_JOB, acks_late=False, bind=True)
+def coordinate_job(self, job_id: int) -> None:
+    # No fresh process: the pool is threads (forking one would copy the others' held locks),
+    # and a coordinator loads nothing that must die with it.
+    runners.run_job(services(), job_id, self.request.hostname or "worker")
+
+
+@app.task(name=queues.VERIFY_BATCH, bind=True, **VERIFY_OPTIONS)
+def verify_batch(self, job_id: int, start: int, stop: int) -> None:
     deliveries = _count_delivery(job_id, start)
     give_up = None
     if deliveries > settings.verify_max_deliveries:
         give_up = f"gave up on this batch after {deliveries - 1} deliveries"
         log.error("job %s batch %s: %s", job_id, start, give_up)
     try:
-        runners.verify_batch(services(), job_id, range(start, stop), give_up=give_up)
+        runners.verify_batch(services(), job_id, range(start, stop), give_up=give_up, queue=_queue(self))
     except Exception:
         # Celery acks a failed task's message: dropping the marker lets the job's coordinator
         # see the batch as lost and send it again.
@@ -55,11 +64,16 @@ def verify_batch(job_id: int, start: int, stop: int) -> None:
 
 
 @app.task(name=queues.VERIFY_REQUESTS, ignore_result=False, bind=True, **VERIFY_OPTIONS)
-def verify_requests(self, requests: list[dict]) -> list[dict]:
-    """A small batch judged and handed back (the synchronous `POST /verify`, a train job's code
-    rewards), each verdict naming the worker that ran it."""
+def verify_requests(self, requests: list[dict], source: str = "api") -> list[dict]:
+    """A small batch judged and handed back (the synchronous `POST /verify`, a job's code
+    rewards: `source` says which), each verdict naming the worker that ran it."""
     verdicts = runners.run_sandbox([VerifyRequest.model_validate(r) for r in requests])
+    telemetry.count_verified(services().redis, _queue(self), source, verdicts)
     return [{**verdict, "verified_by": self.request.hostname} for verdict in verdicts]
+
+
+def _queue(task) -> str:
+    return (task.request.delivery_info or {}).get("routing_key") or "verify"
 
 
 @app.task(name=queues.REAP)

@@ -5,22 +5,25 @@ step, progress, cooperative cancel), the job's run directory under the artifacts
 (a crashed or resumed job's next attempt resumes from the latest checkpoint there, after
 dropping the rows written past it; SFT keeps no checkpoints and starts over), and
 `queue_verifier`, which sends code to the `verify` queue in batches and waits with a
-timeout (a batch that does not come back is unjudged: reward None, never 0). torch is
-imported only when a job of these kinds runs.
+timeout (a batch that does not come back is unjudged: reward None, never 0), and `tracked`,
+the job's MLflow run when its spec asks for one. torch is imported only when a job of these
+kinds runs.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from rlvr.callbacks import Callback, Experience
-from service import queues, tenancy
+from rlvr.callbacks import Callback, CallbackList, Experience
+from service import queues, telemetry, tenancy
 from service.db import Job, User, jobs, training
 from service.queues import Services
 
@@ -48,15 +51,18 @@ def relative(services: Services, path: str | Path) -> str:
 
 
 class JobCallback(Callback):
-    """rlvr's callback interface, written to the job's rows."""
+    """rlvr's callback interface, written to the job's rows (and each step's duration to the
+    `rlvr_train_step_seconds` histogram)."""
 
-    def __init__(self, services: Services, job_id: int, cancelled: threading.Event):
-        self.services, self.job_id, self.cancelled = services, job_id, cancelled
+    def __init__(self, services: Services, job: Job, cancelled: threading.Event):
+        self.services, self.job_id, self.kind, self.cancelled = services, job.id, job.kind, cancelled
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         with self.services.db.begin() as session:
             training.save_metrics(session, self.job_id, step, metrics)
             jobs.set_progress(session, self.job_id, step)
+        if metrics.get("step_time") is not None:
+            telemetry.observe_step(self.services.redis, self.kind, metrics["step_time"])
 
     def on_experiences(self, step: int, records: list[Experience]) -> None:
         with self.services.db.begin() as session:
@@ -98,13 +104,15 @@ def run_train_job(services: Services, job: Job, cancelled: threading.Event) -> t
     start = resume_point(run_dir)
     with services.db.begin() as session:
         training.drop_after(session, job.id, start)
-    callback = JobCallback(services, job.id, cancelled)
     spec = prepared_spec(services, job, TrainSpec)
-    result = Trainer(spec, run_dir, callback, verify=queue_verifier(services)).run()
-    _save_final(services, job.id, result.final_dir)
-    summary = {"steps": result.steps, "stop_reason": result.stop_reason, "resumed_from_step": start,
-               "final": relative(services, result.final_dir), **_headline(result.last_metrics)}
-    return ("cancelled" if result.stop_reason == "cancelled" else "succeeded"), summary
+    with tracked(services, job, spec, JobCallback(services, job, cancelled)) as (callback, end_tracking):
+        result = Trainer(spec, run_dir, callback, verify=queue_verifier(services)).run()
+        _save_final(services, job.id, result.final_dir)
+        summary = {"steps": result.steps, "stop_reason": result.stop_reason, "resumed_from_step": start,
+                   "final": relative(services, result.final_dir), **_headline(result.last_metrics)}
+        status = "cancelled" if result.stop_reason == "cancelled" else "succeeded"
+        end_tracking(status, final_dir=result.final_dir, summary=summary)
+    return status, summary
 
 
 def run_sft_job(services: Services, job: Job, cancelled: threading.Event) -> tuple[str, dict]:
@@ -115,10 +123,13 @@ def run_sft_job(services: Services, job: Job, cancelled: threading.Event) -> tup
     with services.db.begin() as session:  # SFT keeps no checkpoints: a resumed SFT job starts over
         training.drop_after(session, job.id, 0)
     spec = prepared_spec(services, job, SFTSpec)
-    result = run_sft(spec, run_dir, JobCallback(services, job.id, cancelled), verify=queue_verifier(services))
-    _save_final(services, job.id, result.final_dir)
-    status = "cancelled" if cancelled.is_set() else "succeeded"
-    return status, {"final": relative(services, result.final_dir), **_headline(result.metrics)}
+    with tracked(services, job, spec, JobCallback(services, job, cancelled)) as (callback, end_tracking):
+        result = run_sft(spec, run_dir, callback, verify=queue_verifier(services))
+        _save_final(services, job.id, result.final_dir)
+        status = "cancelled" if cancelled.is_set() else "succeeded"
+        summary = {"final": relative(services, result.final_dir), **_headline(result.metrics)}
+        end_tracking(status, final_dir=result.final_dir, summary=summary)
+    return status, summary
 
 
 def run_eval_job(services: Services, job: Job, cancelled: threading.Event) -> tuple[str, dict]:
@@ -127,10 +138,35 @@ def run_eval_job(services: Services, job: Job, cancelled: threading.Event) -> tu
 
     run_dir = job_dir(services, job.id)
     spec = prepared_spec(services, job, EvalSpec)
-    summary = run_eval(spec, run_dir, JobCallback(services, job.id, cancelled), verify=queue_verifier(services))
-    with services.db.begin() as session:
-        jobs.set_progress(session, job.id, 1)
+    with tracked(services, job, spec, JobCallback(services, job, cancelled)) as (callback, end_tracking):
+        summary = run_eval(spec, run_dir, callback, verify=queue_verifier(services))
+        with services.db.begin() as session:
+            jobs.set_progress(session, job.id, 1)
+        end_tracking("succeeded", summary=summary)
     return "succeeded", summary
+
+
+@contextmanager
+def tracked(services: Services, job: Job, spec, callback: Callback) -> Iterator[tuple[Callback, Callable]]:
+    """`callback`, joined by the job's MLflow run when its spec asks for one, and the function
+    that ends that run. The spec's URI must be one the operator allows (`RLVR_MLFLOW_URIS`,
+    checked at submit and again here, where the request would leave): a job must not make the
+    worker call arbitrary hosts, nor write `file:` or `sqlite:` stores on its disk. A job
+    that raises ends its run FAILED."""
+    wanted = spec.tracking.mlflow
+    if wanted is None:
+        yield callback, lambda *args, **kwargs: None
+        return
+    from rlvr.tracking import MlflowRun
+
+    run = MlflowRun.open(services.settings.mlflow_uri(wanted.uri), wanted.experiment,
+                         wanted.run_name or f"job-{job.id}", params=job.spec,
+                         key={"rlvr.job_id": str(job.id), "rlvr.job_created": f"{job.created_at:%Y-%m-%dT%H:%M:%S}"})
+    try:
+        yield CallbackList([callback, run]), run.finish
+    except BaseException:
+        run.finish("failed")
+        raise
 
 
 def _save_final(services: Services, job_id: int, final_dir: Path) -> None:
@@ -152,8 +188,7 @@ def queue_verifier(services: Services, timeout: float | None = None):
 
     def run_requests(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         chunks = [requests[i:i + VERIFY_CHUNK] for i in range(0, len(requests), VERIFY_CHUNK)]
-        pending = [queues.send_requests(services, chunk)
-                   for chunk in chunks]
+        pending = [queues.send_requests(services, chunk, source="rewards") for chunk in chunks]
         verdicts: list[dict[str, Any]] = []
         for result in pending:
             verdicts.extend(result.get(timeout=wait, disable_sync_subtasks=False))

@@ -80,6 +80,10 @@ def _by_key(session: Session, user_id: int, key: str) -> Job | None:
     return session.scalar(select(Job).where(Job.user_id == user_id, Job.idempotency_key == key))
 
 
+def kind_of(session: Session, job_id: int) -> str:
+    return session.scalar(select(Job.kind).where(Job.id == job_id))
+
+
 def mark_sent(session: Session, job_id: int) -> None:
     session.execute(update(Job).where(Job.id == job_id).values(sent_at=utcnow()))
 

@@ -101,6 +101,22 @@ def series(
     return out
 
 
+def by_step(session: Session, job_id: int, names: list[str] | None = None) -> Iterator[dict[str, float]]:
+    """`{"step": 3, "reward": 0.5, ...}` per step, in step order: a job's metrics as table rows."""
+    query = select(MetricRow.step, MetricRow.name, MetricRow.value).where(MetricRow.job_id == job_id)
+    if names:
+        query = query.where(MetricRow.name.in_(names))
+    row: dict[str, float] = {}
+    for step, name, value in session.execute(query.order_by(MetricRow.step, MetricRow.name)):
+        if row and row["step"] != step:
+            yield row
+            row = {}
+        row.setdefault("step", step)
+        row[name] = value
+    if row:
+        yield row
+
+
 def latest_values(session: Session, job_ids: list[int], names: Iterable[str]) -> dict[int, dict[str, float]]:
     """Per job, each of the named metrics at the latest step that has it."""
     latest = (select(MetricRow.job_id, MetricRow.name, func.max(MetricRow.step).label("step"))

@@ -61,3 +61,15 @@ def test_the_process_environment_and_a_dotenv_file(tmp_path, monkeypatch):
 def test_settings_are_frozen():
     with pytest.raises(ValidationError):
         load_settings({}).max_attempts = 9
+
+
+def test_a_job_logs_only_to_mlflow_servers_the_operator_allows():
+    settings = load_settings({"RLVR_MLFLOW_URIS": "http://mlflow.internal:5000/, https://mlflow.example.com"})
+    assert settings.mlflow_uri(None) == "http://mlflow.internal:5000"  # the first is the default
+    assert settings.mlflow_uri("https://mlflow.example.com/") == "https://mlflow.example.com"
+    for uri in ("http://169.254.169.254/latest", "file:///etc", "sqlite:////srv/rlvr/x.db",
+                "http://mlflow.internal:5000.evil.com", "http://mlflow.internal:5000/../admin"):
+        with pytest.raises(ValueError, match="not an MLflow server this service logs to"):
+            settings.mlflow_uri(uri)
+    with pytest.raises(ValueError, match="RLVR_MLFLOW_URIS"):
+        load_settings({}).mlflow_uri(None)

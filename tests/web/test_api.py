@@ -29,7 +29,9 @@ def test_submit_queues_the_job_and_its_message(api, redis_server):
     assert (job["status"], job["kind"], job["progress"]["total"], job["attempt"]) == ("queued", "verify", 1, 0)
     assert response.headers["Location"].endswith(f"/api/v1/jobs/{job['id']}")
     broker = redis.Redis.from_url(redis_server.url)
-    assert broker.llen("train") == 1 and broker.exists(queues.job_marker(job["id"]))
+    # a verify job's whole run is coordinated on the CPU side, never on a train (GPU) worker
+    assert broker.llen("coordinate") == 1 and broker.llen("train") == 0
+    assert broker.exists(queues.job_marker(job["id"]))
     assert api.get(f"/jobs/{job['id']}").json["status"] == "queued"
     events = api.get(f"/jobs/{job['id']}/events").json["events"]
     assert [(e["status"], e["message"]) for e in events] == [("queued", "submitted")]
@@ -121,13 +123,13 @@ def test_health_metrics_and_stats(client, api):
     health = client.get("/api/v1/health")
     assert health.status_code == 200
     assert health.json["database"]["ok"] and health.json["redis"]["ok"]
-    assert health.json["workers"] == {"train": 0, "verify": 0}
+    assert health.json["workers"] == {"train": 0, "verify": 0, "coordinate": 0}
     metrics = client.get("/api/v1/metrics").get_data(as_text=True)
     assert 'rlvr_jobs{kind="verify",state="queued"}' in metrics
-    assert 'rlvr_queue_depth{queue="train"} 1.0' in metrics
-    assert 'rlvr_verify_seconds_bucket{le="+Inf"}' in metrics
+    assert 'rlvr_queue_depth{queue="coordinate"} 1.0' in metrics
+    assert "# TYPE rlvr_verify_seconds histogram" in metrics and "# TYPE rlvr_workers gauge" in metrics
     stats = api.get("/stats").json
-    assert stats["jobs"]["queued"] >= 1 and stats["queues"]["train"] == 1
+    assert stats["jobs"]["queued"] >= 1 and stats["queues"]["coordinate"] == 1
 
 
 def test_health_reports_a_dead_redis(client, redis_server):

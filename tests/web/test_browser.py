@@ -1,7 +1,7 @@
 """A person's path in headless Chromium (Debian's build, driven by Playwright): sign in,
 submit the form (first with a mistake), watch the job finish on its page, screenshot it.
 
-The stack is real: gunicorn, a train and a verify worker from Procfile."""
+The stack is real: gunicorn, a coordinate and a verify worker from Procfile."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_submit_the_form_and_watch_the_job_finish(web_page, procfile, tmp_path):
-    procfile("train")
+    procfile("coordinate")
     procfile("verify")
     page = web_page
     page.click("text=New verify job")

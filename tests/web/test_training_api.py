@@ -7,6 +7,8 @@ a real train worker: cancel, resume, and the job ends with every step exactly on
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import redis
 
@@ -106,11 +108,12 @@ def test_stats_and_metrics_show_running_training_jobs(api, as_user, client, db):
     admin = as_user(admin=True)
     assert job_id in {e["job_id"] for e in admin.get("/stats").json["training"]}
 
-    text = client.get("/api/v1/metrics", headers=admin.headers).get_data(as_text=True)  # per job: admins only
+    text = client.get("/metrics", headers=admin.headers).get_data(as_text=True)  # per job: admins only
     labels = f'{{job_id="{job_id}",kind="train"}}'
-    for line in (f"rlvr_train_step{labels} 2.0", f"rlvr_train_total{labels} 10.0", f"rlvr_train_reward{labels} 0.5",
-                 f"rlvr_train_pass_rate{labels} 0.25", f"rlvr_train_unverified_rewards{labels} 2.0",
-                 f"rlvr_train_steps_per_minute{labels} 20.0", f"rlvr_train_eta_seconds{labels} 24.0"):
+    for line in (f"rlvr_train_step{labels} 2.0", f"rlvr_train_max_steps{labels} 10.0",
+                 f"rlvr_train_reward{labels} 0.5", f"rlvr_train_pass_rate{labels} 0.25",
+                 f"rlvr_train_unverified_rewards_total{labels} 2.0", f"rlvr_train_seconds_per_step{labels} 3.0",
+                 f"rlvr_train_eta_seconds{labels} 24.0"):
         assert line in text.splitlines(), line
     assert f"rlvr_train_loss{labels}" not in text and f'job_id="{queued}"' not in text
 
@@ -252,3 +255,45 @@ def test_a_cancelled_train_job_resumes_from_its_checkpoint(api, procfile, db, ti
     assert timeline(api, job_id) == ["queued", "running", "cancelling", "cancelled", "queued", "running", "succeeded"]
     every_step = {step: PROMPTS * GROUP for step in range(1, steps + 1)}
     assert rows_per_step(db, job_id, ExperienceRow) == every_step  # none lost, none twice
+
+
+# ---- metrics download and MLflow tracking at submit -------------------------------------------
+
+def test_metrics_download_as_json_lines(api, as_user, db):
+    job_id = submit(api)
+    claim(db, job_id)
+    store(db, job_id, {1: {"reward": 0.1, "loss": 2.0}, 2: {"reward": 0.5}, 10: {"eval/pass@1": 0.25}})
+    response = api.get(f"/jobs/{job_id}/metrics.jsonl")
+    assert response.status_code == 200 and response.mimetype == "application/x-ndjson"
+    assert response.headers["Content-Disposition"] == f"attachment; filename=job-{job_id}-metrics.jsonl"
+    rows = [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
+    assert rows == [{"step": 1, "loss": 2.0, "reward": 0.1}, {"step": 2, "reward": 0.5},
+                    {"step": 10, "eval/pass@1": 0.25}]
+    only = api.get(f"/jobs/{job_id}/metrics.jsonl?names=reward").get_data(as_text=True).splitlines()
+    assert [json.loads(line) for line in only] == [{"step": 1, "reward": 0.1}, {"step": 2, "reward": 0.5}]
+    assert api.get(f"/jobs/{submit(api)}/metrics.jsonl").get_data(as_text=True) == ""  # no steps yet
+    assert as_user().get(f"/jobs/{job_id}/metrics.jsonl").status_code == 404
+    assert api.get(f"/jobs/{job_id}/metrics.jsonl?colour=red").status_code == 400
+
+
+@pytest.mark.parametrize(("allowed", "uri", "error"), [
+    ("", None, "logs to no MLflow server"),
+    ("http://mlflow.internal:5000", "http://169.254.169.254/latest/meta-data", "not an MLflow server"),
+    ("http://mlflow.internal:5000", "file:///etc/cron.d", "not an MLflow server"),
+    ("http://mlflow.internal:5000", None, None),
+    ("http://mlflow.internal:5000", "http://mlflow.internal:5000/", None),
+])
+def test_a_specs_mlflow_uri_is_checked_at_submit(stack_env, make_user, allowed, uri, error):
+    from service.settings import load_settings
+    from web import create_app
+
+    app = create_app(load_settings({**stack_env, "RLVR_MLFLOW_URIS": allowed}), TESTING=True)
+    headers = {"Authorization": f"Bearer {make_user()[1]}"}
+    spec = {**SPEC, "tracking": {"mlflow": {"uri": uri, "experiment": "grpo"}}}
+    response = app.test_client().post("/api/v1/jobs", json={"kind": "train", "spec": spec}, headers=headers)
+    app.extensions["rlvr"].db.dispose()
+    if error is None:
+        assert response.status_code == 201, response.json
+    else:
+        assert response.status_code == 400 and response.json["detail"][0]["field"] == "spec.tracking.mlflow.uri"
+        assert error in response.json["detail"][0]["message"], response.json

@@ -49,7 +49,7 @@ def verified_rows(db, job_id: int) -> list[tuple[float | None, str | None]]:
     return [(reward, (extra["code"]["verified_by"] or "").split("@")[0]) for reward, extra in rows]
 
 
-def test_two_verify_workers_share_a_train_jobs_programs(api, procfile, db, tiny_model):
+def test_two_verify_workers_share_a_train_jobs_programs(api, client, procfile, db, tiny_model):
     procfile("train")
     for name in ("verify-a", "verify-b"):  # one batch at a time each, so neither can take all
         procfile("verify", args=f"-n {name}@%h", VERIFY_CONCURRENCY="1")
@@ -63,6 +63,12 @@ def test_two_verify_workers_share_a_train_jobs_programs(api, procfile, db, tiny_
     assert {worker for _, worker in rows} == {"verify-a", "verify-b"}
     series = api.get(f"/jobs/{job_id}/metrics?names=verify_time,verify_wait_time,policy_lag").json["series"]
     assert [lag for _, lag in series["policy_lag"]] == [0, 1, 1] and len(series["verify_wait_time"]) == steps
+    # Prometheus counts the programs judged for training, by verdict, and each step's duration.
+    scraped = client.get("/metrics").get_data(as_text=True)
+    counted = sum(float(value) for value in re.findall(
+        r'^rlvr_verified_programs_total\{queue="verify",source="rewards",verdict="\w+"\} (\S+)$', scraped, re.M))
+    assert counted >= steps * prompts * GROUP, scraped
+    assert f'rlvr_train_step_seconds_count{{kind="train"}} {float(steps)}' in scraped.splitlines(), scraped
 
 
 def _freeze_mid_batch(workers: dict, results: redis.Redis) -> tuple[str, str] | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from support import timeline, wait_for, wait_until
+from support import timeline, train_spec, wait_for, wait_until
 from service.db import JobEvent, VerdictRow
 
 CORRECT = ("def add(a, b):\n    return a + b", ["assert add(1, 2) == 3", "assert add(-1, 1) == 0"])
@@ -30,7 +30,7 @@ def submit(api, requests: list[dict]) -> int:
 
 
 def test_verify_job_runs_to_success(api, procfile):
-    procfile("train")
+    procfile("coordinate")
     procfile("verify")
     job_id = submit(api, [request(*CORRECT)] * 4 + [request(*WRONG), request(*RAISES)])
     job = wait_for(api, job_id, "succeeded", "failed")
@@ -49,7 +49,7 @@ def test_verify_job_runs_to_success(api, procfile):
 
 
 def test_cancel_a_running_job(api, procfile):
-    procfile("train")
+    procfile("coordinate")
     procfile("verify", VERIFY_CONCURRENCY="1")
     job_id = submit(api, [slow(1.0)] * 12)
     wait_for(api, job_id, "running")
@@ -72,7 +72,7 @@ def test_sync_verify_endpoint(api, procfile, stack_settings):
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # a queue property; one backend will do
 def test_sync_verify_goes_ahead_of_a_big_jobs_batches(api, procfile, redis_server):
-    procfile("train")
+    procfile("coordinate")
     procfile("verify", VERIFY_CONCURRENCY="1")
     job_id = submit(api, [slow(0.5)] * 24)  # six batches of four, one at a time
     wait_until(lambda: api.get("/stats").json["queues"]["verify"] >= 3, 30, "batches waiting in the queue")
@@ -88,7 +88,7 @@ def test_verify_worker_killed_mid_job_loses_and_duplicates_nothing(api, procfile
     # worker's unacked batch to the new worker within seconds.
     clocks = dict(VERIFY_CONCURRENCY="1", RLVR_VERIFY_HARD_SECONDS="10", RLVR_VERIFY_SOFT_SECONDS="8",
                   RLVR_VISIBILITY_TIMEOUT="12")
-    procfile("train")
+    procfile("coordinate")
     verify = procfile("verify", **clocks)
     job_id = submit(api, [slow(0.4)] * 16)
     wait_until(lambda: api.get(f"/jobs/{job_id}").json["progress"]["done"] >= 4, 60, "a first batch")
@@ -103,15 +103,15 @@ def test_verify_worker_killed_mid_job_loses_and_duplicates_nothing(api, procfile
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-def test_train_worker_killed_is_reaped_and_requeued(api, procfile, db):
+def test_coordinator_killed_is_reaped_and_requeued(api, procfile, db):
     procfile("verify")
     procfile("beat")
-    train = procfile("train")
+    coordinator = procfile("coordinate")
     job_id = submit(api, [slow(0.5)] * 8)
     wait_for(api, job_id, "running")
-    train.kill()
+    coordinator.kill()
     wait_until(lambda: "crashed" in timeline(api, job_id), 30, "the reaper to mark the job crashed")
-    procfile("train")
+    procfile("coordinate")
     job = wait_for(api, job_id, "succeeded", "failed", timeout=120)
     assert job["status"] == "succeeded" and job["attempt"] == 2
     assert timeline(api, job_id) == ["queued", "running", "crashed", "queued", "running", "succeeded"]
@@ -125,7 +125,30 @@ def test_redis_restarted_while_jobs_are_queued_loses_nothing(api, procfile, redi
     job_ids = [submit(api, [request(*CORRECT)] * 2) for _ in range(3)]
     redis_server.restart()  # no persistence: every message and marker is gone
     procfile("verify")
-    procfile("train")
+    procfile("coordinate")
     procfile("beat")
     for job_id in job_ids:
         assert wait_for(api, job_id, "succeeded", "failed")["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_verify_job_finishes_while_the_only_train_worker_is_busy(api, procfile, tiny_model):
+    procfile("train")
+    procfile("verify")
+    procfile("coordinate")
+    long_job = submit_train(api, train_spec(tiny_model, steps=10_000))
+    wait_for(api, long_job, "running")
+    job_id = submit(api, [request(*CORRECT), request(*WRONG)])
+    job = wait_for(api, job_id, "succeeded", "failed", timeout=60)
+    assert job["status"] == "succeeded" and job["result"]["all_passed"] == 1, job
+    claimed_by = [e["message"] for e in api.get(f"/jobs/{job_id}/events").json["events"] if e["status"] == "running"]
+    assert claimed_by[0].startswith("claimed by coordinate@"), claimed_by
+    assert api.get(f"/jobs/{long_job}").json["status"] == "running", "the train job should still hold its worker"
+    api.post(f"/jobs/{long_job}/cancel")
+    assert wait_for(api, long_job, "cancelled")["status"] == "cancelled"
+
+
+def submit_train(api, spec: dict) -> int:
+    response = api.post("/jobs", json={"kind": "train", "spec": spec})
+    assert response.status_code == 201, response.json
+    return response.json["id"]
