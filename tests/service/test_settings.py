@@ -29,12 +29,21 @@ def test_values_come_from_the_named_variables(tmp_path):
 @pytest.mark.parametrize(
     ("variable", "value"),
     [("RLVR_MAX_ATTEMPTS", "three"), ("RLVR_MAX_ATTEMPTS", "0"), ("RLVR_HEARTBEAT_SECONDS", "-1"),
-     ("RLVR_WEB_THREADS", "1.5")],
+     ("RLVR_WEB_THREADS", "1.5"), ("RLVR_GPUS", "0,x"), ("RLVR_GPUS", "-1"), ("RLVR_GPUS", "1,1")],
 )
 def test_a_bad_value_names_its_variable(variable, value):
     with pytest.raises(ValidationError) as error:
         load_settings({variable: value})
     assert variable in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "gpus"), [("0,1", [0, 1]), (" 3 , 5 ", [3, 5]), ("2", [2]), ("", None)]
+)
+def test_gpus_are_a_comma_separated_list(value, gpus, monkeypatch):
+    assert load_settings({"RLVR_GPUS": value}).gpus == gpus
+    monkeypatch.setenv("RLVR_GPUS", value)  # the environment source too, which would read JSON
+    assert Settings().gpus == gpus
 
 
 def test_the_process_environment_and_a_dotenv_file(tmp_path, monkeypatch):

@@ -132,7 +132,7 @@ def test_health_metrics_and_stats(client, api):
     health = client.get("/api/v1/health")
     assert health.status_code == 200
     assert health.json["database"]["ok"] and health.json["redis"]["ok"]
-    assert health.json["workers"] == {"train": 0, "verify": 0}
+    assert health.json["workers"] == {"train": 0, "verify": 0} and health.json["gpus"] == {}
     metrics = client.get("/api/v1/metrics").get_data(as_text=True)
     assert 'rlvr_jobs{kind="verify",state="queued"}' in metrics
     assert 'rlvr_queue_depth{queue="train"} 1.0' in metrics
