@@ -36,7 +36,11 @@ from rlvr.rollout import policy_logprobs  # noqa: E402
 from rlvr.spec import ModelSpec, SamplingSpec  # noqa: E402
 
 PROMPTS = ["1+2", "Numbers: 30, 100, 93. Target: 23. Expression:"]
-AGREE = 2e-3  # |logp_vllm - logp_trainer| per token in float32: other kernels, same numbers
+# Both sides in float32, on the GPU when there is one (vLLM's CUDA build), else on CPU.
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+# |logp_vllm - logp_trainer| per token: other kernels, same numbers. Measured on CPU: 1e-6.
+# On a GPU (not yet run) vLLM's float32 matmuls may use TF32, hence the looser bound there.
+AGREE = 2e-2 if DEVICE == "cuda" else 2e-3
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +54,7 @@ def vllm_model_dir(tmp_path_factory):
 
 
 def _lora_spec(model_dir: str) -> ModelSpec:
-    return ModelSpec(name=model_dir, lora={"r": 4, "alpha": 8}, device="cpu", dtype="float32")
+    return ModelSpec(name=model_dir, lora={"r": 4, "alpha": 8}, device=DEVICE, dtype="float32")
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +149,7 @@ def test_after_an_update_and_a_load_vllm_samples_the_new_policy(engine, policy):
 
 def test_full_fine_tuning_weights_load_into_the_same_engine(engine, vllm_model_dir):
     model, _, _ = load_policy(
-        ModelSpec(name=vllm_model_dir, lora=None, device="cpu", dtype="float32")
+        ModelSpec(name=vllm_model_dir, lora=None, device=DEVICE, dtype="float32")
     )
     with torch.no_grad():
         model.model.layers[0].mlp.down_proj.weight.mul_(3.0)
@@ -171,7 +175,12 @@ def test_a_train_job_samples_with_vllm_and_corrects_with_tis(
     monkeypatch.setattr(trainer_module, "build_engine", shared_engine)
     spec = TrainSpec.model_validate(
         {
-            "model": {"name": vllm_model_dir, "lora": {"r": 4, "alpha": 8}, "device": "cpu"},
+            "model": {
+                "name": vllm_model_dir,
+                "lora": {"r": 4, "alpha": 8},
+                "device": DEVICE,
+                "dtype": "float32",
+            },
             "task": {"name": "arithmetic", "max_digits": 1, "train_size": 64, "test_size": 8},
             "algorithm": {"group_size": 4, "kl_coef": 0.05},
             "sampling": {"max_new_tokens": 6, "engine": "vllm", "tis_cap": 2.0},
