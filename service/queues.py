@@ -39,6 +39,8 @@ JOB_TASKS = {"train": RUN_JOB, "coordinate": COORDINATE_JOB}
 VERIFY_BATCH = "worker.tasks.verify_batch"
 VERIFY_REQUESTS = "worker.tasks.verify_requests"
 REAP = "worker.tasks.reap"
+# The remote-control command a train worker answers with the GPUs it owns (/health asks it).
+GPUS_COMMAND = "rlvr_gpus"
 # On Redis a message's priority picks one of these lists per queue, and a worker drains
 # lower numbers first: a synchronous `POST /verify` (0) never waits behind a big job's
 # batches (BATCH_PRIORITY).

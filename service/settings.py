@@ -14,9 +14,10 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rlvr.rewards.llm import JudgeEndpoint
 
@@ -107,6 +108,28 @@ class Settings(BaseSettings):
     sync_verify_timeout: float = _env(
         "RLVR_SYNC_VERIFY_TIMEOUT", 60.0, "Seconds `POST /verify` waits before answering 504.", gt=0
     )
+    # NoDecode: the variable is `0,1`, not the JSON list pydantic-settings would expect.
+    gpus: Annotated[list[Annotated[int, Field(ge=0)]] | None, NoDecode] = _env(
+        "RLVR_GPUS",
+        None,
+        "GPU indices a train worker owns, comma-separated (`0,1`): its pool process i runs each job with "
+        "CUDA_VISIBLE_DEVICES set to the i-th alone, so `-c` may not exceed their number. Unset: jobs "
+        "see whatever GPUs the worker sees.",
+    )
+
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _comma_separated(cls, value):
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()] or None
+        return value
+
+    @field_validator("gpus")
+    @classmethod
+    def _distinct(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError(f"names a GPU twice: {value}; two pool processes would share it")
+        return value
 
     @field_validator("judge_endpoints", mode="before")
     @classmethod

@@ -27,7 +27,7 @@ from sqlalchemy import func, select, text
 from service import telemetry
 from service.db import Job, jobs, training, verdicts
 from service.db.models import JOB_STATES
-from service.queues import QUEUES, Services, queue_keys
+from service.queues import GPUS_COMMAND, QUEUES, Services, queue_keys
 
 
 def _check(probe) -> dict:
@@ -38,11 +38,28 @@ def _check(probe) -> dict:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
 
 
+def worker_queues(svc: Services, timeout: float = 1.0) -> dict[str, list[str]]:
+    """The queues each worker answering a broadcast consumes, by worker name."""
+    replies = svc.celery.control.inspect(timeout=timeout).active_queues() or {}
+    return {worker: [q["name"] for q in queues] for worker, queues in replies.items()}
+
+
 def live_workers(svc: Services, timeout: float = 1.0) -> dict[str, int]:
     """Worker processes answering a broadcast, counted per queue they consume."""
-    replies = svc.celery.control.inspect(timeout=timeout).active_queues() or {}
-    counts = Counter(q["name"] for queues in replies.values() for q in queues)
+    counts = Counter(queue for consumed in worker_queues(svc, timeout).values() for queue in consumed)
     return {queue: counts.get(queue, 0) for queue in QUEUES}
+
+
+def train_gpus(
+    svc: Services, workers: list[str], timeout: float = 1.0
+) -> dict[str, list[int] | None]:
+    """The GPUs each of these train workers took at start-up (`RLVR_GPUS`; None: no list).
+    Asked of those workers only, and answered as soon as each has replied."""
+    if not workers:
+        return {}
+    replies = svc.celery.control.broadcast(
+        GPUS_COMMAND, reply=True, timeout=timeout, destination=workers, limit=len(workers))
+    return {worker: answer.get("gpus") for reply in replies for worker, answer in reply.items()}
 
 
 def health(svc: Services) -> dict:
@@ -51,7 +68,11 @@ def health(svc: Services) -> dict:
             s.execute(text("SELECT 1"))
 
     report = {"database": _check(ping_db), "redis": _check(svc.redis.ping)}
-    report["workers"] = live_workers(svc) if report["redis"]["ok"] else {q: 0 for q in QUEUES}
+    queues = worker_queues(svc) if report["redis"]["ok"] else {}
+    counts = Counter(queue for consumed in queues.values() for queue in consumed)
+    report["workers"] = {queue: counts.get(queue, 0) for queue in QUEUES}
+    trainers = sorted(worker for worker, consumed in queues.items() if "train" in consumed)
+    report["gpus"] = train_gpus(svc, trainers)
     report["status"] = "ok" if report["database"]["ok"] and report["redis"]["ok"] else "degraded"
     return report
 

@@ -131,6 +131,11 @@ class Health(BaseModel):
     database: Check
     redis: Check
     workers: dict[str, int] = Field(description="Live worker processes per queue they consume.")
+    gpus: dict[str, list[int] | None] = Field(
+        default_factory=dict,
+        description="The GPUs each live train worker owns (`RLVR_GPUS`), by worker name; its pool process i "
+        "runs jobs on the i-th. null: no list, its jobs see every GPU the worker sees.",
+    )
 
 
 class LiveTraining(BaseModel):

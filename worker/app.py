@@ -4,18 +4,24 @@ The main process builds its `Services` at start-up without connecting (so driver
 imported once, not per job); each forked child drops the pooled connections it inherited
 and opens its own. A train worker imports torch and rlvr's loops at start-up too, so each
 job's fresh process is forked with them loaded. A verify worker refuses to start
-when the sandbox cannot run, naming what is missing.
+when the sandbox cannot run, naming what is missing. A train worker with `RLVR_GPUS` logs
+which GPU each pool process gives its jobs, and refuses to start with more pool processes
+than GPUs (`worker.gpus`); the `rlvr_gpus` inspect command tells /health the same.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 
-from celery.signals import worker_init, worker_process_init
+from celery.signals import worker_init, worker_process_init, worker_ready
+from celery.worker.control import inspect_command
 
 from service.settings import load_settings
-from service.queues import Services, make_celery, make_services
+from service.queues import GPUS_COMMAND, Services, make_celery, make_services
+from worker import gpus
 
+log = logging.getLogger(__name__)
 settings = load_settings()
 settings.data_dir.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule file there
 app = make_celery(settings)
@@ -29,6 +35,7 @@ def services() -> Services:
 @worker_process_init.connect
 def _fresh_connections_in_child(**_) -> None:
     services().db.engine.dispose(close=False)
+    gpus.assign()
 
 
 @worker_init.connect
@@ -42,4 +49,17 @@ def _start(sender=None, **_) -> None:
     if "train" in queues:
         from worker.training import preload
 
+        gpus.take(settings.gpus, sender.concurrency)  # raises before the pool starts if it is too big
         preload()
+
+
+@worker_ready.connect
+def _say_which_gpus(sender=None, **_) -> None:
+    if gpus.plan() is not None:  # logged here: at worker_init the worker's logging is not set up yet
+        log.info("train worker %s %s", sender.hostname, gpus.plan())
+
+
+@inspect_command(name=GPUS_COMMAND)
+def _gpus(state) -> dict:
+    """`celery -A worker.app inspect rlvr_gpus`: the GPUs this worker took (null: no list)."""
+    return {"gpus": gpus.owned()}

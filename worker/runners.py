@@ -28,17 +28,23 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
 
 
-def run_job_in_fresh_process(services: Services, job_id: int, worker_name: str) -> int:
+def run_job_in_fresh_process(
+    services: Services, job_id: int, worker_name: str, gpu: int | None = None
+) -> int:
     """Forks a child that runs the job with its own connections, waits, returns its exit status.
 
     Whatever a job loads (a model, CUDA state, leaked memory) dies with its child, while the
     pool process that consumes the queue stays up, so the next job starts in milliseconds.
     A child killed mid-job leaves the job `running` with a stale heartbeat: the reaper's case.
+    With `gpu` (the pool process's own, `worker.gpus`) the child sees that GPU alone: CUDA
+    reads `CUDA_VISIBLE_DEVICES` when the child first touches it, which is after this.
     """
     pid = os.fork()
     if pid == 0:
         status = 1
         try:
+            if gpu is not None:
+                os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
             services.db.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
             run_job(services, job_id, worker_name)
             status = 0
@@ -66,6 +72,9 @@ def run_job(services: Services, job_id: int, worker_name: str) -> None:
         except Exception as exc:
             log.exception("job %s failed", job_id)  # the operator's log keeps the paths; the user's row does not
             status, result, error = "failed", None, tenancy.without_paths(f"{type(exc).__name__}: {exc}")
+    devices = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if result is not None and devices is not None:  # the GPUs this job's process saw, in its words
+        result = {**result, "cuda_visible_devices": devices}
     with services.db.begin() as session:
         jobs.finish(session, job_id, status, result=result, error=error)
 

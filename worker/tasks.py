@@ -19,7 +19,7 @@ from service.db import jobs
 from service.db.models import utcnow
 from sandbox import VerifyRequest
 from service import queues, telemetry
-from worker import runners
+from worker import gpus, runners
 from worker.app import app, services, settings
 
 log = get_task_logger(__name__)
@@ -34,7 +34,8 @@ VERIFY_OPTIONS = dict(
 
 @app.task(name=queues.RUN_JOB, acks_late=False, bind=True)
 def run_job(self, job_id: int) -> None:
-    code = runners.run_job_in_fresh_process(services(), job_id, self.request.hostname or "worker")
+    worker_name = self.request.hostname or "worker"
+    code = runners.run_job_in_fresh_process(services(), job_id, worker_name, gpus.assigned())
     if code != 0:
         log.error("job %s: its process exited with %s; the reaper will requeue it if it is still running",
                   job_id, code)

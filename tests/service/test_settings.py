@@ -32,7 +32,7 @@ def test_values_come_from_the_named_variables(tmp_path):
     ("variable", "value"),
     [("RLVR_MAX_ATTEMPTS", "three"), ("RLVR_MAX_ATTEMPTS", "0"), ("RLVR_HEARTBEAT_SECONDS", "-1"),
      ("RLVR_WEB_THREADS", "1.5"), ("RLVR_JUDGE_ENDPOINTS", "{not json"),
-     ("RLVR_JUDGE_ENDPOINTS", '{"x": {"url": "file:///etc/passwd", "model": "m"}}'), ("RLVR_PROXY_HOPS", "-1")],
+     ("RLVR_JUDGE_ENDPOINTS", '{"x": {"url": "file:///etc/passwd", "model": "m"}}'), ("RLVR_PROXY_HOPS", "-1"), ("RLVR_GPUS", "0,x"), ("RLVR_GPUS", "-1"), ("RLVR_GPUS", "1,1")],
 )
 def test_a_bad_value_names_its_variable(variable, value):
     with pytest.raises(ValidationError) as error:
@@ -48,6 +48,15 @@ def test_the_tenancy_settings(tmp_path):
     assert settings.judge_endpoints["ops"].api_key.get_secret_value() == "judge-key-3"
     assert not any(secret in repr(settings) for secret in ("signing-key-1", "scrape-token-2", "judge-key-3"))
     assert load_settings({"RLVR_MODELS_DIR": "/srv/models"}).models_dir == Path("/srv/models")
+
+
+@pytest.mark.parametrize(
+    ("value", "gpus"), [("0,1", [0, 1]), (" 3 , 5 ", [3, 5]), ("2", [2]), ("", None)]
+)
+def test_gpus_are_a_comma_separated_list(value, gpus, monkeypatch):
+    assert load_settings({"RLVR_GPUS": value}).gpus == gpus
+    monkeypatch.setenv("RLVR_GPUS", value)  # the environment source too, which would read JSON
+    assert Settings().gpus == gpus
 
 
 def test_the_process_environment_and_a_dotenv_file(tmp_path, monkeypatch):

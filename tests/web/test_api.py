@@ -123,7 +123,7 @@ def test_health_metrics_and_stats(client, api):
     health = client.get("/api/v1/health")
     assert health.status_code == 200
     assert health.json["database"]["ok"] and health.json["redis"]["ok"]
-    assert health.json["workers"] == {"train": 0, "verify": 0, "coordinate": 0}
+    assert health.json["workers"] == {"train": 0, "verify": 0, "coordinate": 0} and health.json["gpus"] == {}
     metrics = client.get("/api/v1/metrics").get_data(as_text=True)
     assert 'rlvr_jobs{kind="verify",state="queued"}' in metrics
     assert 'rlvr_queue_depth{queue="coordinate"} 1.0' in metrics
