@@ -45,8 +45,10 @@ ERRORS = {
     404: "No such job (or not yours)",
     409: "Not allowed in the job's current state",
     413: "Body too large, or too many programs",
+    503: "The database or Redis cannot be reached for the moment: retry after `Retry-After` seconds",
     504: "No verdicts in time",
 }
+UNAVAILABLE = 503
 INVALID = 400
 
 Reply = type[BaseModel] | str | tuple[type[BaseModel] | str, str]
@@ -120,7 +122,8 @@ not JSON, a body that may be left out), laid over what it generates."""
 def operation(tag: str, replies: dict[int, Reply], errors: Iterable[int] = ()):
     """Documents a view under `tag` with its success `replies` by status and the `errors` it
     raises (400 comes with any query, body or header its signature names; 401 with
-    `token_required`). Its docstring's first paragraph is the summary, the rest the description."""
+    `token_required`; 503 with every view but this document's, since all of them read the
+    database or Redis). Its docstring's first paragraph is the summary, the rest the description."""
     def decorate(view):
         models, patch = {}, {}
         for status, reply in replies.items():
@@ -129,7 +132,8 @@ def operation(tag: str, replies: dict[int, Reply], errors: Iterable[int] = ()):
                 patch.setdefault("responses", {})[str(status)] = {"content": {body: {"schema": {"type": "string"}}}}
                 body = None
             models[f"HTTP_{status}"] = (body, description) if description else body
-        models.update({f"HTTP_{code}": (ErrorOut, ERRORS[code]) for code in errors})
+        codes = [*errors, UNAVAILABLE] if tag != "docs" and UNAVAILABLE not in replies else errors
+        models.update({f"HTTP_{code}": (ErrorOut, ERRORS[code]) for code in codes})
         hints = get_request_model_hints(view)
         if "json" in hints and _all_optional(hints["json"]):
             patch["requestBody"] = {"required": False}

@@ -10,6 +10,9 @@ import pytest
 import redis
 
 from service import queues
+from service.settings import load_settings
+from support import free_port
+from web import create_app
 
 
 def verify_spec(n: int = 1) -> dict:
@@ -137,6 +140,18 @@ def test_health_reports_a_dead_redis(client, redis_server):
     finally:
         redis_server.start()
     assert response.status_code == 503 and not response.json["redis"]["ok"]
+
+
+def test_a_database_out_of_reach_is_a_503_with_retry_after(stack_env):
+    nobody_there = f"postgresql://postgres@127.0.0.1:{free_port()}/rlvr"
+    app = create_app(load_settings({**stack_env, "DATABASE_URL": nobody_there}), TESTING=True)
+    client = app.test_client()
+    for call in (client.get("/api/v1/jobs/1", headers={"Authorization": "Bearer x"}),
+                 client.post("/api/v1/jobs", headers={"Authorization": "Bearer x"}, json={})):
+        assert call.status_code == 503 and call.headers["Retry-After"] == "5"
+        assert call.json == {"error": "unavailable", "detail": "the database cannot be reached for the moment; retry"}
+    health = client.get("/api/v1/health")
+    assert health.status_code == 503 and not health.json["database"]["ok"]
 
 
 def test_submit_survives_a_dead_redis(api, redis_server):
