@@ -12,7 +12,7 @@ from flask_wtf import CSRFProtect
 
 from service.queues import make_services
 from service.settings import Settings, load_settings
-from web import api, cli, errors, openapi, pages, training_api
+from web import api, cli, errors, inputs, openapi, pages, training_api
 from web.context import close_reader
 from web.sessions import SessionCookies
 
@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None, **config) -> Flask:
     app.session_interface = SessionCookies()
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=settings.max_body_bytes, **config)
     app.extensions["rlvr"] = make_services(settings)
+    app.url_map.converters["int"] = inputs.RowId  # before any route: every int in a path is a row id
     csrf = CSRFProtect(app)
     for blueprint in (api.bp, training_api.bp):
         csrf.exempt(blueprint)  # API writes take a bearer token only, never a cookie (web.auth)

@@ -27,6 +27,7 @@ from spectree.plugins.flask_plugin import FlaskPlugin
 from spectree.utils import get_request_model_hints
 from swagger_ui_bundle import swagger_ui_path
 
+from web import inputs
 from web.actions import deep_merge
 from web.errors import ApiError, field_errors, invalid
 from web.schemas import ErrorOut
@@ -71,6 +72,8 @@ class _Requests(FlaskPlugin):
 
 
 def _parsed(model: type[BaseModel], data: Any) -> BaseModel:
+    if problem := inputs.unstorable(data):
+        raise invalid([problem])
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -81,9 +84,13 @@ def _parsed(model: type[BaseModel], data: Any) -> BaseModel:
 
 def _body(model: type[BaseModel]) -> dict:
     """The JSON object in the body; no body at all is `{}` for a model whose fields all have defaults."""
-    if not request.get_data() and _all_optional(model):
+    raw = request.get_data()
+    if not raw and _all_optional(model):
         return {}
-    data = request.get_json(silent=True)
+    try:
+        data = inputs.loads(raw) if request.is_json else None
+    except ValueError as exc:
+        raise ApiError(400, "invalid request", f"the body is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid request", "the body must be a JSON object")
     return data
@@ -106,7 +113,9 @@ class _Replies(Response):
 spec = SpecTree(
     backend=_Requests, mode="strict", title="rlvr-service", version="1",
     description="Reinforcement learning from verifiable rewards as a job service. Send `Authorization: Bearer "
-                "<token>`; a GET may instead carry the web pages' session cookie.",
+                "<token>`; a GET may instead carry the web pages' session cookie. Every JSON body, query and "
+                f"header is refused with a 400 naming the field if it nests deeper than {inputs.MAX_DEPTH} levels, "
+                "holds a string with NUL or a lone surrogate, or a number that is not finite.",
     validation_error_status=INVALID, validation_error_model=ErrorOut,
     # Components are named after their models (spectree's default adds a hash), and a model
     # nested in several bodies (VerifyRequest) is one component.
@@ -149,10 +158,20 @@ def _all_optional(model: type[BaseModel]) -> bool:
 
 
 def document() -> dict:
-    """spectree's document with each operation's patch laid over it."""
+    """spectree's document with each operation's patch laid over it, and the bounds of the
+    path ids (`web.inputs.RowId`), which spectree cannot read from a rule."""
     return {**spec.spec, "paths": {
-        path: {method: deep_merge(op, _PATCHES.get(op["operationId"], {})) for method, op in operations.items()}
+        path: {method: _bounded_ids(deep_merge(op, _PATCHES.get(op["operationId"], {})))
+               for method, op in operations.items()}
         for path, operations in spec.spec["paths"].items()}}
+
+
+def _bounded_ids(op: dict) -> dict:
+    if "parameters" not in op:
+        return op
+    return {**op, "parameters": [
+        {**p, "schema": {**p["schema"], "minimum": 1, "maximum": inputs.MAX_ID}}
+        if p["in"] == "path" and p["schema"].get("type") == "integer" else p for p in op["parameters"]]}
 
 
 # Not spectree's offline pages (its `offline` extra): they inline the scripts of three UIs into

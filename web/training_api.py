@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import tarfile
-from typing import Any
+from typing import Annotated, Any
 
 from flask import Blueprint, g, send_file, url_for
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -21,6 +21,7 @@ from web import actions
 from web.context import reader, services
 from web.auth import job_or_404, token_required
 from web.errors import ApiError, field_errors
+from web.inputs import MAX_ID, MAX_OFFSET
 from web.openapi import operation
 from web.replies import reply
 from web.schemas import JobOut
@@ -31,7 +32,7 @@ bp = Blueprint("training_api", __name__, url_prefix="/api/v1")
 class MetricsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     names: str | None = Field(None, description="Comma-separated metric names (reward,kl,...); all when absent.")
-    after: int | None = Field(None, ge=0, description="Only steps after this one (a client following a job).")
+    after: int | None = Field(None, ge=0, le=MAX_ID, description="Only steps after this one (a client following a job).")
 
 
 class MetricSeries(BaseModel):
@@ -41,12 +42,12 @@ class MetricSeries(BaseModel):
 
 class ExperienceQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    step: int | None = Field(None, ge=0, description="Only this step.")
+    step: int | None = Field(None, ge=0, le=MAX_ID, description="Only this step.")
     verdict: str | None = Field(None, description="Only this verdict: pass, fail, error, ...")
     min_reward: float | None = Field(None, description="Reward at least.")
     max_reward: float | None = Field(None, description="Reward at most.")
     limit: int = Field(50, ge=1, le=500, description="Rollouts per page.")
-    offset: int = Field(0, ge=0, description="Rollouts to skip.")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Rollouts to skip.")
 
 
 class ExperienceOut(BaseModel):
@@ -141,7 +142,7 @@ class CloneBody(BaseModel):
 class CompareQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # style=form, explode=false is OpenAPI's name for a comma-separated list: jobs=3,5
-    jobs: list[int] = Field(min_length=1, max_length=20, description="Comma-separated job ids.",
+    jobs: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=20, description="Comma-separated job ids.",
                             json_schema_extra={"style": "form", "explode": False})
     names: str | None = Field(None, description="Comma-separated metric names; all when absent.")
 
