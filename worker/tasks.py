@@ -71,7 +71,7 @@ def reap() -> None:
         waiting = jobs.unsent_since(session, utcnow() - timedelta(seconds=settings.resend_after_seconds))
     unmarked = set(queues.unmarked(svc, [queues.job_marker(j) for j in waiting]))
     lost = [j for j in waiting if queues.job_marker(j) in unmarked]
-    if lost:  # a claim deletes the marker after it commits, so re-reading tells claimed from lost
+    if lost:  # re-read: a worker drops the marker just before it claims, and may have claimed since
         with svc.db.read() as session:
             lost = jobs.still_queued(session, lost)
     for job_id in requeued + lost:
