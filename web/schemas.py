@@ -127,10 +127,16 @@ class Check(BaseModel):
     error: str | None = Field(None, description="The probe's exception, when it failed.")
 
 
+class Seen(Check):
+    last_seen: datetime | None = Field(None, description="When Redis last saw it, within its window.")
+
+
 class Health(BaseModel):
-    status: Literal["ok", "degraded"]
+    status: Literal["ok", "degraded"] = Field(description="`ok` when every check below is.")
     database: Check
     redis: Check
+    beat: Seen = Field(description="Beat sent the reaper within the last three reaper periods (and 5 s).")
+    reaper: Seen = Field(description="The reaper finished a run within the same window.")
     workers: dict[str, int] = Field(description="Live worker processes per queue they consume.")
 
 

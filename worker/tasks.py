@@ -78,6 +78,7 @@ def reap() -> None:
         queues.send_job(svc, job_id)
     if requeued or lost:
         log.warning("reaper: requeued %s, re-sent lost %s", requeued, lost)
+    queues.mark_seen(svc, queues.REAPER_SEEN)
 
 
 def _count_delivery(job_id: int, start: int) -> int:

@@ -119,11 +119,18 @@ def test_unknown_routes_and_methods_are_json(api):
     assert api.delete("/jobs").status_code == 405
 
 
-def test_health_metrics_and_stats(client, api):
+def seen(app, *keys) -> None:
+    """Marks beat or the reaper seen, as a running beat and reaper do."""
+    for key in keys:
+        queues.mark_seen(app.extensions["rlvr"], key)
+
+
+def test_health_metrics_and_stats(app, client, api):
     submit(api)
+    seen(app, queues.BEAT_SEEN, queues.REAPER_SEEN)
     health = client.get("/api/v1/health")
-    assert health.status_code == 200
-    assert health.json["database"]["ok"] and health.json["redis"]["ok"]
+    assert health.status_code == 200, health.json
+    assert all(health.json[check]["ok"] for check in ("database", "redis", "beat", "reaper"))
     assert health.json["workers"] == {"train": 0, "verify": 0}
     metrics = client.get("/api/v1/metrics").get_data(as_text=True)
     assert 'rlvr_jobs{kind="verify",state="queued"}' in metrics
@@ -131,6 +138,18 @@ def test_health_metrics_and_stats(client, api):
     assert 'rlvr_verify_seconds_bucket{le="+Inf"}' in metrics
     stats = api.get("/stats").json
     assert stats["jobs"]["queued"] >= 1 and stats["queues"]["train"] == 1
+
+
+def test_health_reports_a_dead_beat_and_a_stale_reaper(app, client, stack_settings):
+    beat_dead = client.get("/api/v1/health")
+    assert beat_dead.status_code == 503 and beat_dead.json["status"] == "degraded"
+    assert "is beat running?" in beat_dead.json["beat"]["error"]
+    assert "has not finished a run" in beat_dead.json["reaper"]["error"]
+    seen(app, queues.BEAT_SEEN)  # beat sends the reaper, but no verify worker runs it
+    stale = client.get("/api/v1/health").json
+    assert stale["beat"]["ok"] and stale["beat"]["last_seen"] and not stale["reaper"]["ok"]
+    assert stale["status"] == "degraded"
+    assert queues.seen_window(stack_settings) == 3 * stack_settings.reaper_seconds + 5
 
 
 def test_health_reports_a_dead_redis(client, redis_server):
