@@ -142,7 +142,10 @@ class PreparedRead:
         self._toggle_autocommit = dialect.name != "sqlite"
 
     def one_or_none(self, **params: Any) -> tuple | None:
-        raw = self._engine.raw_connection()
+        try:
+            raw = self._engine.raw_connection()
+        except self._engine.dialect.loaded_dbapi.Error as exc:  # the pool does not wrap a failed connect
+            raise self._wrapped(exc, None, params) from exc
         try:
             driver = raw.driver_connection
             if self._toggle_autocommit:
@@ -168,7 +171,7 @@ class PreparedRead:
         """The driver's error as SQLAlchemy raises it from a `Connection` (so callers and
         `service.outages` see one kind), the connection dropped from the pool if it is dead."""
         dialect = self._engine.dialect
-        lost = dialect.is_disconnect(exc, raw.dbapi_connection, None)
+        lost = raw is not None and dialect.is_disconnect(exc, raw.dbapi_connection, None)
         if lost:
             raw.invalidate(exc)
         return DBAPIError.instance(self._sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost,
