@@ -16,6 +16,7 @@ from glob import glob
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import create_engine, select
 
 from service.db import Database, VerdictRow, accounts
@@ -163,3 +164,21 @@ def test_a_restart_between_two_requests_costs_the_second_nothing(private_postgre
     private_postgres.start()
     assert api.get(f"/jobs/{job_id}").status_code == 200  # the status poll's prepared read
     assert api.get("/jobs").status_code == 200  # an ORM session
+
+
+def test_redis_flushed_under_a_running_and_a_queued_job(api, procfile, redis_server, db):
+    procfile("train")
+    procfile("verify", VERIFY_CONCURRENCY="1")
+    procfile("beat")
+    running = submit(api, [slow(1.0)] * 12)
+    wait_for(api, running, "running")
+    queued = submit(api, [request(*CORRECT)] * 2)
+    redis.Redis.from_url(redis_server.url).flushall()  # every message, marker and binding is gone
+    after = submit(api, [request(*CORRECT)])
+    for job_id, programs in ((running, 12), (queued, 2), (after, 1)):
+        job = wait_for(api, job_id, "succeeded", "failed", timeout=120)
+        assert job["status"] == "succeeded" and job["result"]["all_passed"] == programs, job
+        assert timeline(api, job_id) == ["queued", "running", "succeeded"]
+    with db.read() as s:
+        indices = s.scalars(select(VerdictRow.index).where(VerdictRow.job_id == running)).all()
+    assert sorted(indices) == list(range(12))
