@@ -32,7 +32,8 @@ bp = Blueprint("training_api", __name__, url_prefix="/api/v1")
 class MetricsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     names: str | None = Field(None, description="Comma-separated metric names (reward,kl,...); all when absent.")
-    after: int | None = Field(None, ge=0, le=MAX_ID, description="Only steps after this one (a client following a job).")
+    after: int | None = Field(None, ge=0, le=MAX_ID,
+                              description="Only steps after this one (a client following a job).")
 
 
 class MetricSeries(BaseModel):
@@ -142,8 +143,9 @@ class CloneBody(BaseModel):
 class CompareQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # style=form, explode=false is OpenAPI's name for a comma-separated list: jobs=3,5
-    jobs: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=20, description="Comma-separated job ids.",
-                            json_schema_extra={"style": "form", "explode": False})
+    jobs: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
+        min_length=1, max_length=20, description="Comma-separated job ids.",
+        json_schema_extra={"style": "form", "explode": False})
     names: str | None = Field(None, description="Comma-separated metric names; all when absent.")
 
     @field_validator("jobs", mode="before")
