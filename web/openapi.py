@@ -50,6 +50,7 @@ ERRORS = {
     504: "No verdicts in time",
 }
 UNAVAILABLE = 503
+TOO_LARGE = 413
 INVALID = 400
 
 Reply = type[BaseModel] | str | tuple[type[BaseModel] | str, str]
@@ -113,9 +114,9 @@ class _Replies(Response):
 spec = SpecTree(
     backend=_Requests, mode="strict", title="rlvr-service", version="1",
     description="Reinforcement learning from verifiable rewards as a job service. Send `Authorization: Bearer "
-                "<token>`; a GET may instead carry the web pages' session cookie. Every JSON body, query and "
-                f"header is refused with a 400 naming the field if it nests deeper than {inputs.MAX_DEPTH} levels, "
-                "holds a string with NUL or a lone surrogate, or a number that is not finite.",
+                "<token>`; a GET may instead carry the web pages' session cookie. A JSON body, query or header "
+                f"that an operation reads is a 400 naming the field if it nests deeper than {inputs.MAX_DEPTH} "
+                "levels, holds a string with NUL or a lone surrogate, or a number that is not finite.",
     validation_error_status=INVALID, validation_error_model=ErrorOut,
     # Components are named after their models (spectree's default adds a hash), and a model
     # nested in several bodies (VerifyRequest) is one component.
@@ -130,8 +131,8 @@ not JSON, a body that may be left out), laid over what it generates."""
 
 def operation(tag: str, replies: dict[int, Reply], errors: Iterable[int] = ()):
     """Documents a view under `tag` with its success `replies` by status and the `errors` it
-    raises (400 comes with any query, body or header its signature names; 401 with
-    `token_required`; 503 with every view but this document's, since all of them read the
+    raises (400 comes with any query, body or header its signature names, 413 with a body; 401
+    with `token_required`; 503 with every view but this document's, since all of them read the
     database or Redis). Its docstring's first paragraph is the summary, the rest the description."""
     def decorate(view):
         models, patch = {}, {}
@@ -141,9 +142,13 @@ def operation(tag: str, replies: dict[int, Reply], errors: Iterable[int] = ()):
                 patch.setdefault("responses", {})[str(status)] = {"content": {body: {"schema": {"type": "string"}}}}
                 body = None
             models[f"HTTP_{status}"] = (body, description) if description else body
-        codes = [*errors, UNAVAILABLE] if tag != "docs" and UNAVAILABLE not in replies else errors
-        models.update({f"HTTP_{code}": (ErrorOut, ERRORS[code]) for code in codes})
         hints = get_request_model_hints(view)
+        codes = set(errors)
+        if tag != "docs" and UNAVAILABLE not in replies:
+            codes.add(UNAVAILABLE)
+        if "json" in hints:
+            codes.add(TOO_LARGE)  # any body past RLVR_MAX_BODY_BYTES, before the view runs
+        models.update({f"HTTP_{code}": (ErrorOut, ERRORS[code]) for code in sorted(codes)})
         if "json" in hints and _all_optional(hints["json"]):
             patch["requestBody"] = {"required": False}
         _PATCHES[view.__name__] = patch

@@ -150,6 +150,7 @@ def test_the_document_states_the_bounds_the_server_enforces(doc):
     for (path, method), op in ops.items():
         if path != "/api/v1/openapi.json":  # every other view reads the database or Redis
             assert "503" in op["responses"], op["operationId"]
+        assert ("413" in op["responses"]) == ("requestBody" in op), op["operationId"]
         for p in op.get("parameters", ()):
             if p["in"] == "path":
                 assert (p["schema"]["minimum"], p["schema"]["maximum"]) == (1, 2**31 - 1), op["operationId"]
