@@ -60,11 +60,13 @@ def _drop_closed(dbapi_connection, _record, _proxy) -> None:
     """Refuses a pooled connection that the server has closed, so the pool opens a new one.
 
     An idle connection has nothing to read. A server that shut down or restarted sent its
-    last message and closed the socket, so the socket reads as ready (poll with no wait);
-    raising DisconnectionError here makes the pool discard it and connect afresh.
+    last message and closed the socket, so the socket reads as ready (poll with no wait;
+    poll, not select, which fails on descriptors past 1023); raising DisconnectionError here
+    makes the pool discard it and connect afresh.
     """
-    ready, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
-    if ready:
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN)
+    if poller.poll(0):
         raise DisconnectionError("the server closed this pooled connection")
 
 
