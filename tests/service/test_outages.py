@@ -8,9 +8,9 @@ import pytest
 import redis
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy import create_engine, exc, text
+from support import free_port
 
 from service.outages import outage
-from support import free_port
 
 
 def sqlite_error(message: str) -> exc.OperationalError:

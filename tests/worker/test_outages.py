@@ -7,6 +7,7 @@ server, so the test may stop it at will. The API is the app in-process, on that 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -18,12 +19,12 @@ from pathlib import Path
 import pytest
 import redis
 from sqlalchemy import create_engine, select
+from support import Api, free_port, timeline, wait_for, wait_until
+from test_lifecycle import CORRECT, request, slow, submit
 
 from service.db import Database, VerdictRow, accounts
 from service.db.migrate import upgrade
 from service.settings import load_settings
-from support import Api, free_port, timeline, wait_for, wait_until
-from test_lifecycle import CORRECT, request, slow, submit
 from web import create_app
 
 
@@ -70,10 +71,8 @@ class PostgresCluster:
         return self.url(name)
 
     def destroy(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # not running
             self._run("pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
-        except subprocess.CalledProcessError:
-            pass  # not running
         shutil.rmtree(self.root, ignore_errors=True)
 
 
