@@ -20,6 +20,10 @@ from rlvr.tasks.arithmetic import ArithmeticOptions
 from rlvr.tasks.base import TASKS
 
 
+MAX_STEPS = 2**31 - 1
+"""Step numbers are 32-bit integers where jobs are stored (the service's `integer` columns)."""
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
@@ -167,7 +171,7 @@ class OptimSpec(_Spec):
 
 
 class StoppingSpec(_Spec):
-    max_steps: int = Field(100, ge=1, description="Stop after this many optimizer steps.")
+    max_steps: int = Field(100, ge=1, le=MAX_STEPS, description="Stop after this many optimizer steps.")
     target_pass_rate: float | None = Field(
         None, gt=0.0, le=1.0, description="Stop when the pass rate is at least this with `min_confidence`."
     )
@@ -336,7 +340,7 @@ class SFTSpec(_Spec):
     kind: Literal["sft"] = Field("sft", description="Job kind.")
     model: ModelSpec = Field(default_factory=lambda: ModelSpec(lora=None), description="Model to train.")
     task: TaskSpec = Field(default_factory=_default_task)
-    max_steps: int = Field(200, ge=1, description="Optimizer steps.")
+    max_steps: int = Field(200, ge=1, le=MAX_STEPS, description="Optimizer steps.")
     batch_size: int = Field(32, ge=1, description="Examples per step.")
     learning_rate: float = Field(1e-3, gt=0.0, description="Peak learning rate (AdamW).")
     schedule: Literal["constant", "linear", "cosine"] = Field("cosine", description="Decay after warmup.")

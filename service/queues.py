@@ -9,11 +9,16 @@ Postgres is the truth and Redis only carries messages, so a Redis that restarts 
 loses messages but no job. Every message we send leaves a marker key beside it in Redis:
 markers and messages live and die together, so "the job is queued in the database but its
 marker is gone" means "Redis lost the message", and the reaper sends it again. A duplicate
-message is harmless (claims are guarded, verdict rows unique), a lost one is not.
+message is harmless (claims are guarded, verdict rows unique), a lost one is not. A train
+message is acked on receipt, so its worker drops the marker on receipt too, before it claims
+the job: a message taken but never claimed also reads as lost.
+
+Beat and the reaper leave keys here too (`mark_seen`), which `/health` reads.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -144,6 +149,29 @@ def unmarked(services: Services, markers: Iterable[str]) -> list[str]:
             pipe.exists(marker)
         present = pipe.execute()
     return [m for m, here in zip(markers, present) if not here]
+
+
+# Beat marks itself seen each time it sends the reaper, and the reaper each time it finishes a
+# run. The keys expire, on Redis's clock, after `seen_window`: a missing key means beat or the
+# reaper has not been seen lately, which /health reports.
+BEAT_SEEN = "rlvr:seen:beat"
+REAPER_SEEN = "rlvr:seen:reaper"
+
+
+def seen_window(settings: Settings) -> float:
+    """Seconds beat or the reaper may go unseen: three reaper periods, and slack for a reaper
+    message that waits behind a batch on a busy verify pool."""
+    return 3 * settings.reaper_seconds + 5
+
+
+def mark_seen(services: Services, key: str) -> None:
+    services.redis.set(key, f"{time.time():.3f}", px=int(seen_window(services.settings) * 1000))
+
+
+def last_seen(services: Services, key: str) -> float | None:
+    """The Unix time `key` was last marked, if within the window."""
+    value = services.redis.get(key)
+    return float(value) if value is not None else None
 
 
 def send_requests(services: Services, requests: list[dict], source: str = "api"):

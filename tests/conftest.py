@@ -38,7 +38,7 @@ from service.db import Database, accounts
 from service.settings import load_settings
 from service.db.migrate import upgrade
 from service.settings import sqlalchemy_url
-from support import ROOT, TINY, free_port, wait_until
+from support import ROOT, TINY, Api, free_port, wait_until
 from web import create_app
 
 PG_ADMIN_URL = sqlalchemy_url(
@@ -252,18 +252,6 @@ def app(stack_settings):
 @pytest.fixture
 def client(app):
     return app.test_client()
-
-
-class Api:
-    """The test client speaking as one user: `api.post("/jobs", json=...)`."""
-
-    def __init__(self, client, token: str):
-        self.client, self.headers = client, {"Authorization": f"Bearer {token}"}
-
-    def __getattr__(self, verb):
-        def call(path, headers=None, **kw):
-            return getattr(self.client, verb)("/api/v1" + path, headers={**self.headers, **(headers or {})}, **kw)
-        return call
 
 
 @pytest.fixture

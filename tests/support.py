@@ -30,6 +30,18 @@ def wait_until(predicate, timeout: float, what: str, every: float = 0.1):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+class Api:
+    """The test client speaking as one user: `api.post("/jobs", json=...)`."""
+
+    def __init__(self, client, token: str):
+        self.client, self.headers = client, {"Authorization": f"Bearer {token}"}
+
+    def __getattr__(self, verb):
+        def call(path, headers=None, **kw):
+            return getattr(self.client, verb)("/api/v1" + path, headers={**self.headers, **(headers or {})}, **kw)
+        return call
+
+
 def wait_for(api, job_id: int, *statuses: str, timeout: float = 90) -> dict:
     """Polls `GET /jobs/<id>` until the job is in one of `statuses`; returns it."""
     last = {}

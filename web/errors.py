@@ -1,5 +1,6 @@
 """Errors: under /api every error is JSON `{error, detail}`, never an HTML page or a 500
-with a traceback; pages keep Flask's HTML errors."""
+with a traceback; pages keep Flask's HTML errors. A database or Redis that cannot be reached
+(`service.outages`) is a 503 with Retry-After, on the API and the pages alike."""
 
 from __future__ import annotations
 
@@ -11,7 +12,12 @@ from flask import Flask, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from service.outages import outage
+
 log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+"""What a 503 asks clients to wait: about what a Postgres restart or a Redis failover takes."""
 
 
 class ApiError(Exception):
@@ -79,6 +85,12 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        if (down := outage(exc)) is not None:
+            log.warning("%s unreachable on %s %s: %s", down, request.method, request.path, exc)
+            retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            if request.path.startswith("/api/"):
+                return json_error(503, "unavailable", f"the {down} cannot be reached for the moment; retry", retry)
+            return "Service unavailable for the moment; retry", 503, retry
         log.exception("unhandled error on %s %s", request.method, request.path)
         if request.path.startswith("/api/"):
             return json_error(500, "internal error", type(exc).__name__)

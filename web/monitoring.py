@@ -19,6 +19,7 @@ only for its owner, an admin, or a scraper holding `RLVR_METRICS_TOKEN`.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -27,6 +28,7 @@ from sqlalchemy import func, select, text
 from service import telemetry
 from service.db import Job, jobs, training, verdicts
 from service.db.models import JOB_STATES
+from service import queues
 from service.queues import GPUS_COMMAND, QUEUES, Services, queue_keys
 
 
@@ -50,6 +52,9 @@ def live_workers(svc: Services, timeout: float = 1.0) -> dict[str, int]:
     return {queue: counts.get(queue, 0) for queue in QUEUES}
 
 
+HEALTH_CHECKS = ("database", "redis", "beat", "reaper")
+
+
 def train_gpus(
     svc: Services, workers: list[str], timeout: float = 1.0
 ) -> dict[str, list[int] | None]:
@@ -63,18 +68,33 @@ def train_gpus(
 
 
 def health(svc: Services) -> dict:
+    """Each check, live workers per queue, and `ok` only if every check passed. Beat and the
+    reaper are judged by when Redis last saw them (`service.queues.mark_seen`)."""
     def ping_db():
         with svc.db.read() as s:
             s.execute(text("SELECT 1"))
 
     report = {"database": _check(ping_db), "redis": _check(svc.redis.ping)}
-    queues = worker_queues(svc) if report["redis"]["ok"] else {}
-    counts = Counter(queue for consumed in queues.values() for queue in consumed)
+    consumed_by = worker_queues(svc) if report["redis"]["ok"] else {}
+    counts = Counter(queue for consumed in consumed_by.values() for queue in consumed)
     report["workers"] = {queue: counts.get(queue, 0) for queue in QUEUES}
-    trainers = sorted(worker for worker, consumed in queues.items() if "train" in consumed)
+    trainers = sorted(worker for worker, consumed in consumed_by.items() if "train" in consumed)
     report["gpus"] = train_gpus(svc, trainers)
-    report["status"] = "ok" if report["database"]["ok"] and report["redis"]["ok"] else "degraded"
+    if report["redis"]["ok"]:
+        report["beat"] = _seen(svc, queues.BEAT_SEEN, "has not sent the reaper", "is beat running?")
+        report["reaper"] = _seen(svc, queues.REAPER_SEEN, "has not finished a run",
+                                 "are beat and a verify worker running, and the database up?")
+    else:
+        report["beat"] = report["reaper"] = {"ok": False, "error": "unknown while Redis is down"}
+    report["status"] = "ok" if all(report[check]["ok"] for check in HEALTH_CHECKS) else "degraded"
     return report
+
+
+def _seen(svc: Services, key: str, missing: str, hint: str) -> dict:
+    at = queues.last_seen(svc, key)
+    if at is None:
+        return {"ok": False, "error": f"{missing} in the last {queues.seen_window(svc.settings):g} s: {hint}"}
+    return {"ok": True, "last_seen": datetime.fromtimestamp(at, UTC)}
 
 
 def queue_depths(svc: Services) -> dict[str, int]:

@@ -27,6 +27,7 @@ from spectree.plugins.flask_plugin import FlaskPlugin
 from spectree.utils import get_request_model_hints
 from swagger_ui_bundle import swagger_ui_path
 
+from web import inputs
 from web.actions import deep_merge
 from web.errors import ApiError, field_errors, invalid
 from web.schemas import ErrorOut
@@ -47,8 +48,11 @@ ERRORS = {
     404: "No such job, file or token (or not yours)",
     409: "Not allowed in the job's current state",
     413: "Body too large, or too many programs",
+    503: "The database or Redis cannot be reached for the moment: retry after `Retry-After` seconds",
     504: "No verdicts in time",
 }
+UNAVAILABLE = 503
+TOO_LARGE = 413
 INVALID = 400
 
 Reply = type[BaseModel] | str | tuple[type[BaseModel] | str, str]
@@ -71,6 +75,8 @@ class _Requests(FlaskPlugin):
 
 
 def _parsed(model: type[BaseModel], data: Any) -> BaseModel:
+    if problem := inputs.unstorable(data):
+        raise invalid([problem])
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -81,9 +87,13 @@ def _parsed(model: type[BaseModel], data: Any) -> BaseModel:
 
 def _body(model: type[BaseModel]) -> dict:
     """The JSON object in the body; no body at all is `{}` for a model whose fields all have defaults."""
-    if not request.get_data() and _all_optional(model):
+    raw = request.get_data()
+    if not raw and _all_optional(model):
         return {}
-    data = request.get_json(silent=True)
+    try:
+        data = inputs.loads(raw) if request.is_json else None
+    except ValueError as exc:
+        raise ApiError(400, "invalid request", f"the body is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid request", "the body must be a JSON object")
     return data
@@ -106,7 +116,9 @@ class _Replies(Response):
 spec = SpecTree(
     backend=_Requests, mode="strict", title="rlvr-service", version="1",
     description="Reinforcement learning from verifiable rewards as a job service. Send `Authorization: Bearer "
-                "<token>`; a GET may instead carry the web pages' session cookie.",
+                "<token>`; a GET may instead carry the web pages' session cookie. A JSON body, query or header "
+                f"that an operation reads is a 400 naming the field if it nests deeper than {inputs.MAX_DEPTH} "
+                "levels, holds a string with NUL or a lone surrogate, or a number that is not finite.",
     validation_error_status=INVALID, validation_error_model=ErrorOut,
     # Components are named after their models (spectree's default adds a hash), and a model
     # nested in several bodies (VerifyRequest) is one component.
@@ -122,10 +134,11 @@ not JSON, a body that may be left out), laid over what it generates."""
 def operation(tag: str, replies: dict[int, Reply], errors: Iterable[int] = (),
               request_body: dict | None = None):
     """Documents a view under `tag` with its success `replies` by status and the `errors` it
-    raises (400 comes with any query, body or header its signature names; 401 with
-    `token_required`). `request_body` is the OpenAPI request body of a view that reads a body that is
-    not a JSON model (an upload). Its docstring's first paragraph is the summary, the rest
-    the description."""
+    raises (400 comes with any query, body or header its signature names, 413 with a body; 401
+    with `token_required`; 503 with every view but this document's, since all of them read the
+    database or Redis). `request_body` is the OpenAPI request body of a view that reads a body
+    that is not a JSON model (an upload). Its docstring's first paragraph is the summary, the
+    rest the description."""
     def decorate(view):
         models, patch = {}, {}
         for status, reply in replies.items():
@@ -134,8 +147,13 @@ def operation(tag: str, replies: dict[int, Reply], errors: Iterable[int] = (),
                 patch.setdefault("responses", {})[str(status)] = {"content": {body: {"schema": {"type": "string"}}}}
                 body = None
             models[f"HTTP_{status}"] = (body, description) if description else body
-        models.update({f"HTTP_{code}": (ErrorOut, ERRORS[code]) for code in errors})
         hints = get_request_model_hints(view)
+        codes = set(errors)
+        if tag != "docs" and UNAVAILABLE not in replies:
+            codes.add(UNAVAILABLE)
+        if "json" in hints:
+            codes.add(TOO_LARGE)  # any body past RLVR_MAX_BODY_BYTES, before the view runs
+        models.update({f"HTTP_{code}": (ErrorOut, ERRORS[code]) for code in sorted(codes)})
         if "json" in hints and _all_optional(hints["json"]):
             patch["requestBody"] = {"required": False}
         if request_body is not None:
@@ -152,10 +170,20 @@ def _all_optional(model: type[BaseModel]) -> bool:
 
 
 def document() -> dict:
-    """spectree's document with each operation's patch laid over it."""
+    """spectree's document with each operation's patch laid over it, and the bounds of the
+    path ids (`web.inputs.RowId`), which spectree cannot read from a rule."""
     return {**spec.spec, "paths": {
-        path: {method: deep_merge(op, _PATCHES.get(op["operationId"], {})) for method, op in operations.items()}
+        path: {method: _bounded_ids(deep_merge(op, _PATCHES.get(op["operationId"], {})))
+               for method, op in operations.items()}
         for path, operations in spec.spec["paths"].items()}}
+
+
+def _bounded_ids(op: dict) -> dict:
+    if "parameters" not in op:
+        return op
+    return {**op, "parameters": [
+        {**p, "schema": {**p["schema"], "minimum": 1, "maximum": inputs.MAX_ID}}
+        if p["in"] == "path" and p["schema"].get("type") == "integer" else p for p in op["parameters"]]}
 
 
 # Not spectree's offline pages (its `offline` extra): they inline the scripts of three UIs into

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 from service.db.models import JOB_STATES
 from sandbox.models import Verdict, VerifyRequest
 from service.kinds import KINDS
+from web.inputs import MAX_OFFSET
 
 JobKindName = Literal[tuple(KINDS)]
 JobStatus = Literal[JOB_STATES]
@@ -32,7 +33,7 @@ class JobSubmission(RootModel[Annotated[Union[tuple(_submission(kind, job_kind.s
 
 
 class SubmitHeaders(BaseModel):
-    idempotency_key: str | None = Field(None, alias="Idempotency-Key", description=(
+    idempotency_key: str | None = Field(None, alias="Idempotency-Key", max_length=200, description=(
         "A retried submit with the same key returns the job the first one made (200) instead of a new one."))
 
 
@@ -40,12 +41,12 @@ class JobQuery(_In):
     status: JobStatus | None = Field(None, description="Only jobs in this state.")
     kind: JobKindName | None = Field(None, description="Only jobs of this kind.")
     limit: int = Field(20, ge=1, le=100, description="Jobs per page.")
-    offset: int = Field(0, ge=0, description="Jobs to skip.")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Jobs to skip.")
 
 
 class PageQuery(_In):
     limit: int = Field(100, ge=1, le=1000, description="Verdicts per page.")
-    offset: int = Field(0, ge=0, description="Verdicts to skip.")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Verdicts to skip.")
 
 
 class VerifyBody(_In):
@@ -126,10 +127,16 @@ class Check(BaseModel):
     error: str | None = Field(None, description="The probe's exception, when it failed.")
 
 
+class Seen(Check):
+    last_seen: datetime | None = Field(None, description="When Redis last saw it, within its window.")
+
+
 class Health(BaseModel):
-    status: Literal["ok", "degraded"]
+    status: Literal["ok", "degraded"] = Field(description="`ok` when every check below is.")
     database: Check
     redis: Check
+    beat: Seen = Field(description="Beat sent the reaper within the last three reaper periods (and 5 s).")
+    reaper: Seen = Field(description="The reaper finished a run within the same window.")
     workers: dict[str, int] = Field(description="Live worker processes per queue they consume.")
     gpus: dict[str, list[int] | None] = Field(
         default_factory=dict,

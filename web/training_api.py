@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from typing import Any
+from typing import Annotated, Any
 
 from flask import Blueprint, Response, g, request, send_file, url_for
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -21,7 +21,8 @@ from service.db import training
 from web import actions
 from web.context import reader, services
 from web.auth import job_or_404, token_required
-from web.errors import ApiError, spec_errors
+from web.errors import ApiError, field_errors, spec_errors
+from web.inputs import MAX_ID, MAX_OFFSET
 from web.openapi import operation
 from web.replies import reply
 from web.schemas import JobOut
@@ -32,7 +33,8 @@ bp = Blueprint("training_api", __name__, url_prefix="/api/v1")
 class MetricsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     names: str | None = Field(None, description="Comma-separated metric names (reward,kl,...); all when absent.")
-    after: int | None = Field(None, ge=0, description="Only steps after this one (a client following a job).")
+    after: int | None = Field(None, ge=0, le=MAX_ID,
+                              description="Only steps after this one (a client following a job).")
 
 
 class MetricsDownloadQuery(BaseModel):
@@ -47,12 +49,12 @@ class MetricSeries(BaseModel):
 
 class ExperienceQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    step: int | None = Field(None, ge=0, description="Only this step.")
+    step: int | None = Field(None, ge=0, le=MAX_ID, description="Only this step.")
     verdict: str | None = Field(None, description="Only this verdict: pass, fail, error, ...")
     min_reward: float | None = Field(None, description="Reward at least.")
     max_reward: float | None = Field(None, description="Reward at most.")
     limit: int = Field(50, ge=1, le=500, description="Rollouts per page.")
-    offset: int = Field(0, ge=0, description="Rollouts to skip.")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Rollouts to skip.")
 
 
 class ExperienceOut(BaseModel):
@@ -147,8 +149,9 @@ class CloneBody(BaseModel):
 class CompareQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # style=form, explode=false is OpenAPI's name for a comma-separated list: jobs=3,5
-    jobs: list[int] = Field(min_length=1, max_length=20, description="Comma-separated job ids.",
-                            json_schema_extra={"style": "form", "explode": False})
+    jobs: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
+        min_length=1, max_length=20, description="Comma-separated job ids.",
+        json_schema_extra={"style": "form", "explode": False})
     names: str | None = Field(None, description="Comma-separated metric names; all when absent.")
 
     @field_validator("jobs", mode="before")
@@ -187,10 +190,12 @@ def job_metrics(job_id: int, query: MetricsQuery):
 
 @bp.get("/jobs/<int:job_id>/metrics.jsonl")
 @token_required
-def job_metrics_jsonl(job_id: int):
-    """The job's metrics as a JSON Lines file, one object per step (`{"step": 3, "reward": 0.5,
-    ...}`): `pandas.read_json(url, lines=True)` reads it as a table."""
-    query = MetricsDownloadQuery.model_validate(request.args.to_dict())
+@operation("training", {200: ("application/x-ndjson", "job-<id>-metrics.jsonl")}, errors=[404])
+def job_metrics_jsonl(job_id: int, query: MetricsDownloadQuery):
+    """The job's metrics as a JSON Lines file
+
+    One object per step (`{"step": 3, "reward": 0.5, ...}`): `pandas.read_json(url, lines=True)`
+    reads it as a table."""
     job_or_404(job_id)
     lines = (json.dumps(row) + "\n" for row in training.by_step(reader(), job_id, _names(query.names)))
     return Response("".join(lines), mimetype="application/x-ndjson",

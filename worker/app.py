@@ -7,6 +7,8 @@ job's fresh process is forked with them loaded. A verify worker refuses to start
 when the sandbox cannot run, naming what is missing. A train worker with `RLVR_GPUS` logs
 which GPU each pool process gives its jobs, and refuses to start with more pool processes
 than GPUs (`worker.gpus`); the `rlvr_gpus` inspect command tells /health the same.
+Beat sends the reaper once as it starts, then every `RLVR_REAPER_SECONDS`, and marks itself
+seen in Redis with each send.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from __future__ import annotations
 import functools
 import logging
 
-from celery.signals import worker_init, worker_process_init, worker_ready
+from celery.signals import beat_init, before_task_publish, worker_init, worker_process_init, worker_ready
 from celery.worker.control import inspect_command
 
+from service import queues
 from service.settings import load_settings
 from service.queues import GPUS_COMMAND, Services, make_celery, make_services
 from worker import gpus
@@ -41,12 +44,12 @@ def _fresh_connections_in_child(**_) -> None:
 @worker_init.connect
 def _start(sender=None, **_) -> None:
     services()
-    queues = {q.name for q in sender.app.amqp.queues.consume_from.values()} if sender else set()
-    if "verify" in queues:
+    consumed = {q.name for q in sender.app.amqp.queues.consume_from.values()} if sender else set()
+    if "verify" in consumed:
         from worker.runners import sandbox
 
         sandbox().check()  # raises SandboxUnavailable naming what is missing
-    if "train" in queues:
+    if "train" in consumed:
         from worker.training import preload
 
         gpus.take(settings.gpus, sender.concurrency)  # raises before the pool starts if it is too big
@@ -63,3 +66,15 @@ def _say_which_gpus(sender=None, **_) -> None:
 def _gpus(state) -> dict:
     """`celery -A worker.app inspect rlvr_gpus`: the GPUs this worker took (null: no list)."""
     return {"gpus": gpus.owned()}
+
+
+@beat_init.connect
+def _reap_at_start(**_) -> None:
+    # The schedule's first run comes a whole period after start; a beat restarted to recover
+    # from an outage should not wait for it, and /health sees beat at once.
+    app.send_task(queues.REAP, queue="verify", expires=settings.reaper_seconds)
+
+
+@before_task_publish.connect(sender=queues.REAP)
+def _beat_seen(**_) -> None:
+    queues.mark_seen(services(), queues.BEAT_SEEN)

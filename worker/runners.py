@@ -16,6 +16,7 @@ import time
 from celery.exceptions import SoftTimeLimitExceeded
 
 from service.db import Job, jobs, verdicts
+from service.outages import outage
 from sandbox import Sandbox, Verdict, VerifyRequest, verify
 from worker import training
 from worker.heartbeat import Heartbeat
@@ -56,10 +57,17 @@ def run_job_in_fresh_process(
 
 
 def run_job(services: Services, job_id: int, worker_name: str) -> None:
-    """Claims the job (once, however often its message arrives), runs it, records the end."""
+    """Claims the job (once, however often its message arrives), runs it, records the end.
+
+    The message was acked on receipt, so its marker goes first: whatever stops the claim (the
+    database is down, this process is killed) leaves a queued job without a marker, which
+    the reaper sends again. Once claimed, an outage (`service.outages`) is not the job's
+    fault: it propagates, this process ends with no end recorded, and the reaper requeues
+    the job when its heartbeat goes stale.
+    """
+    queues.forget(services, queues.job_marker(job_id))
     with services.db.begin() as session:
         claimed = jobs.claim(session, job_id, worker_name)
-    queues.forget(services, queues.job_marker(job_id))
     if not claimed:
         log.info("job %s is not queued any more; message dropped", job_id)
         return
@@ -70,6 +78,8 @@ def run_job(services: Services, job_id: int, worker_name: str) -> None:
             status, result = RUNNERS[job.kind](services, job, heartbeat.cancelled)
             error = None
         except Exception as exc:
+            if outage(exc):
+                raise
             log.exception("job %s failed", job_id)  # the operator's log keeps the paths; the user's row does not
             status, result, error = "failed", None, tenancy.without_paths(f"{type(exc).__name__}: {exc}")
     devices = os.environ.get("CUDA_VISIBLE_DEVICES")

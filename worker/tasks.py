@@ -86,13 +86,14 @@ def reap() -> None:
         waiting = jobs.unsent_since(session, utcnow() - timedelta(seconds=settings.resend_after_seconds))
     unmarked = set(queues.unmarked(svc, [queues.job_marker(j) for j in waiting]))
     lost = [j for j in waiting if queues.job_marker(j) in unmarked]
-    if lost:  # a claim deletes the marker after it commits, so re-reading tells claimed from lost
+    if lost:  # re-read: a worker drops the marker just before it claims, and may have claimed since
         with svc.db.read() as session:
             lost = jobs.still_queued(session, lost)
     for job_id in requeued + lost:
         queues.send_job(svc, job_id)
     if requeued or lost:
         log.warning("reaper: requeued %s, re-sent lost %s", requeued, lost)
+    queues.mark_seen(svc, queues.REAPER_SEEN)
 
 
 def _count_delivery(job_id: int, start: int) -> int:

@@ -5,10 +5,16 @@ Owns: connection set-up for SQLite and Postgres. SQLite is tuned so that several
 transactions that take the write lock up front (`BEGIN IMMEDIATE`), because a deferred
 transaction that later writes fails at once instead of waiting when another process won
 the lock in between. Read-only sessions run in autocommit mode instead.
+
+After a Postgres restart every pooled connection is dead. Each is dropped when it is next
+checked out, if the server had closed it (`_drop_closed`); one that died silently fails its
+first statement, and SQLAlchemy then replaces the whole pool. Either way the next request
+reconnects, and the failing one is a 503 (`service.outages`), not a 500.
 """
 
 from __future__ import annotations
 
+import select
 from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,15 +23,18 @@ from typing import Any
 
 from sqlalchemy import Select, create_engine, event
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        # No pre-ping: it doubled the cost of a status poll. After a database restart the first
-        # query on a stale connection fails, and SQLAlchemy then replaces the whole pool.
-        return create_engine(url, pool_recycle=3600)
+        # No pre-ping: its round trip doubled the cost of a status poll. `_drop_closed` costs a
+        # system call and no round trip.
+        engine = create_engine(url, pool_recycle=3600)
+        event.listen(engine, "checkout", _drop_closed)
+        return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30})
@@ -45,6 +54,20 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _drop_closed(dbapi_connection, _record, _proxy) -> None:
+    """Refuses a pooled connection that the server has closed, so the pool opens a new one.
+
+    An idle connection has nothing to read. A server that shut down or restarted sent its
+    last message and closed the socket, so the socket reads as ready (poll with no wait;
+    poll, not select, which fails on descriptors past 1023); raising DisconnectionError here
+    makes the pool discard it and connect afresh.
+    """
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN)
+    if poller.poll(0):
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 class Database:
@@ -121,7 +144,10 @@ class PreparedRead:
         self._toggle_autocommit = dialect.name != "sqlite"
 
     def one_or_none(self, **params: Any) -> tuple | None:
-        raw = self._engine.raw_connection()
+        try:
+            raw = self._engine.raw_connection()
+        except self._engine.dialect.loaded_dbapi.Error as exc:  # the pool does not wrap a failed connect
+            raise self._wrapped(exc, None, params) from exc
         try:
             driver = raw.driver_connection
             if self._toggle_autocommit:
@@ -132,11 +158,23 @@ class PreparedRead:
                 found = cursor.fetchone()
                 cursor.close()
             finally:
-                if self._toggle_autocommit:
+                if self._toggle_autocommit and not driver.closed:
                     driver.autocommit = False
+        except self._engine.dialect.loaded_dbapi.Error as exc:
+            raise self._wrapped(exc, raw, params) from exc
         finally:
             raw.close()
         if found is None:
             return None
         return self._row(*(value if process is None else process(value)
                            for process, value in zip(self._processors, found)))
+
+    def _wrapped(self, exc: Exception, raw, params: dict) -> DBAPIError:
+        """The driver's error as SQLAlchemy raises it from a `Connection` (so callers and
+        `service.outages` see one kind), the connection dropped from the pool if it is dead."""
+        dialect = self._engine.dialect
+        lost = raw is not None and dialect.is_disconnect(exc, raw.dbapi_connection, None)
+        if lost:
+            raw.invalidate(exc)
+        return DBAPIError.instance(self._sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost,
+                                   dialect=dialect)

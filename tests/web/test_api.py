@@ -10,6 +10,9 @@ import pytest
 import redis
 
 from service import queues
+from service.settings import load_settings
+from support import free_port
+from web import create_app
 
 
 def verify_spec(n: int = 1) -> dict:
@@ -118,11 +121,18 @@ def test_unknown_routes_and_methods_are_json(api):
     assert api.delete("/jobs").status_code == 405
 
 
-def test_health_metrics_and_stats(client, api):
+def seen(app, *keys) -> None:
+    """Marks beat or the reaper seen, as a running beat and reaper do."""
+    for key in keys:
+        queues.mark_seen(app.extensions["rlvr"], key)
+
+
+def test_health_metrics_and_stats(app, client, api):
     submit(api)
+    seen(app, queues.BEAT_SEEN, queues.REAPER_SEEN)
     health = client.get("/api/v1/health")
-    assert health.status_code == 200
-    assert health.json["database"]["ok"] and health.json["redis"]["ok"]
+    assert health.status_code == 200, health.json
+    assert all(health.json[check]["ok"] for check in ("database", "redis", "beat", "reaper"))
     assert health.json["workers"] == {"train": 0, "verify": 0, "coordinate": 0} and health.json["gpus"] == {}
     metrics = client.get("/api/v1/metrics").get_data(as_text=True)
     assert 'rlvr_jobs{kind="verify",state="queued"}' in metrics
@@ -132,6 +142,18 @@ def test_health_metrics_and_stats(client, api):
     assert stats["jobs"]["queued"] >= 1 and stats["queues"]["coordinate"] == 1
 
 
+def test_health_reports_a_dead_beat_and_a_stale_reaper(app, client, stack_settings):
+    beat_dead = client.get("/api/v1/health")
+    assert beat_dead.status_code == 503 and beat_dead.json["status"] == "degraded"
+    assert "is beat running?" in beat_dead.json["beat"]["error"]
+    assert "has not finished a run" in beat_dead.json["reaper"]["error"]
+    seen(app, queues.BEAT_SEEN)  # beat sends the reaper, but no verify worker runs it
+    stale = client.get("/api/v1/health").json
+    assert stale["beat"]["ok"] and stale["beat"]["last_seen"] and not stale["reaper"]["ok"]
+    assert stale["status"] == "degraded"
+    assert queues.seen_window(stack_settings) == 3 * stack_settings.reaper_seconds + 5
+
+
 def test_health_reports_a_dead_redis(client, redis_server):
     redis_server.stop()
     try:
@@ -139,6 +161,18 @@ def test_health_reports_a_dead_redis(client, redis_server):
     finally:
         redis_server.start()
     assert response.status_code == 503 and not response.json["redis"]["ok"]
+
+
+def test_a_database_out_of_reach_is_a_503_with_retry_after(stack_env):
+    nobody_there = f"postgresql://postgres@127.0.0.1:{free_port()}/rlvr"
+    app = create_app(load_settings({**stack_env, "DATABASE_URL": nobody_there}), TESTING=True)
+    client = app.test_client()
+    for call in (client.get("/api/v1/jobs/1", headers={"Authorization": "Bearer x"}),
+                 client.post("/api/v1/jobs", headers={"Authorization": "Bearer x"}, json={})):
+        assert call.status_code == 503 and call.headers["Retry-After"] == "5"
+        assert call.json == {"error": "unavailable", "detail": "the database cannot be reached for the moment; retry"}
+    health = client.get("/api/v1/health")
+    assert health.status_code == 503 and not health.json["database"]["ok"]
 
 
 def test_submit_survives_a_dead_redis(api, redis_server):

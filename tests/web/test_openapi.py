@@ -143,3 +143,21 @@ def test_the_docs_page_serves_swagger_ui_from_the_package(app):
     for asset in re.findall(rb'(?:src|href)="\./([\w.-]+\.(?:js|css))"', page.data):
         assert client.get(f"/api/docs/{asset.decode()}").status_code == 200, asset
     assert b"unpkg.com" not in page.data and b"cdn." not in page.data
+
+
+def test_the_document_states_the_bounds_the_server_enforces(doc):
+    ops = {(path, method): op for path, method, op in operations(doc)}
+    for (path, method), op in ops.items():
+        if path != "/api/v1/openapi.json":  # every other view reads the database or Redis
+            assert "503" in op["responses"], op["operationId"]
+        assert ("413" in op["responses"]) == ("requestBody" in op), op["operationId"]
+        for p in op.get("parameters", ()):
+            if p["in"] == "path":
+                assert (p["schema"]["minimum"], p["schema"]["maximum"]) == (1, 2**31 - 1), op["operationId"]
+    headers = {p["name"]: p for p in ops["/api/v1/jobs", "post"]["parameters"] if p["in"] == "header"}
+    assert headers["Idempotency-Key"]["schema"]["anyOf"][0]["maxLength"] == 200
+    metrics = {p["name"]: p for p in ops["/api/v1/jobs/{job_id}/metrics", "get"]["parameters"]}
+    assert metrics["after"]["schema"]["anyOf"][0]["maximum"] == 2**31 - 1
+    schemas = doc["components"]["schemas"]
+    assert schemas["StoppingSpec"]["properties"]["max_steps"]["maximum"] == 2**31 - 1
+    assert "32 levels" in doc["info"]["description"]

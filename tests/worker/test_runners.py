@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
-from service.db import jobs, verdicts
+import pytest
+from sqlalchemy import exc
+
+from service.db import Job, jobs, verdicts
 from service import queues
 from worker import runners
 from service.queues import make_services
@@ -55,3 +58,49 @@ def test_a_batch_of_a_finished_job_does_nothing(services, running_job):
     runners.verify_batch(services, running_job, range(0, 3))
     with services.db.read() as s:
         assert verdicts.count(s, running_job) == 0
+
+
+@pytest.fixture
+def queued_job(services, make_user):
+    """A verify job as `queues.send_job` leaves it: queued, its marker in Redis."""
+    user_id, _ = make_user()
+    with services.db.begin() as s:
+        job, _ = jobs.submit(s, user_id=user_id, kind="verify", spec={"requests": PROGRAMS}, total=3,
+                             max_attempts=2)
+    services.redis.set(queues.job_marker(job.id), 1)
+    return job.id
+
+
+def database_down(*_args, **_kwargs):
+    raise exc.OperationalError("UPDATE jobs ...", {}, Exception("connection refused"))
+
+
+def status(services, job_id: int) -> str:
+    with services.db.read() as s:
+        return s.get(Job, job_id).status
+
+
+def test_a_message_whose_claim_fails_leaves_a_queued_job_without_a_marker(services, queued_job, monkeypatch):
+    # The message was acked on receipt; with the marker gone too, the reaper sees the job as
+    # lost and sends it again, instead of waiting for ever on a marker with no message.
+    monkeypatch.setattr(runners.jobs, "claim", database_down)
+    with pytest.raises(exc.OperationalError):
+        runners.run_job(services, queued_job, "test")
+    assert status(services, queued_job) == "queued"
+    assert queues.unmarked(services, [queues.job_marker(queued_job)]) == [queues.job_marker(queued_job)]
+
+
+def test_an_outage_in_a_job_is_left_to_the_reaper_and_a_bug_fails_it(services, queued_job, monkeypatch):
+    monkeypatch.setitem(runners.RUNNERS, "verify", lambda *_: database_down())
+    with pytest.raises(exc.OperationalError):
+        runners.run_job(services, queued_job, "test")
+    assert status(services, queued_job) == "running"  # no end recorded: its heartbeat will go stale
+    with services.db.begin() as s:
+        jobs.reap(s, stale_after=timedelta(0))  # what the reaper does once it has
+    assert status(services, queued_job) == "queued"
+
+    def bug(*_):
+        raise ValueError("a bug")
+    monkeypatch.setitem(runners.RUNNERS, "verify", bug)
+    runners.run_job(services, queued_job, "test")
+    assert status(services, queued_job) == "failed"
