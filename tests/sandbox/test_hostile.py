@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import FunctionTests, Limits, StdioCase, StdioTests, VerifyRequest
+from sandbox_support import JAIL_UID, jailed_processes, owned_by
 
 SQUARE_TESTS = FunctionTests(tests=["assert f(2) == 4", "assert f(3) == 9"])
 FAST = Limits(wall_seconds=3, cpu_seconds=3, test_seconds=1, memory_mb=256, output_bytes=1 << 20)
@@ -255,32 +256,15 @@ def host_guard(monkeypatch):
     """The host's view before and after: no marker file, no stray processes."""
     monkeypatch.setenv(SECRET_ENV, "hunter2")
     Path(HOST_MARKER).unlink(missing_ok=True)
-    before = _jailed_processes()
     yield
     assert not Path(HOST_MARKER).exists()
     # The kernel tears a PID namespace down asynchronously; give it a moment, not forever.
     for _ in range(50):
-        if _jailed_processes() <= before:
+        if not jailed_processes():
             break
         time.sleep(0.1)
-    assert _jailed_processes() <= before, "a jailed process outlived its jail"
+    assert not jailed_processes(), "a jailed process outlived its run"
     assert Path("/etc/passwd").read_text().count("pwned") == 0
-
-
-def _jailed_processes() -> set[int]:
-    """Processes running as the jail's outside uid (nobody, when the tests run as root)."""
-    from sandbox.jail import _outside_uid
-
-    uid = _outside_uid()
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat(f"/proc/{entry}").st_uid == uid and uid != os.geteuid():
-                    found.add(int(entry))
-            except FileNotFoundError:
-                pass
-    return found
 
 
 def test_jail_dies_with_the_worker_that_started_it(tmp_path):
@@ -291,26 +275,26 @@ def test_jail_dies_with_the_worker_that_started_it(tmp_path):
     import sys
 
     started = tmp_path / "started"
+    uid = JAIL_UID + 1  # its own, so that the zygote it leaves idle is not excluded
     worker = f"""
 import pathlib
 from sandbox import FunctionTests, Limits, Sandbox, VerifyRequest
-box = Sandbox()
+box = Sandbox(uid={uid})
 pathlib.Path({str(started)!r}).touch()
 box.run(VerifyRequest(program="import os\\nos.fork()\\nwhile True:\\n    pass\\n",
                       tests=FunctionTests(tests=["assert f() == 1"]),
                       limits=Limits(wall_seconds=120, cpu_seconds=120, test_seconds=120)))
 """
-    before = _jailed_processes()
     proc = subprocess.Popen([sys.executable, "-c", worker], cwd=Path(__file__).resolve().parents[2])
     for _ in range(300):
-        if started.exists() and _jailed_processes() - before:
+        if started.exists() and jailed_processes(uid):
             break
         time.sleep(0.05)
-    assert _jailed_processes() - before, "the jail never started"
+    assert jailed_processes(uid), "the jail never started"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     for _ in range(100):
-        if not _jailed_processes() - before:
+        if not owned_by(uid):
             break
         time.sleep(0.05)
-    assert not _jailed_processes() - before
+    assert not owned_by(uid), "a jail outlived the worker that started it"
