@@ -81,10 +81,7 @@ class Assessor:
         except (OSError, ValueError):
             pass
         if len(outcomes) < len(items):
-            helper.kill()  # over its time, or broken: its state is not worth keeping
-            helper.wait()
-            for stream in (helper.stdin, helper.stdout):
-                stream.close()
+            _discard(helper)  # over its time, or broken: its state is not worth keeping
             over = {"outcome": "error", "error_type": "JudgeLimit",
                     "detail": f"judging the program's values took more than {JUDGE_SECONDS} s or failed"}  # fmt: skip
             return outcomes + [over] * (len(items) - len(outcomes))
@@ -98,6 +95,7 @@ class Assessor:
                 helper = self._idle.pop()
                 if helper.poll() is None:
                     return helper
+                _discard(helper)
         try:
             # -S: no site, so no virtualenv packages; the helper needs the standard library only.
             return subprocess.Popen([sys.executable, "-S", "-s", "-B", "-c", _HELPER],
@@ -116,6 +114,13 @@ class Assessor:
                 helper.kill()
                 helper.wait()
             helper.stdout.close()
+
+
+def _discard(helper: subprocess.Popen) -> None:
+    helper.kill()
+    helper.wait()
+    helper.stdin.close()
+    helper.stdout.close()
 
 
 def serve() -> None:

@@ -108,7 +108,10 @@ class Zygote:
         while not select.select([self.ctl], [], [], max(0.0, deadline - time.monotonic()))[0]:
             if time.monotonic() >= deadline:
                 raise TimeoutError("the zygote did not answer")
-        data = self.ctl.recv(1 << 16)
+        try:
+            data = self.ctl.recv(1 << 16)
+        except ConnectionResetError:  # it died with a message of ours unread
+            return None
         return json.loads(data) if data else None
 
     def drain_log(self) -> None:

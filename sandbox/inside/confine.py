@@ -115,29 +115,32 @@ class Confiner:
                 child = os.fork()
                 if child == 0:
                     self._child(fds, limits, run, ready_w)
-                os.write(ready_w, child.to_bytes(4, "little"))
+                os.write(ready_w, b"P" + child.to_bytes(4, "little"))
                 code = 0
             finally:
                 os._exit(code)
         os.close(ready_w)
         try:
             os.waitpid(parent, 0)
+            # "P" and the child's pid from the parent, "K" from the child once it is confined:
+            # two atomic writes, in either order.
             reply = b""
-            while len(reply) < 5:  # the child's pid, then one byte once it is confined
-                chunk = os.read(ready_r, 5 - len(reply))
-                if not chunk:
-                    break
+            while len(reply) < 6 and (chunk := os.read(ready_r, 6 - len(reply))):
                 reply += chunk
         finally:
             os.close(ready_r)
-        pid = int.from_bytes(reply[:4], "little") if len(reply) >= 4 else None
-        return pid, len(reply) == 5
+        at = reply.find(b"P")  # the first "P" is the tag: only a "K" can come before it
+        if at < 0 or len(reply) < at + 5:
+            return None, False
+        return int.from_bytes(reply[at + 1 : at + 5], "little"), reply[:at] + reply[
+            at + 5 :
+        ] == b"K"
 
     def _child(self, fds, limits, run, ready_w):
         code = 70  # EX_SOFTWARE: the zygote sees no ready byte and reports a failed start
         try:
             ready_w = self._enter(fds, limits, ready_w)
-            os.write(ready_w, b"k")
+            os.write(ready_w, b"K")
             os.close(ready_w)
             run()
             code = 0

@@ -92,13 +92,13 @@ class Zygote:
     def start(self, slot, fds, limits, run):
         try:
             pid, confined = self.confiner.spawn(fds, limits, run)
-        except OSError as exc:
+            if pid is not None:
+                pidfd = os.pidfd_open(pid)
+                self.children[pid] = (slot, pidfd)
+                self.selector.register(pidfd, selectors.EVENT_READ, pid)
+        except OSError as exc:  # out of processes, say: the host ends this jail and tries another
             self.send(op="spawn_failed", slot=slot, error=str(exc))
             return
-        if pid is not None:
-            pidfd = os.pidfd_open(pid)
-            self.children[pid] = (slot, pidfd)
-            self.selector.register(pidfd, selectors.EVENT_READ, pid)
         if not confined:
             self.send(op="spawn_failed", slot=slot, error="the child could not confine itself")
 
