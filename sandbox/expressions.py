@@ -51,7 +51,7 @@ def evaluate(expr: ast.Expression, values: list[Any]) -> bool:
     env = {f"P{i}": v for i, v in enumerate(values)}
     try:
         return bool(_eval(expr.body, env))
-    except JudgeError:
+    except (JudgeError, MemoryError):  # MemoryError: over the helper's limit, not a wrong value
         raise
     except Exception as exc:  # a TypeError from comparing an opaque object, say: the value is wrong
         raise JudgeError(f"{type(exc).__name__}: {exc}"[:200]) from None

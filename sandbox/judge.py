@@ -195,10 +195,12 @@ def _status(runs: Runs, outcomes: list[TestOutcome | None]) -> Status:
     launches = runs.launches
     if any(la.killed == "output" for la in launches):
         return "output_limit"
-    # The run's own clock, a program that ignored its per-test timer, or RLIMIT_CPU.
+    # The run's own clock; a program the host killed because it ignored its per-test timer,
+    # or a check past its time; RLIMIT_CPU. A long stdio case is only that case's timeout.
+    function = [*([runs.probes] if runs.probes else []), *runs.jail.values()]
     if (
         runs.out_of_time
-        or (runs.probes and runs.probes.killed == "time")
+        or any(la.killed == "time" for la in function)
         or _signalled(launches, signal.SIGXCPU)
     ):
         return "timeout"

@@ -126,7 +126,7 @@ def execute(plan_: Plan, zygote: Zygote) -> Runs:
     for index, check in enumerate(plan_.checks):
         if check.jail is None or stopped():
             continue
-        body = {"tests": check.jail.tests, "entry_point": check.jail.entry_point,
+        body = {"tests": check.jail.tests, "entry_point": check.jail.entry_point, "test_seconds": limits.test_seconds,
                 "program_names": list(check.jail.program_names), "max_bytes": plan_.max_frame_bytes}  # fmt: skip
         children = [
             Child("serve", program, outputs=("stdout", "stderr")),

@@ -12,6 +12,7 @@ Descriptors: 0 the plan, `REPORTS` the outcome, `REQUESTS` to the program, `REPL
 """
 
 import builtins
+import time
 
 from sandbox import values
 from sandbox.inside.program import REPORTS, REQUESTS, error, read_body, receive, send
@@ -19,17 +20,23 @@ from sandbox.inside.program import REPORTS, REQUESTS, error, read_body, receive,
 REPLIES = 61
 
 
+class ProgramTimeout(BaseException):
+    """The program ran past its time on a call; a BaseException, so no check can swallow it."""
+
+
 class Program:
     """The program's process, seen through its pipes."""
 
-    def __init__(self, max_bytes):
+    def __init__(self, max_bytes, seconds):
         self.max_bytes = max_bytes
+        self.deadline = time.monotonic() + seconds  # the whole check's, kept soft by the program
         self.raised = None  # the last exception that came from the program
 
     def receive(self):
         return receive(REPLIES, self.max_bytes)
 
     def ask(self, request):
+        request["seconds"] = max(0.01, self.deadline - time.monotonic())
         send(REQUESTS, request)
         return self.receive()
 
@@ -57,20 +64,19 @@ class Program:
         if "value" in reply:
             return values.decode(reply["value"])
         if reply.get("timeout") is True:
-            self.raised = TimeoutError("the program ran past its time limit")
-        else:
-            kind, message = reply.get("error") or ("ProgramError", "malformed reply")
-            # A built-in exception keeps its class, so `except ValueError` in a check works.
-            cls = getattr(builtins, str(kind), None)
-            if not (isinstance(cls, type) and issubclass(cls, Exception)):
-                cls = type(str(kind)[:64], (Exception,), {})
-            self.raised = cls(str(message))
+            raise ProgramTimeout()
+        kind, message = reply.get("error") or ("ProgramError", "malformed reply")
+        # A built-in exception keeps its class, so `except ValueError` in a check works.
+        cls = getattr(builtins, str(kind), None)
+        if not (isinstance(cls, type) and issubclass(cls, Exception)):
+            cls = type(str(kind)[:64], (Exception,), {})
+        self.raised = cls(str(message))
         raise self.raised
 
 
 def run():
     plan = read_body()
-    program = Program(plan["max_bytes"])
+    program = Program(plan["max_bytes"], plan["test_seconds"])
     loaded = program.receive()
     if "loaded" not in loaded:
         send(REPORTS, {"load_error": loaded})
@@ -88,6 +94,8 @@ def run():
                 raise NameError(f"name {plan['entry_point']!r} is not defined")
             namespace["check"](candidate)
         outcome = {"pass": True}
+    except ProgramTimeout:
+        outcome = {"timeout": True}
     except AssertionError as exc:
         outcome = {"error" if exc is program.raised else "fail": error(exc)["error"]}
     except BaseException as exc:
