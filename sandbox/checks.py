@@ -185,9 +185,12 @@ class _Rename(ast.NodeTransformer):
 def _check(stmt: ast.Assert, source: str, shadowed: frozenset[str] = frozenset()) -> Check:
     probes: list[str] = []
     host_names = HOST_FUNCTIONS.keys()
-    expr = _split(copy.deepcopy(stmt.test), probes, host_names)
-    if not probes and shadowed:
-        expr = _split(copy.deepcopy(stmt.test), probes, host_names - shadowed)
+    # `_split` rewrites the tree in place, and `stmt` is ours (freshly parsed): a copy is
+    # needed only to split a second time (deepcopy costs a millisecond per assert).
+    original = copy.deepcopy(stmt.test) if shadowed else None
+    expr = _split(stmt.test, probes, host_names)
+    if not probes and original is not None:
+        expr = _split(original, probes, host_names - shadowed)
     return Check(
         source=source, expr=ast.fix_missing_locations(ast.Expression(expr)), probes=tuple(probes)
     )
