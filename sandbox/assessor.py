@@ -103,6 +103,14 @@ class Assessor:
         except OSError as exc:
             raise AssessorFailed(f"could not start a judging helper: {exc}") from exc
 
+    def forget(self) -> None:
+        """In a forked child: drop the parent's helpers, closing only this process's pipes."""
+        self._lock = threading.Lock()
+        for helper in self._idle:
+            helper.stdin.close()
+            helper.stdout.close()
+        self._idle = []
+
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []

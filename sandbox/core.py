@@ -8,12 +8,14 @@ request -> `sandbox.plan` (what to launch) -> a zygote from the pool -> `sandbox
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
 import platform
 import shutil
 import subprocess
+import threading
 import time
 import weakref
 from collections.abc import Iterator
@@ -64,21 +66,29 @@ class Sandbox:
         self._check_binary()
         self.runtime = runtime.prepare(runtime_dir)
         jail.sweep_stale_cgroup_parents(CGROUP_PREFIX)
-        parent = f"{CGROUP_PREFIX}{os.getpid()}-{next(_sandbox_ids)}"
-        self.cgroups = cgroups is not False and jail.make_cgroup_parent(parent)
-        self.config = jail.JailConfig(
-            self.runtime, uid=uid, cgroup_parent=parent if self.cgroups else None
-        )
-        self.zygotes = ZygotePool(self.config, self.nsjail, max_idle or 2 * default_concurrency())
-        self.assessor = Assessor()
-        # Closes on the interpreter's exit too: a worker's Sandbox lives as long as the worker.
-        self._finalizer = weakref.finalize(self, _close, self.zygotes, self.assessor, self.config,
-                                           parent if self.cgroups else None)  # fmt: skip
+        self._options = (uid, cgroups is not False, max_idle or 2 * default_concurrency())
+        self._start_lock = threading.Lock()
+        self._start()
+        # A Celery prefork worker may build its Sandbox before forking its children: each
+        # child then starts jails of its own, and leaves the parent's alone.
+        os.register_at_fork(after_in_child=functools.partial(_forget_in_child, weakref.ref(self)))
         try:
             self.check()
         except BaseException:
             self.close()
             raise
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
+        uid, cgroups, max_idle = self._options
+        parent = f"{CGROUP_PREFIX}{os.getpid()}-{next(_sandbox_ids)}"
+        self.cgroups = cgroups and jail.make_cgroup_parent(parent)
+        parent = parent if self.cgroups else None
+        self.config = jail.JailConfig(self.runtime, uid=uid, cgroup_parent=parent)
+        self.zygotes = ZygotePool(self.config, self.nsjail, max_idle)
+        self.assessor = Assessor()
+        # Closes on the interpreter's exit too: a worker's Sandbox lives as long as the worker.
+        self._finalizer = weakref.finalize(self, _close, self.zygotes, self.assessor, self.config, parent)
 
     def _check_binary(self) -> None:
         if platform.machine() != "x86_64":
@@ -133,6 +143,10 @@ class Sandbox:
             return judge.sandbox_error(request, f"the sandbox failed: {type(exc).__name__}: {exc}")
 
     def _run(self, request: VerifyRequest, plan_: plan.Plan) -> Verdict:
+        if self._pid != os.getpid():  # a forked child's first program: jails of its own
+            with self._start_lock:
+                if self._pid != os.getpid():
+                    self._start()
         key = jail.JailKey(request.limits.memory_mb, request.limits.max_pids)
         reason = ""
         for _ in range(self.START_ATTEMPTS):
@@ -161,6 +175,18 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _forget_in_child(ref: weakref.ref[Sandbox]) -> None:
+    """After a fork: the parent's jails, helpers and cgroups are not this process's to use or
+    to end. Its own start when it first runs a program (a fork that runs none costs nothing)."""
+    box = ref()
+    if box is not None and box._finalizer.alive:
+        box._finalizer.detach()
+        box._start_lock = threading.Lock()
+        box.zygotes.forget()
+        box.assessor.forget()
+        box.config.forget()
 
 
 def _close(

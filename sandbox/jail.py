@@ -142,6 +142,8 @@ class JailConfig:
             os.close(fd)
         self._fds.clear()
 
+    forget = close  # in a forked child: the memfds are this process's copies
+
 
 def _outside_uid() -> int:
     if "SANDBOX_UID" in os.environ:

@@ -204,6 +204,15 @@ class ZygotePool:
                 zygote = self._idle.pop(0)  # the longest idle goes
         zygote.close()
 
+    def forget(self) -> None:
+        """In a forked child: drop the parent's zygotes (closing only this process's copies
+        of their descriptors) and the launcher thread, which did not survive the fork."""
+        self._lock = threading.Lock()
+        for zygote in self._idle:
+            zygote.ctl.close()
+            os.close(zygote.log_fd)
+        self._idle, self._closed = [], True
+
     def close(self) -> None:
         with self._lock:
             self._closed = True

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from sandbox_support import JAIL_UID, jailed_processes, owned_by
 
 from sandbox import (
     FunctionTests,
@@ -23,7 +24,6 @@ from sandbox import (
     zygotes,
 )
 from sandbox.jail import CGROUP_ROOT, CONTROLLERS
-from sandbox_support import JAIL_UID, jailed_processes, owned_by
 
 SLOW = Limits(wall_seconds=60, cpu_seconds=60, test_seconds=30)
 QUICK = Limits(wall_seconds=3, cpu_seconds=3, test_seconds=1, memory_mb=256)
@@ -219,6 +219,30 @@ def test_a_long_run_leaves_nothing_behind(monkeypatch):
     ), held
     assert _open_fds() == fds and _children() == children and not owned_by(uid)
     assert not any(c.exists() for c in cgroups)
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")
+def test_a_forked_child_runs_jails_of_its_own_and_leaves_its_parents_alone():
+    """A Celery prefork worker builds its Sandbox before forking its children."""
+    good = VerifyRequest(program="def f(x):\n    return x * x\n", tests=SQUARE, limits=QUICK)
+    with Sandbox(uid=JAIL_UID + 3) as box:
+        assert box.run(good).all_passed
+        parents = (
+            [CGROUP_ROOT / c / box.config.cgroup_parent for c in CONTROLLERS] if box.cgroups else []
+        )
+        pid = os.fork()
+        if pid == 0:
+            try:
+                verdict = box.run(good)
+                mine = box.config.cgroup_parent.startswith(f"rlvr-{os.getpid()}-")
+                box.close()  # the child's own jails and cgroups
+                os._exit(0 if verdict.all_passed and mine else 1)
+            finally:
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert all(p.exists() for p in parents) and box.run(good).all_passed
+        assert not [p for c in CONTROLLERS for p in (CGROUP_ROOT / c).glob(f"rlvr-{pid}-*")]
 
 
 def test_the_cli_leaves_no_jail_cgroup_or_temporary_file(tmp_path, monkeypatch):
