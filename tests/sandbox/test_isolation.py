@@ -7,6 +7,8 @@ import os
 import secrets
 import tempfile
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -20,10 +22,12 @@ from sandbox import (
     StdioTests,
     VerifyRequest,
     judge,
+    plan,
     verify,
     zygotes,
 )
-from sandbox.jail import CGROUP_ROOT, CONTROLLERS
+from sandbox.jail import CGROUP_ROOT, CONTROLLERS, JailKey
+from sandbox.zygotes import ZygoteFailed
 
 SLOW = Limits(wall_seconds=60, cpu_seconds=60, test_seconds=30)
 QUICK = Limits(wall_seconds=3, cpu_seconds=3, test_seconds=1, memory_mb=256)
@@ -219,6 +223,34 @@ def test_a_long_run_leaves_nothing_behind(monkeypatch):
     ), held
     assert _open_fds() == fds and _children() == children and not owned_by(uid)
     assert not any(c.exists() for c in cgroups)
+
+
+def test_a_jail_killed_while_its_program_runs_leaves_no_cgroup_or_process():
+    """The host ends a jail itself when its zygote stops answering; nsjail, killed, removes
+    nothing, and the jail's processes are still being torn down when it is gone."""
+    uid = JAIL_UID + 4
+    busy = "import os\nfor _ in range(3):\n    os.fork()  # eight processes\nwhile True:\n    pass\n"
+    with Sandbox(uid=uid, max_idle=1) as box:
+        if not box.cgroups:
+            pytest.skip("cgroups are not writable here")
+        request = VerifyRequest(
+            program=busy, tests=SQUARE, limits=Limits(wall_seconds=30, test_seconds=30)
+        )
+        with box.zygotes.zygote(
+            JailKey(request.limits.memory_mb, request.limits.max_pids)
+        ) as zygote:
+            dirs = box.config.cgroup_dirs(zygote.proc.pid)
+            killer = threading.Timer(1.0, zygote.proc.kill)
+            killer.start()
+            with pytest.raises(ZygoteFailed):
+                plan.execute(plan.plan(request), zygote)
+            killer.join()
+        assert not any(d.exists() for d in dirs), dirs
+        for _ in range(50):  # the kernel reaps a dead PID namespace's processes a moment later
+            if not owned_by(uid):
+                break
+            time.sleep(0.1)
+        assert not owned_by(uid)
 
 
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded")
