@@ -34,6 +34,7 @@ from sandbox import values
 from sandbox.expressions import JudgeError, evaluate
 
 JUDGE_SECONDS = 2.0  # per program, for all of its frames; judging an honest one takes ~1 ms
+START_SECONDS = 30.0  # for a helper to start, on a loaded machine
 HELPER_MEMORY_MB = 1024
 _HELPER = f"""
 import sys
@@ -98,10 +99,17 @@ class Assessor:
                 _discard(helper)
         try:
             # -S: no site, so no virtualenv packages; the helper needs the standard library only.
-            return subprocess.Popen([sys.executable, "-S", "-s", "-B", "-c", _HELPER],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)  # fmt: skip
+            helper = subprocess.Popen([sys.executable, "-S", "-s", "-B", "-c", _HELPER],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)  # fmt: skip
         except OSError as exc:
             raise AssessorFailed(f"could not start a judging helper: {exc}") from exc
+        # Its start (an interpreter and three modules) is not a program's to pay for out of
+        # JUDGE_SECONDS: the clock starts once it says it is ready.
+        fd = helper.stdout.fileno()
+        if not select.select([fd], [], [], START_SECONDS)[0] or os.read(fd, 6) != b"ready\n":
+            _discard(helper)
+            raise AssessorFailed("a judging helper did not start")
+        return helper
 
     def forget(self) -> None:
         """In a forked child: drop the parent's helpers, closing only this process's pipes."""
@@ -137,6 +145,8 @@ def serve() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C is for the host process
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    stdout.write(b"ready\n")
+    stdout.flush()
     while header := stdin.read(4):
         request = marshal.loads(stdin.read(int.from_bytes(header, "little")))
         for item in request["items"]:
