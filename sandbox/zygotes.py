@@ -101,7 +101,11 @@ class Zygote:
         return next(self._slots)
 
     def send(self, message: dict, fds: list[int] = ()) -> None:
-        socket.send_fds(self.ctl, [json.dumps(message).encode()], list(fds))
+        try:
+            socket.send_fds(self.ctl, [json.dumps(message).encode()], list(fds))
+        except OSError as exc:  # the zygote is gone (EPIPE, ECONNRESET)
+            self.broken = True
+            raise ZygoteFailed(f"the zygote died: {exc}") from exc
 
     def receive(self, deadline: float) -> dict | None:
         """The next message, or None if the zygote is gone; raises TimeoutError at `deadline`."""
