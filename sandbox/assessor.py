@@ -83,8 +83,11 @@ class Assessor:
             pass
         if len(outcomes) < len(items):
             _discard(helper)  # over its time, or broken: its state is not worth keeping
-            over = {"outcome": "error", "error_type": "JudgeLimit",
-                    "detail": f"judging the program's values took more than {JUDGE_SECONDS} s or failed"}  # fmt: skip
+            over = {
+                "outcome": "error",
+                "error_type": "JudgeLimit",
+                "detail": f"judging the program's values took over {JUDGE_SECONDS} s or failed",
+            }
             return outcomes + [over] * (len(items) - len(outcomes))
         with self._lock:
             self._idle.append(helper)
@@ -99,8 +102,12 @@ class Assessor:
                 _discard(helper)
         try:
             # -S: no site, so no virtualenv packages; the helper needs the standard library only.
-            helper = subprocess.Popen([sys.executable, "-S", "-s", "-B", "-c", _HELPER],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)  # fmt: skip
+            helper = subprocess.Popen(
+                [sys.executable, "-S", "-s", "-B", "-c", _HELPER],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                bufsize=0,
+            )
         except OSError as exc:
             raise AssessorFailed(f"could not start a judging helper: {exc}") from exc
         # Its start (an interpreter and three modules) is not a program's to pay for out of

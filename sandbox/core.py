@@ -60,8 +60,15 @@ class Sandbox:
     the interpreter's exit, calls if the caller does not.
     """
 
-    def __init__(self, *, nsjail: str | None = None, runtime_dir: Path | None = None,
-                 uid: int | None = None, cgroups: bool | None = None, max_idle: int | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        nsjail: str | None = None,
+        runtime_dir: Path | None = None,
+        uid: int | None = None,
+        cgroups: bool | None = None,
+        max_idle: int | None = None,
+    ) -> None:
         self.nsjail = nsjail or nsjail_path()
         self._check_binary()
         self.runtime = runtime.prepare(runtime_dir)
@@ -88,7 +95,9 @@ class Sandbox:
         self.zygotes = ZygotePool(self.config, self.nsjail, max_idle)
         self.assessor = Assessor()
         # Closes on the interpreter's exit too: a worker's Sandbox lives as long as the worker.
-        self._finalizer = weakref.finalize(self, _close, self.zygotes, self.assessor, self.config, parent)
+        self._finalizer = weakref.finalize(
+            self, _close, self.zygotes, self.assessor, self.config, parent
+        )
 
     def _check_binary(self) -> None:
         if platform.machine() != "x86_64":
@@ -218,7 +227,7 @@ def default_concurrency() -> int:
 def verify(
     requests: list[VerifyRequest], *, sandbox: Sandbox | None = None, concurrency: int | None = None
 ) -> list[Verdict]:
-    """Verify a batch, `concurrency` programs at a time, each in processes of its own; order is kept."""
+    """Verify a batch, `concurrency` programs at a time, each in processes of its own, in order."""
     return list(verify_iter(requests, sandbox=sandbox, concurrency=concurrency))
 
 

@@ -18,10 +18,12 @@ from typing import Any
 HOST_FUNCTIONS: dict[str, Any] = {
     f.__name__: f
     for f in (abs, all, any, bool, dict, float, frozenset, int, isinstance, len, list, max, min,
-              round, set, sorted, str, sum, tuple, type, complex, bytes, reversed, enumerate, zip, range)
+              round, set, sorted, str, sum, tuple, type, complex, bytes, reversed, enumerate, zip,
+              range)
 }  # fmt: skip
 MATH = {name: getattr(math, name) for name in (
-    "isclose", "fabs", "sqrt", "floor", "ceil", "isnan", "isinf", "pi", "e", "inf", "nan", "log", "exp", "trunc")}  # fmt: skip
+    "isclose", "fabs", "sqrt", "floor", "ceil", "isnan", "isinf", "pi", "e", "inf", "nan", "log",
+    "exp", "trunc")}  # fmt: skip
 _BINOPS = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
     ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,

@@ -17,6 +17,7 @@ zygote: one program runs in a jail at a time. This module knows nothing about te
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -82,7 +83,8 @@ class JailConfig:
             keep_caps=True,
             envar=[
                 f"LD_LIBRARY_PATH={self.runtime.library_path}",
-                "PYTHONHASHSEED=0",  # set iteration order is part of some answers: keep verdicts reproducible
+                # Set iteration order is part of some answers: keep verdicts reproducible.
+                "PYTHONHASHSEED=0",
                 "PYTHONIOENCODING=utf-8",
                 "LANG=C.UTF-8",
                 "HOME=/tmp",
@@ -119,7 +121,8 @@ class JailConfig:
                 str(SeccompPolicy("rlvr").errno(errno.EPERM, *JAIL_DENIED).default_allow())
             ],
             clone_newnet=True,
-            iface_no_lo=True,  # no network at all, not even loopback (and it saves a netlink round trip)
+            # No network at all, not even loopback (and it saves a netlink round trip).
+            iface_no_lo=True,
         )
         if self.cgroup_parent:
             cfg.cgroup_mem_max = (key.memory_mb + ZYGOTE_MB) << 20
@@ -192,10 +195,8 @@ def remove_cgroups(dirs: list[Path], wait: float = 5.0) -> list[Path]:
 def remove_cgroup(path: Path) -> bool:
     try:
         for pid in (path / "cgroup.procs").read_text().split():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     except OSError:
         pass
     return _rmdir(path)

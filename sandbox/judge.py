@@ -30,38 +30,57 @@ def verdict(plan: Plan, runs: Runs, assessor: Assessor) -> Verdict:
         outcomes, shown = _case_outcomes(plan, runs.cases)
     else:
         outcomes = _function_outcomes(plan, runs, assessor)
-        shown = runs.probes.children[0] if runs.probes else next(
-            (la.children[0] for la in runs.jail.values()), None)  # fmt: skip
+        shown = (
+            runs.probes.children[0]
+            if runs.probes
+            else next((la.children[0] for la in runs.jail.values()), None)
+        )
     status = _status(runs, outcomes)
     filler = _missing(status)
     outcomes = [o or filler for o in outcomes]
     children = [c for la in runs.launches for c in la.children]
     return Verdict(
-        id=request.id, status=status, tests=outcomes, total=len(outcomes),
+        id=request.id,
+        status=status,
+        tests=outcomes,
+        total=len(outcomes),
         passed=sum(o.outcome == "pass" for o in outcomes),
-        wall_seconds=round(runs.wall_seconds, 4), cpu_seconds=round(sum(c.cpu for c in children), 4),
+        wall_seconds=round(runs.wall_seconds, 4),
+        cpu_seconds=round(sum(c.cpu for c in children), 4),
         exit_code=_exit_code(shown) if shown else None,
-        stdout=_text(shown, "stdout")[:_TEXT_CAP], stderr=_text(shown, "stderr")[-_TEXT_CAP:],
+        stdout=_text(shown, "stdout")[:_TEXT_CAP],
+        stderr=_text(shown, "stderr")[-_TEXT_CAP:],
         error=None if status == "ok" else _REASONS[status],
-    )  # fmt: skip
+    )
 
 
 def sandbox_error(request: VerifyRequest, reason: str) -> Verdict:
     n = _count_tests(request)
     return Verdict(
-        id=request.id, status="sandbox_error", passed=0, total=n,
+        id=request.id,
+        status="sandbox_error",
+        passed=0,
+        total=n,
         tests=[TestOutcome(outcome="error", error_type="SandboxError", detail=reason[:300])] * n,
-        wall_seconds=0.0, cpu_seconds=0.0, error=reason,
-    )  # fmt: skip
+        wall_seconds=0.0,
+        cpu_seconds=0.0,
+        error=reason,
+    )
 
 
 def memory_verdict(request: VerifyRequest, wall_seconds: float) -> Verdict:
     """The whole jail was killed by the kernel mid-run: the program's memory, by elimination."""
     n = _count_tests(request)
     return Verdict(
-        id=request.id, status="memory", passed=0, total=n, tests=[_missing("memory")] * n,
-        wall_seconds=round(wall_seconds, 4), cpu_seconds=0.0, error=_REASONS["memory"],
-    )  # fmt: skip
+        id=request.id,
+        status="memory",
+        passed=0,
+        total=n,
+        tests=[_missing("memory")] * n,
+        wall_seconds=round(wall_seconds, 4),
+        cpu_seconds=0.0,
+        error=_REASONS["memory"],
+    )
 
 
 def _count_tests(request: VerifyRequest) -> int:
@@ -121,8 +140,11 @@ def _outcome(result: dict, context: str) -> TestOutcome | None:
         detail = "loading the program ran past its time limit"
     elif context and kind != "pass":
         detail = f"{context}: {detail}" if detail else context
-    return TestOutcome(outcome=kind, error_type=result.get("error_type") if kind == "error" else None,
-                       detail=detail[:300] if detail else None)  # fmt: skip
+    return TestOutcome(
+        outcome=kind,
+        error_type=result.get("error_type") if kind == "error" else None,
+        detail=detail[:300] if detail else None,
+    )
 
 
 def _fill_killed(plan: Plan, runs: Runs, outcomes: list[TestOutcome | None]) -> None:
@@ -149,7 +171,12 @@ def _case_outcomes(
     for index, launch in enumerate(cases):
         outcomes[index] = _case_outcome(launch, plan.expected[index])
     shown = next(
-        (la.children[0] for la, o in zip(cases, outcomes) if o and o.outcome != "pass"), None
+        (
+            la.children[0]
+            for la, o in zip(cases, outcomes, strict=False)
+            if o and o.outcome != "pass"
+        ),
+        None,
     )
     return outcomes, shown or (cases[0].children[0] if cases else None)
 
@@ -213,9 +240,13 @@ def _status(runs: Runs, outcomes: list[TestOutcome | None]) -> Status:
 def _signalled(launches: list[Launch], sig: int) -> bool:
     """Some process of a launch the host did not kill ended by `sig`."""
     return any(
-        not la.killed and c.status is not None and os.WIFSIGNALED(c.status) and os.WTERMSIG(c.status) == sig
-        for la in launches for c in la.children
-    )  # fmt: skip
+        not la.killed
+        and c.status is not None
+        and os.WIFSIGNALED(c.status)
+        and os.WTERMSIG(c.status) == sig
+        for la in launches
+        for c in la.children
+    )
 
 
 def _missing(status: Status) -> TestOutcome:

@@ -105,8 +105,14 @@ def execute(plan_: Plan, zygote: Zygote) -> Runs:
         children: list[Child], seconds: float | None = None, frame_seconds: float | None = None
     ) -> Launch:
         end = deadline if seconds is None else min(deadline, time.monotonic() + seconds)
-        return runner.run(zygote, children, confined, deadline=end, output_bytes=limits.output_bytes,
-                          frame_seconds=frame_seconds)  # fmt: skip
+        return runner.run(
+            zygote,
+            children,
+            confined,
+            deadline=end,
+            output_bytes=limits.output_bytes,
+            frame_seconds=frame_seconds,
+        )
 
     def stopped() -> bool:
         runs.out_of_time = time.monotonic() >= deadline
@@ -126,8 +132,13 @@ def execute(plan_: Plan, zygote: Zygote) -> Runs:
     for index, check in enumerate(plan_.checks):
         if check.jail is None or stopped():
             continue
-        body = {"tests": check.jail.tests, "entry_point": check.jail.entry_point, "test_seconds": limits.test_seconds,
-                "program_names": list(check.jail.program_names), "max_bytes": plan_.max_frame_bytes}  # fmt: skip
+        body = {
+            "tests": check.jail.tests,
+            "entry_point": check.jail.entry_point,
+            "test_seconds": limits.test_seconds,
+            "program_names": list(check.jail.program_names),
+            "max_bytes": plan_.max_frame_bytes,
+        }
         children = [
             Child("serve", program, outputs=("stdout", "stderr")),
             Child("check", body, outputs=("frames",)),
@@ -136,8 +147,13 @@ def execute(plan_: Plan, zygote: Zygote) -> Runs:
     for stdin, args in plan_.cases:
         if stopped():
             break
-        child = Child("script", {"program": request.program, "args": args}, stdin=stdin.encode(),
-                      outputs=("stdout", "stderr"), keep_stdout=limits.output_bytes)  # fmt: skip
+        child = Child(
+            "script",
+            {"program": request.program, "args": args},
+            stdin=stdin.encode(),
+            outputs=("stdout", "stderr"),
+            keep_stdout=limits.output_bytes,
+        )
         runs.cases.append(launch([child], seconds=limits.test_seconds))
     stopped()
     runs.wall_seconds = time.monotonic() - start

@@ -51,8 +51,15 @@ class Launch:
     spawn_error: str | None = None
 
 
-def run(zygote: Zygote, children: list[Child], limits: dict, *, deadline: float, output_bytes: int,
-        frame_seconds: float | None = None) -> Launch:  # fmt: skip
+def run(
+    zygote: Zygote,
+    children: list[Child],
+    limits: dict,
+    *,
+    deadline: float,
+    output_bytes: int,
+    frame_seconds: float | None = None,
+) -> Launch:
     """Start `children` (one, or a serve and check pair), feed them, read them, reap them.
 
     Raises ZygoteFailed when the zygote dies or stops answering; the caller ends it.

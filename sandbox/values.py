@@ -8,8 +8,9 @@ Both sides are bounded. `encode` reads each value through its base type (`int.__
 `list.__iter__`), never through methods a subclass overrides, so an honest program's `int`
 subclass is reported as the int it holds. `decode` refuses a payload over `max_bytes`, more
 than `MAX_NODES` values, nesting past `MAX_DEPTH`, or numbers and text past `MAX_CHARS`,
-raising `ValueLimit` (a `ValueError`, as is anything malformed), so what a program returns can never cost its judge more than a few
-megabytes. Standard library only: this file is also loaded inside the jail.
+raising `ValueLimit` (a `ValueError`, as is anything malformed), so what a program returns
+can never cost its judge more than a few megabytes. Standard library only: this file is also
+loaded inside the jail.
 """
 
 import json

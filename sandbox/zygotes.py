@@ -24,16 +24,38 @@ from pathlib import Path
 
 from sandbox.jail import JailConfig, JailKey, remove_cgroups
 
-MODULES = ("sandbox.values", "sandbox.inside.program", "sandbox.inside.check", "sandbox.inside.confine",
-           "sandbox.inside.zygote")  # fmt: skip
+MODULES = (
+    "sandbox.values",
+    "sandbox.inside.program",
+    "sandbox.inside.check",
+    "sandbox.inside.confine",
+    "sandbox.inside.zygote",
+)
 _SOURCES = {
     name: (Path(__file__).parent.parent / (name.replace(".", "/") + ".py")).read_text()
     for name in MODULES
 }
 # Imported once in the zygote, so that a program finds them loaded: what MBPP and HumanEval
 # programs import most (`typing` alone costs a program 6 ms to import).
-PRELOAD = ("re", "math", "cmath", "collections", "heapq", "itertools", "functools", "operator", "array",
-           "bisect", "copy", "string", "random", "typing", "datetime", "fractions", "statistics")  # fmt: skip
+PRELOAD = (
+    "re",
+    "math",
+    "cmath",
+    "collections",
+    "heapq",
+    "itertools",
+    "functools",
+    "operator",
+    "array",
+    "bisect",
+    "copy",
+    "string",
+    "random",
+    "typing",
+    "datetime",
+    "fractions",
+    "statistics",
+)
 BOOT = """\
 import json, socket, sys
 sock = socket.socket(fileno=int(sys.argv[1]))
@@ -73,14 +95,34 @@ class Zygote:
         log_r, log_w = os.pipe()
         config_fd = config.fd_for(key)
         args = [
-            "setpriv", "--pdeathsig", "KILL", "--",  # nsjail dies with this process, the jail with nsjail
-            nsjail, "--config", f"/proc/self/fd/{config_fd}", "--pass_fd", str(inside.fileno()),
+            "setpriv",
+            "--pdeathsig",
+            "KILL",
+            "--",  # nsjail dies with this process, the jail with nsjail
+            nsjail,
+            "--config",
+            f"/proc/self/fd/{config_fd}",
+            "--pass_fd",
+            str(inside.fileno()),
             # No site, no user site, no bytecode writes, no script dir on sys.path.
-            "--", config.runtime.python, "-S", "-s", "-B", "-P", "-c", BOOT, str(inside.fileno()),
-        ]  # fmt: skip
+            "--",
+            config.runtime.python,
+            "-S",
+            "-s",
+            "-B",
+            "-P",
+            "-c",
+            BOOT,
+            str(inside.fileno()),
+        ]
         try:
-            self.proc = launch(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_w,
-                               pass_fds=(inside.fileno(), config_fd))  # fmt: skip
+            self.proc = launch(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log_w,
+                pass_fds=(inside.fileno(), config_fd),
+            )
         finally:
             inside.close()
             os.close(log_w)
@@ -131,11 +173,14 @@ class Zygote:
     def reason(self) -> str:
         """The last error lines nsjail or the zygote printed, for a sandbox_error's message."""
         self.drain_log()
-        lines = [ln for ln in self.log.decode("utf-8", "replace").splitlines()
-                 if ln.startswith(("[E]", "[F]")) or "Error" in ln or "error" in ln]  # fmt: skip
+        lines = [
+            ln
+            for ln in self.log.decode("utf-8", "replace").splitlines()
+            if ln.startswith(("[E]", "[F]")) or "Error" in ln or "error" in ln
+        ]
         code = self.proc.poll()
         return "; ".join(lines[-3:]) or (
-            "nsjail exit status %s" % code if code is not None else "no reply"
+            f"nsjail exit status {code}" if code is not None else "no reply"
         )
 
     def killed_by_kernel(self) -> bool:

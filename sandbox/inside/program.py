@@ -60,7 +60,7 @@ def send(fd, obj):
 
 
 def _json(obj):
-    """JSON for what `values.encode` and this module build: dicts, lists, str, numbers, bools, None."""
+    """JSON for what `values.encode` and this module build: dicts, lists, str, numbers, None."""
     t = _type(obj)
     if t is _str:
         return _escape(obj)

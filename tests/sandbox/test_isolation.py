@@ -152,7 +152,8 @@ def test_one_program_cannot_cost_its_neighbours_their_verdicts(sandbox, monkeypa
     good = VerifyRequest(
         id="good", program="def f(x):\n    return x * x\n", tests=SQUARE, limits=QUICK
     )
-    nested = "import os\nD = b'[' * 100000 + b']' * 100000\nos.write(63, len(D).to_bytes(4, 'little') + D)\n"
+    nested = "import os\nD = b'[' * 100000 + b']' * 100000\n"
+    nested += "os.write(63, len(D).to_bytes(4, 'little') + D)\n"
     hostile = [
         VerifyRequest(id="nested", program=nested, tests=SQUARE, limits=QUICK),
         VerifyRequest(id="loops", program="while True:\n    pass\n", tests=SQUARE, limits=QUICK),
@@ -229,7 +230,7 @@ def test_a_jail_killed_while_its_program_runs_leaves_no_cgroup_or_process():
     """The host ends a jail itself when its zygote stops answering; nsjail, killed, removes
     nothing, and the jail's processes are still being torn down when it is gone."""
     uid = JAIL_UID + 4
-    busy = "import os\nfor _ in range(3):\n    os.fork()  # eight processes\nwhile True:\n    pass\n"
+    busy = "import os\nfor _ in range(3):\n    os.fork()\nwhile True:\n    pass\n"  # 8 processes
     with Sandbox(uid=uid, max_idle=1) as box:
         if not box.cgroups:
             pytest.skip("cgroups are not writable here")
