@@ -127,8 +127,8 @@ def main() -> None:
         runs: dict[str, dict[int, dict]] = {m: {} for m in modes}
         for workers in (cores * int(m) for m in args.multipliers.split(",")):
             for name, fn in modes.items():
-                runs[name][workers] = result = fn(workers)
-                print(f"{name:7s} workers={workers:<3d} {result}  load {os.getloadavg()[0]:.2f}", file=sys.stderr)
+                runs[name][workers] = result = {**fn(workers), "load_average_1min_after": round(os.getloadavg()[0], 2)}
+                print(f"{name:7s} workers={workers:<3d} {result}", file=sys.stderr)
         cgroups = box.cgroups
     best = {m: max(({"workers": w, **r} for w, r in by_w.items()), key=lambda r: r["samples_per_second"])
             for m, by_w in runs.items()}
