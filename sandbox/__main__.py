@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("file", help="JSONL file of VerifyRequest objects or MBPP rows")
     verify.add_argument("--json", action="store_true", help="print one verdict per line as JSON, then the summary on stderr")
     verify.add_argument("--concurrency", type=int, default=default_concurrency(),
-                        help="jails at once (default: twice the cores)")
+                        help="programs at once (default: twice the cores)")
     verify.add_argument("--wall-seconds", type=float, help="override every request's wall-clock limit")
     verify.add_argument("--show-failures", type=int, default=10, metavar="N", help="list up to N failing ids")
     args = parser.parse_args(argv)
@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.monotonic()
     verdicts: list[Verdict] = []
-    with tqdm(total=len(requests), unit="prog", file=sys.stderr, disable=None) as bar:
+    # Closing ends the warm jails and removes their cgroups: a CLI run leaves nothing behind.
+    with box, tqdm(total=len(requests), unit="prog", file=sys.stderr, disable=None) as bar:
         for verdict in verify_iter(requests, sandbox=box, concurrency=max(1, args.concurrency)):
             verdicts.append(verdict)
             if args.json:

@@ -20,14 +20,17 @@ class Limits(_Model):
     """Resource limits for one jail (one program with all of its test cases)."""
 
     wall_seconds: float = Field(20.0, gt=0, le=600, description="Wall-clock limit for the whole jail.")
-    cpu_seconds: int = Field(20, gt=0, le=600, description="CPU-time limit (RLIMIT_CPU) for the whole jail.")
+    cpu_seconds: int = Field(20, gt=0, le=600, description="CPU-time limit (RLIMIT_CPU) for each process of the run.")
     test_seconds: float = Field(
         5.0, gt=0, le=600, description="Limit for a single test case; a slow case becomes `timeout`."
     )
-    memory_mb: int = Field(512, ge=32, le=65536, description="Memory limit for everything in the jail.")
+    memory_mb: int = Field(
+        512, ge=32, le=65536,
+        description="Memory for the program and all it starts (the jail's cgroup holds this plus the zygote's).",
+    )
     max_pids: int = Field(16, ge=2, le=4096, description="Most processes and threads alive at once.")
     output_bytes: int = Field(
-        1 << 20, ge=1024, le=1 << 30, description="Cap on stdout, stderr and the result channel, each."
+        1 << 20, ge=1024, le=1 << 30, description="Cap on each process's stdout, stderr and reports, each."
     )
     tmpfs_mb: int = Field(16, ge=1, le=4096, description="Size of the writable /tmp inside the jail.")
 
@@ -36,9 +39,10 @@ class FunctionTests(_Model):
     """Assert-style tests, as MBPP's `test_list` + `test_setup_code` or HumanEval's `test`.
 
     Each assert is split with `ast`: the parts that touch the program's namespace run in the
-    jail and come back as plain values; the comparison runs outside, so expected values never
-    enter the jail. With `entry_point`, `tests` is HumanEval style code defining
-    `check(candidate)`, called with the program's `entry_point`.
+    program's process and come back as plain values; the comparison runs on the host, so
+    expected values never reach the program. With `entry_point`, `tests` is HumanEval style
+    code defining `check(candidate)`, called with the program's `entry_point`; test code that
+    cannot be split runs in a check process of its own. `setup` runs in the program's process.
     """
 
     kind: Literal["function"] = "function"

@@ -46,9 +46,11 @@ def _start(sender=None, **_) -> None:
     services()
     consumed = {q.name for q in sender.app.amqp.queues.consume_from.values()} if sender else set()
     if "verify" in consumed:
-        from worker.runners import sandbox
+        from sandbox import Sandbox
 
-        sandbox().check()  # raises SandboxUnavailable naming what is missing
+        # Raises SandboxUnavailable naming what is missing. Closed at once: each forked child
+        # starts warm jails of its own on its first batch (worker.runners.sandbox).
+        Sandbox().close()
     if "train" in consumed:
         from worker.training import preload
 
