@@ -1,5 +1,5 @@
 # The README's two commands are `make demo` and `make test`; both set up everything first.
-.PHONY: setup demo up down test bench vllm-venv test-vllm
+.PHONY: setup demo up down test lint format bench vllm-venv test-vllm
 
 setup:
 	scripts/bootstrap.sh
@@ -17,9 +17,18 @@ up: setup
 down:
 	.venv/bin/python deploy/stack.py down
 
-test: setup
+test: setup lint
 	scripts/services.sh postgres
 	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+# The formatter decides layout and the linter catches the rest (config in pyproject.toml).
+lint: setup
+	.venv/bin/ruff format --check .
+	.venv/bin/ruff check .
+
+format: setup
+	.venv/bin/ruff format .
+	.venv/bin/ruff check --fix .
 
 bench: setup
 	.venv/bin/python bench/sandbox_throughput.py
