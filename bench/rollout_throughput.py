@@ -64,8 +64,8 @@ def main() -> int:
     from rlvr.engines.vllm_engine import VLLMEngine
     from rlvr.policy import load_policy
     from rlvr.spec import ModelSpec
-    from rlvr.tasks.base import build_task
     from rlvr.tasks.arithmetic import ArithmeticOptions
+    from rlvr.tasks.base import build_task
     from rlvr.tiny import build_qwen2_model
 
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # GiB, CPU only

@@ -31,20 +31,23 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
-from service.db import Database, accounts
-from service.settings import load_settings
-from service.db.migrate import upgrade
-from service.settings import PROJECT_ROOT
 from rlvr.tiny import default_tiny_model
+from service.db import Database, accounts
+from service.db.migrate import upgrade
+from service.settings import PROJECT_ROOT, load_settings
 
 DEMO_PLAN = Path(__file__).resolve().parent / "demo" / "demo.yaml"
 # The metric a job's progress bar shows beside its step count.
 SHOWN = {"sft": "loss", "train": "pass_rate"}
 
 
-def call(base: str, path: str, token: str | None = None, body: dict | None = None) -> tuple[int, dict]:
+def call(
+    base: str, path: str, token: str | None = None, body: dict | None = None
+) -> tuple[int, dict]:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(base + "/api/v1" + path, data=data, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        base + "/api/v1" + path, data=data, headers={"Content-Type": "application/json"}
+    )
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
@@ -57,9 +60,14 @@ def call(base: str, path: str, token: str | None = None, body: dict | None = Non
 def start_stack(env: dict, log: Path) -> subprocess.Popen:
     honcho = Path(sys.executable).with_name("honcho")
     with open(log, "ab") as out:
-        return subprocess.Popen([str(honcho), "start", "-f", "Procfile", "-d", str(PROJECT_ROOT)],
-                                cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [str(honcho), "start", "-f", "Procfile", "-d", str(PROJECT_ROOT)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def wait_healthy(base: str, stack: subprocess.Popen, log: Path, timeout: float = 120) -> None:
@@ -91,7 +99,11 @@ def stop_stack(stack: subprocess.Popen) -> None:
 
 def prepare(bind: str | None) -> tuple[dict, str, str]:
     """Migrates the database, makes the `demo` user; returns the stack's env, base URL and a token."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "PYTHONUNBUFFERED": "1",
+    }
     if bind:
         env["RLVR_BIND"] = bind
     settings = load_settings(env)
@@ -133,7 +145,9 @@ def follow(base: str, token: str, job: dict, label: str) -> dict:
             bar.update(job["progress"]["done"] - bar.n)
             postfix = {"status": job["status"]}
             if shown and job["progress"]["done"]:
-                series = call(base, f"/jobs/{job['id']}/metrics?names={shown}", token)[1]["series"].get(shown)
+                series = call(base, f"/jobs/{job['id']}/metrics?names={shown}", token)[1][
+                    "series"
+                ].get(shown)
                 postfix[shown] = f"{series[-1][1]:.3f}" if series else "-"
             bar.set_postfix(postfix)
     return job
@@ -160,18 +174,30 @@ class Demo:
         self.current = None
         self.pages.append((label, job["id"]))
         if job["status"] != "succeeded":
-            sys.exit(f"{label}: job {job['id']} {job['status']}: {job['error']}\n"
-                     f"see {self.base}/jobs/{job['id']}")
+            sys.exit(
+                f"{label}: job {job['id']} {job['status']}: {job['error']}\n"
+                f"see {self.base}/jobs/{job['id']}"
+            )
         return job
 
     def task_rows(self, task: dict, step: int) -> list[tuple[str, float, float]]:
         name, total = task["name"], 4 * len(self.tasks)
         sft = self.run(f"[{step + 1}/{total}] {name} SFT", self.spec(task["sft"]))
-        baseline = self.run(f"[{step + 2}/{total}] {name} eval, baseline",
-                            self.spec(task["eval"], f"job:{sft['id']}"))
-        trained = self.run(f"[{step + 3}/{total}] {name} RL", self.spec(task["train"], f"job:{sft['id']}"))
-        after = self.run(f"[{step + 4}/{total}] {name} eval, RLVR", self.spec(task["eval"], f"job:{trained['id']}"))
-        return [(label, baseline["result"][key], after["result"][key]) for label, key in task["metrics"].items()]
+        baseline = self.run(
+            f"[{step + 2}/{total}] {name} eval, baseline",
+            self.spec(task["eval"], f"job:{sft['id']}"),
+        )
+        trained = self.run(
+            f"[{step + 3}/{total}] {name} RL", self.spec(task["train"], f"job:{sft['id']}")
+        )
+        after = self.run(
+            f"[{step + 4}/{total}] {name} eval, RLVR",
+            self.spec(task["eval"], f"job:{trained['id']}"),
+        )
+        return [
+            (label, baseline["result"][key], after["result"][key])
+            for label, key in task["metrics"].items()
+        ]
 
     def table(self) -> list[tuple[str, float, float]]:
         rows = []
@@ -188,16 +214,24 @@ def print_table(rows: list[tuple[str, float, float]]) -> None:
     width = max(len("Metric"), *(len(label) for label, _, _ in rows))
     print(f"\n{'Metric':<{width}}  {'Baseline':>8}  {'RLVR':>8}  {'Improvement':>11}")
     for label, before, after in rows:
-        print(f"{label:<{width}}  {before:>8.1%}  {after:>8.1%}  {100 * (after - before):>+7.1f} pts")
+        print(
+            f"{label:<{width}}  {before:>8.1%}  {after:>8.1%}  {100 * (after - before):>+7.1f} pts"
+        )
 
 
 def demo(args) -> int:
     settings = load_settings()
-    bind = os.environ.get("RLVR_BIND") or (settings.web_bind if port_free(settings.web_bind) else free_bind())
+    bind = os.environ.get("RLVR_BIND") or (
+        settings.web_bind if port_free(settings.web_bind) else free_bind()
+    )
     env, base, token = prepare(bind)
-    env.setdefault("OMP_NUM_THREADS", "1")  # a tiny model on a small shared CPU: threads only contend
+    env.setdefault(
+        "OMP_NUM_THREADS", "1"
+    )  # a tiny model on a small shared CPU: threads only contend
     log = load_settings(env).data_dir / "demo-stack.log"
-    print(f"tiny model (`model: tiny` in the specs): {default_tiny_model()}")  # built here once, if missing
+    print(
+        f"tiny model (`model: tiny` in the specs): {default_tiny_model()}"
+    )  # built here once, if missing
     print(f"starting web, train, verify and beat (log: {log})")
     stack = start_stack(env, log)
     plan = Demo(base, token, args.plan)
@@ -207,7 +241,9 @@ def demo(args) -> int:
         started = time.monotonic()
         rows = plan.table()
         print_table(rows)
-        print(f"\n{len(plan.pages)} jobs in {(time.monotonic() - started) / 60:.1f} min; their pages:")
+        print(
+            f"\n{len(plan.pages)} jobs in {(time.monotonic() - started) / 60:.1f} min; their pages:"
+        )
         for label, job_id in plan.pages:
             print(f"  {label.split('] ', 1)[1]:<26} {base}/jobs/{job_id}")
     except KeyboardInterrupt:
@@ -257,10 +293,17 @@ def _alive(pid: int) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("demo")
-    run.add_argument("--plan", type=Path, default=DEMO_PLAN, help="the demo's tasks and specs (default: %(default)s)")
+    run.add_argument(
+        "--plan",
+        type=Path,
+        default=DEMO_PLAN,
+        help="the demo's tasks and specs (default: %(default)s)",
+    )
     sub.add_parser("up")
     sub.add_parser("down")
     args = parser.parse_args()

@@ -18,7 +18,11 @@ REWARD_BINS = (-1.0, -0.5, 0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def _record(experience: Any) -> Mapping[str, Any]:
-    return asdict(experience) | {"verdict": experience.verdict} if is_dataclass(experience) else experience
+    return (
+        asdict(experience) | {"verdict": experience.verdict}
+        if is_dataclass(experience)
+        else experience
+    )
 
 
 def _code_details(record: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -52,12 +56,16 @@ def reward_distribution(rewards: list[float | None]) -> dict[str, Any]:
         "mean": sum(valid) / len(valid) if valid else None,
         "min": min(valid, default=None),
         "max": max(valid, default=None),
-        "histogram": dict(sorted(Counter(_bin(r) for r in valid).items(), key=lambda kv: _bin_order(kv[0]))),
+        "histogram": dict(
+            sorted(Counter(_bin(r) for r in valid).items(), key=lambda kv: _bin_order(kv[0]))
+        ),
     }
 
 
 def _bin_order(label: str) -> int:
-    labels = [f"<{REWARD_BINS[0]:g}"] + [f"[{a:g},{b:g})" for a, b in zip(REWARD_BINS, REWARD_BINS[1:])]
+    labels = [f"<{REWARD_BINS[0]:g}"] + [
+        f"[{a:g},{b:g})" for a, b in zip(REWARD_BINS, REWARD_BINS[1:])
+    ]
     return labels.index(label) if label in labels else len(labels)
 
 
@@ -82,7 +90,9 @@ def error_patterns(experiences: Iterable[Any], top: int = 10) -> dict[str, Any]:
         tests = code.get("tests") or []
         if code["status"] == "timeout" or any(t["outcome"] == "timeout" for t in tests):
             timeouts += 1
-        exceptions.update({t["error_type"] for t in tests if t["outcome"] == "error" and t.get("error_type")})
+        exceptions.update(
+            {t["error_type"] for t in tests if t["outcome"] == "error" and t.get("error_type")}
+        )
         for index, test in enumerate(tests):
             name = test.get("test") or f"test {index + 1}"
             seen_tests[name] += 1
@@ -96,14 +106,24 @@ def error_patterns(experiences: Iterable[Any], top: int = 10) -> dict[str, Any]:
         "statuses": dict(statuses),
         "exception_types": dict(exceptions.most_common()),
         "failing_tests": [
-            {"test": name, "failed": count, "runs": seen_tests[name], "fail_rate": count / seen_tests[name]}
-            for name, count in failing.most_common(top) if count
+            {
+                "test": name,
+                "failed": count,
+                "runs": seen_tests[name],
+                "fail_rate": count / seen_tests[name],
+            }
+            for name, count in failing.most_common(top)
+            if count
         ],
-        "reward_by_step": {step: reward_distribution(values) for step, values in sorted(rewards_by_step.items())},
+        "reward_by_step": {
+            step: reward_distribution(values) for step, values in sorted(rewards_by_step.items())
+        },
     }
 
 
-def convergence_step(points: Sequence[tuple[int, float]], window: int = 5, tolerance: float = 0.05) -> int | None:
+def convergence_step(
+    points: Sequence[tuple[int, float]], window: int = 5, tolerance: float = 0.05
+) -> int | None:
     """The step from which a metric stays settled: the first step after which the trailing
     mean of the last ``window`` values (fewer at the start) stays within ``tolerance`` of its
     final value to the end of the series. ``points`` are ``(step, value)`` in step order.
@@ -117,8 +137,10 @@ def convergence_step(points: Sequence[tuple[int, float]], window: int = 5, toler
     True
     """
     values = [value for _, value in points]
-    smoothed = [sum(values[max(0, i - window + 1): i + 1]) / (i + 1 - max(0, i - window + 1))
-                for i in range(len(values))]
+    smoothed = [
+        sum(values[max(0, i - window + 1) : i + 1]) / (i + 1 - max(0, i - window + 1))
+        for i in range(len(values))
+    ]
     if not smoothed:
         return None
     unsettled = [i for i, mean in enumerate(smoothed) if abs(mean - smoothed[-1]) > tolerance]

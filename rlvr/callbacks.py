@@ -27,7 +27,9 @@ class Experience:
     truncated: bool
     reward: float | None
     reward_components: dict[str, float | None]
-    verdict: str  # the task's grade (rlvr.tasks.base.Grade), under the name stored rows and the API use
+    verdict: (
+        str  # the task's grade (rlvr.tasks.base.Grade), under the name stored rows and the API use
+    )
     advantage: float
     logprob_sum: float
     logprob_mean: float

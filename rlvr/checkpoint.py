@@ -38,7 +38,14 @@ def checkpoints_dir(run_dir: str | Path) -> Path:
 
 
 def save_checkpoint(
-    run_dir: str | Path, step: int, model, tokenizer, optimizer, scheduler, trainer: dict[str, Any], keep: int
+    run_dir: str | Path,
+    step: int,
+    model,
+    tokenizer,
+    optimizer,
+    scheduler,
+    trainer: dict[str, Any],
+    keep: int,
 ) -> Path:
     """Write checkpoint ``step`` and keep only the ``keep`` most recent; returns its path."""
     root = checkpoints_dir(run_dir)

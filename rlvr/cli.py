@@ -32,8 +32,11 @@ class ProgressBar(Callback):
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         if step > self.bar.n:
             self.bar.update(step - self.bar.n)
-        shown = {name: metrics[name] for name in ("reward", "pass_rate", "loss", "eval/greedy/pass_rate")
-                 if name in metrics}
+        shown = {
+            name: metrics[name]
+            for name in ("reward", "pass_rate", "loss", "eval/greedy/pass_rate")
+            if name in metrics
+        }
         if shown:
             self.bar.set_postfix({name: f"{value:.3f}" for name, value in shown.items()})
 
@@ -48,8 +51,14 @@ def _run_job(kind: str, spec_path: str, run_dir: str | None) -> int:
         print(f"{spec_path}: invalid {kind} spec\n{error}", file=sys.stderr)
         return 2
     out = Path(run_dir or Path("runs") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}")
-    total = {"train": lambda: spec.stopping.max_steps, "sft": lambda: spec.max_steps, "eval": lambda: 1}[kind]()
-    verify = verifier_for(spec.task, spec.verifier)  # an in-process nsjail pool, for code tasks only
+    total = {
+        "train": lambda: spec.stopping.max_steps,
+        "sft": lambda: spec.max_steps,
+        "eval": lambda: 1,
+    }[kind]()
+    verify = verifier_for(
+        spec.task, spec.verifier
+    )  # an in-process nsjail pool, for code tasks only
     progress = ProgressBar(total, kind)
     tracking = _mlflow_run(spec, out)  # here the user is the operator: the spec's URI as it is
     callback = CallbackList([JsonlCallback(out), progress, *([tracking] if tracking else [])])
@@ -59,7 +68,11 @@ def _run_job(kind: str, spec_path: str, run_dir: str | None) -> int:
             from rlvr.trainer import train
 
             result = train(spec, out, callback, verify)
-            summary = {"steps": result.steps, "stop_reason": result.stop_reason, "final": str(result.final_dir)}
+            summary = {
+                "steps": result.steps,
+                "stop_reason": result.stop_reason,
+                "final": str(result.final_dir),
+            }
         elif kind == "sft":
             from rlvr.sft import run_sft
 
@@ -86,8 +99,13 @@ def _mlflow_run(spec, out: Path):
     from rlvr.tracking import MlflowRun
 
     # No URI: MLflow's own default (MLFLOW_TRACKING_URI, else ./mlruns).
-    return MlflowRun.open(wanted.uri, wanted.experiment, wanted.run_name or out.name,
-                          params=spec.model_dump(mode="json"), key={"rlvr.run_dir": str(out.resolve())})
+    return MlflowRun.open(
+        wanted.uri,
+        wanted.experiment,
+        wanted.run_name or out.name,
+        params=spec.model_dump(mode="json"),
+        key={"rlvr.run_dir": str(out.resolve())},
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,8 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     for kind in SPECS:
         job = commands.add_parser(kind, help=f"run a {kind} job from a YAML or JSON spec")
         job.add_argument("spec", help="path to SPEC.yaml or SPEC.json")
-        job.add_argument("--run-dir", help="where metrics, experiences and checkpoints go (default runs/KIND-TIME)")
-    tiny = commands.add_parser("tiny-model", help="build the tiny local Llama and tokenizer in HF format")
+        job.add_argument(
+            "--run-dir",
+            help="where metrics, experiences and checkpoints go (default runs/KIND-TIME)",
+        )
+    tiny = commands.add_parser(
+        "tiny-model", help="build the tiny local Llama and tokenizer in HF format"
+    )
     tiny.add_argument("out_dir")
     tiny.add_argument("--hidden-size", type=int, default=128)
     tiny.add_argument("--layers", type=int, default=4)
@@ -114,8 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "tiny-model":
         from rlvr.tiny import build_tiny_model
 
-        path = build_tiny_model(args.out_dir, hidden_size=args.hidden_size, layers=args.layers,
-                                heads=args.heads, seed=args.seed)
+        path = build_tiny_model(
+            args.out_dir,
+            hidden_size=args.hidden_size,
+            layers=args.layers,
+            heads=args.heads,
+            seed=args.seed,
+        )
         print(path)
         return 0
     if args.command == "schema":

@@ -20,7 +20,12 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-FINISHED = ("succeeded", "failed", "cancelled", "crashed")  # a job the service will not run again by itself
+FINISHED = (
+    "succeeded",
+    "failed",
+    "cancelled",
+    "crashed",
+)  # a job the service will not run again by itself
 ENDING = ("cancelling", *FINISHED)
 
 
@@ -35,7 +40,9 @@ class ApiError(Exception):
         """`(field path, message)` of a 400 that names fields, else empty."""
         if not isinstance(self.detail, list):
             return []
-        return [(e.get("field", "?"), e.get("message", "")) for e in self.detail if isinstance(e, dict)]
+        return [
+            (e.get("field", "?"), e.get("message", "")) for e in self.detail if isinstance(e, dict)
+        ]
 
 
 class Unreachable(Exception):
@@ -100,7 +107,9 @@ class Client:
     def events(self, job_id: int) -> list[dict]:
         return self.request("GET", f"/jobs/{job_id}/events")["events"]
 
-    def metrics(self, job_id: int, names: list[str] | None = None, after: int | None = None) -> dict:
+    def metrics(
+        self, job_id: int, names: list[str] | None = None, after: int | None = None
+    ) -> dict:
         query = {"names": ",".join(names) if names else None, "after": after}
         return self.request("GET", f"/jobs/{job_id}/metrics", query)["series"]
 
@@ -123,8 +132,9 @@ class Client:
                 archive.extractall(out, filter="data")
         return out / f"job-{job_id}-model"
 
-    def follow(self, job_id: int, names: list[str] | None = None, every: float = 1.0,
-               wait: bool = True) -> Iterator[Event | Step | dict]:
+    def follow(
+        self, job_id: int, names: list[str] | None = None, every: float = 1.0, wait: bool = True
+    ) -> Iterator[Event | Step | dict]:
         """Yields the job's events and steps as they arrive, then the job itself (a dict)
         once it is finished, or after the first round without `wait`. Steps carry no time,
         so within one round the steps go after the events that start a run and before
@@ -132,7 +142,9 @@ class Client:
         seen_events, last_step = 0, None
         while True:
             job = self.job(job_id)  # read first: the events and steps below cover its state
-            events = [Event(e["at"], e["status"], e["message"]) for e in self.events(job_id)[seen_events:]]
+            events = [
+                Event(e["at"], e["status"], e["message"]) for e in self.events(job_id)[seen_events:]
+            ]
             seen_events += len(events)
             ending = next((i for i, e in enumerate(events) if e.status in ENDING), len(events))
             yield from events[:ending]

@@ -25,11 +25,18 @@ HEADLINE = ("reward", "pass_rate", "kl", "entropy", "loss", "eval/greedy/pass_ra
 def add_commands(commands) -> None:
     """Adds the service commands to the `rlvr` parser's subcommands."""
     service = argparse.ArgumentParser(add_help=False)
-    service.add_argument("--url", default=os.environ.get("RLVR_URL", DEFAULT_URL),
-                         help=f"the service (env RLVR_URL, default {DEFAULT_URL})")
-    service.add_argument("--token", default=os.environ.get("RLVR_TOKEN"), help="API token (env RLVR_TOKEN)")
+    service.add_argument(
+        "--url",
+        default=os.environ.get("RLVR_URL", DEFAULT_URL),
+        help=f"the service (env RLVR_URL, default {DEFAULT_URL})",
+    )
+    service.add_argument(
+        "--token", default=os.environ.get("RLVR_TOKEN"), help="API token (env RLVR_TOKEN)"
+    )
     following = argparse.ArgumentParser(add_help=False)
-    following.add_argument("--follow", action="store_true", help="print events and steps until the job ends")
+    following.add_argument(
+        "--follow", action="store_true", help="print events and steps until the job ends"
+    )
     following.add_argument("--names", default=",".join(HEADLINE), help="metrics to print per step")
     following.add_argument("--every", type=float, default=1.0, help="seconds between polls")
 
@@ -43,15 +50,27 @@ def add_commands(commands) -> None:
     submit.add_argument("spec", help="path to SPEC.yaml or SPEC.json")
     submit.add_argument("--kind", choices=KINDS, default="train")
     command("status", "a job's status, progress and result").add_argument(
-        "--json", action="store_true", help="print the API's JSON")
+        "--json", action="store_true", help="print the API's JSON"
+    )
     command("logs", "a job's events and per-step metrics (with --follow, until it ends)", following)
     command("cancel", "cancel a queued or running job")
-    command("resume", "requeue a cancelled, crashed or failed train/SFT job from its checkpoint", following)
+    command(
+        "resume",
+        "requeue a cancelled, crashed or failed train/SFT job from its checkpoint",
+        following,
+    )
     clone = command("clone", "a new job from this one's spec with edits", following)
-    clone.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", dest="edits",
-                       help="a spec field to change, e.g. optim.learning_rate=1e-4 (YAML value; repeatable)")
-    command("download", "fetch and unpack a job's final model (LoRA adapter or weights)").add_argument(
-        "-o", "--out", default=".", help="directory to unpack into (default .)")
+    clone.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        dest="edits",
+        help="a spec field to change, e.g. optim.learning_rate=1e-4 (YAML value; repeatable)",
+    )
+    command(
+        "download", "fetch and unpack a job's final model (LoRA adapter or weights)"
+    ).add_argument("-o", "--out", default=".", help="directory to unpack into (default .)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,8 +113,10 @@ def _status(client: Client, args) -> int:
         print(json.dumps(job, indent=2))
         return 0
     progress = job["progress"]
-    print(f"job {job['id']}  {job['kind']}  {job['status']}  step {progress['done']}/{progress['total']} "
-          f"({progress['fraction']:.0%})  attempt {job['attempt']}/{job['max_attempts']}")
+    print(
+        f"job {job['id']}  {job['kind']}  {job['status']}  step {progress['done']}/{progress['total']} "
+        f"({progress['fraction']:.0%})  attempt {job['attempt']}/{job['max_attempts']}"
+    )
     for field in ("parent_id", "created_at", "started_at", "finished_at", "error"):
         if job.get(field) is not None:
             print(f"{field}: {job[field]}")
@@ -155,7 +176,9 @@ def spec_edits(pairs: list[str]) -> dict:
 
 def _yaml_value(text: str):
     value = yaml.safe_load(text) if text.strip() else ""
-    return float(text) if isinstance(value, str) and _is_float(text) else value  # YAML reads 1e-4 as a string
+    return (
+        float(text) if isinstance(value, str) and _is_float(text) else value
+    )  # YAML reads 1e-4 as a string
 
 
 def _is_float(text: str) -> bool:
@@ -172,7 +195,9 @@ def _follow(client: Client, job_id: int, args, wait: bool = True) -> int:
         if isinstance(item, Event):
             print(f"{item.at[:19]}  {item.status:<10}  {item.message or ''}".rstrip(), flush=True)
         elif isinstance(item, Step):
-            shown = "  ".join(f"{name} {item.metrics[name]:.4g}" for name in names if name in item.metrics)
+            shown = "  ".join(
+                f"{name} {item.metrics[name]:.4g}" for name in names if name in item.metrics
+            )
             print(f"step {item.step}/{item.total}  {shown}".rstrip(), flush=True)
         elif wait:  # the job, once it is finished
             return _ended(item)
@@ -181,10 +206,23 @@ def _follow(client: Client, job_id: int, args, wait: bool = True) -> int:
 
 def _ended(job: dict) -> int:
     """Prints how the job ended; 0 if it succeeded."""
-    outcome = f": {job['error']}" if job.get("error") else f"  {json.dumps(job['result'])}" if job.get("result") else ""
+    outcome = (
+        f": {job['error']}"
+        if job.get("error")
+        else f"  {json.dumps(job['result'])}"
+        if job.get("result")
+        else ""
+    )
     print(f"job {job['id']} {job['status']}{outcome}")
     return 0 if job["status"] == "succeeded" else 1
 
 
-RUNS = {"submit": _submit, "status": _status, "logs": _logs, "cancel": _cancel, "resume": _resume,
-        "clone": _clone, "download": _download}
+RUNS = {
+    "submit": _submit,
+    "status": _status,
+    "logs": _logs,
+    "cancel": _cancel,
+    "resume": _resume,
+    "clone": _clone,
+    "download": _download,
+}

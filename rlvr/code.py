@@ -79,8 +79,11 @@ def defines(source: str, name: str) -> bool:
     (True, False)
     """
     tree = _parse(source)
-    return tree is not None and any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name
-               for node in tree.body)
+    return tree is not None and any(
+        isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        and node.name == name
+        for node in tree.body
+    )
 
 
 def complete_function(prompt_code: str, completion: str, entry_point: str) -> str:
@@ -98,4 +101,3 @@ def complete_function(prompt_code: str, completion: str, entry_point: str) -> st
     if defines(code, entry_point):
         return prompt_code.rstrip("\n") + "\n\n" + code
     return prompt_code + completion
-

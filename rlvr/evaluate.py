@@ -61,12 +61,23 @@ def evaluate(
     """Metrics over ``problems``: ``greedy/*`` from argmax decoding, the rest from n samples each."""
     metrics: dict[str, float] = {"num_problems": float(len(problems))}
     if greedy:
-        grades, scores = _run(model, tokenizer, task, problems, rewards, sampling, 1, True, batch_size, verify)
+        grades, scores = _run(
+            model, tokenizer, task, problems, rewards, sampling, 1, True, batch_size, verify
+        )
         metrics["greedy/pass_rate"] = sum(g[0] == "pass" for g in grades) / len(problems)
         metrics["greedy/mean_reward"] = _mean([s[0] for s in scores])
     if num_samples:
         grades, scores = _run(
-            model, tokenizer, task, problems, rewards, sampling, num_samples, False, batch_size, verify
+            model,
+            tokenizer,
+            task,
+            problems,
+            rewards,
+            sampling,
+            num_samples,
+            False,
+            batch_size,
+            verify,
         )
         passes = [sum(g == "pass" for g in row) for row in grades]
         metrics["pass_rate"] = sum(passes) / (len(problems) * num_samples)
@@ -104,7 +115,10 @@ def _run(model, tokenizer, task, problems, rewards, sampling, n, greedy, batch_s
 
 
 def run_eval(
-    spec: EvalSpec, run_dir: str | Path, callback: Callback | None = None, verify: VerifyFn | None = None
+    spec: EvalSpec,
+    run_dir: str | Path,
+    callback: Callback | None = None,
+    verify: VerifyFn | None = None,
 ) -> dict[str, float]:
     """An eval job: load, evaluate, report through ``callback`` and write ``eval.json``."""
     from rlvr.policy import load_policy
@@ -133,19 +147,28 @@ def run_eval(
 
 
 def evaluate_references(
-    task: Task, problems: Sequence[Problem], rewards: Sequence[dict[str, Any]], verify: VerifyFn | None = None
+    task: Task,
+    problems: Sequence[Problem],
+    rewards: Sequence[dict[str, Any]],
+    verify: VerifyFn | None = None,
 ) -> dict[str, float]:
     """The task's reference solutions scored as completions: a check of the task and its verifier."""
     chosen = [p for p in problems if task.reference(p) is not None]
     result = score_batch(task, chosen, [task.reference(p) for p in chosen], rewards, verify)
     passed = sum(g == "pass" for g in result.grades)
-    return {"num_problems": float(len(chosen)), "pass@1": passed / max(len(chosen), 1),
-            "greedy/pass_rate": passed / max(len(chosen), 1), "mean_reward": _mean(result.rewards),
-            "num_none_rewards": float(sum(r is None for r in result.rewards)),
-            "num_failed": float(len(chosen) - passed)}
+    return {
+        "num_problems": float(len(chosen)),
+        "pass@1": passed / max(len(chosen), 1),
+        "greedy/pass_rate": passed / max(len(chosen), 1),
+        "mean_reward": _mean(result.rewards),
+        "num_none_rewards": float(sum(r is None for r in result.rewards)),
+        "num_failed": float(len(chosen) - passed),
+    }
 
 
-def _report(metrics: dict[str, float], run_dir: str | Path, callback: Callback | None) -> dict[str, float]:
+def _report(
+    metrics: dict[str, float], run_dir: str | Path, callback: Callback | None
+) -> dict[str, float]:
     (callback or Callback()).on_step(0, {f"eval/{name}": value for name, value in metrics.items()})
     out = Path(run_dir)
     out.mkdir(parents=True, exist_ok=True)

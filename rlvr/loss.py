@@ -37,7 +37,9 @@ def _group_stats(rewards: Tensor, valid: Tensor) -> tuple[Tensor, Tensor, Tensor
     filled = torch.where(valid, rewards, torch.zeros_like(rewards))
     count = valid.sum(dim=1, keepdim=True)
     mean = filled.sum(dim=1, keepdim=True) / count.clamp(min=1)
-    squares = torch.where(valid, (rewards - mean) ** 2, torch.zeros_like(rewards)).sum(dim=1, keepdim=True)
+    squares = torch.where(valid, (rewards - mean) ** 2, torch.zeros_like(rewards)).sum(
+        dim=1, keepdim=True
+    )
     std = (squares / (count - 1).clamp(min=1)).sqrt()
     return count, mean, std
 
@@ -81,7 +83,9 @@ def ema_advantages(rewards: Tensor, valid: Tensor, scale: bool, baseline: float)
     return torch.where(valid, advantages, torch.zeros_like(advantages))
 
 
-def ema_update(baseline: float | None, rewards: Tensor, valid: Tensor, decay: float) -> float | None:
+def ema_update(
+    baseline: float | None, rewards: Tensor, valid: Tensor, decay: float
+) -> float | None:
     """The next EMA baseline; the first batch's mean starts it. None until a reward is valid."""
     if not valid.any():
         return baseline
@@ -127,7 +131,12 @@ POLICY_LOSSES: dict[str, Callable[[Tensor, Tensor, Tensor, float, float], Tensor
 
 
 def clip_fractions(
-    logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, mask: Tensor, clip_low: float, clip_high: float
+    logprobs: Tensor,
+    old_logprobs: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    clip_low: float,
+    clip_high: float,
 ) -> dict[str, float]:
     """Share of tokens whose ratio the clip stopped: low (A < 0), high (A > 0), either (TRL's names)."""
     ratio = torch.exp(logprobs - old_logprobs)

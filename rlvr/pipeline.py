@@ -34,8 +34,12 @@ class Round:
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps of a round that is sampled but not yet trained on; a resumed
         run scores it again (scores are a function of the completions)."""
-        return {"problems": self.problems, "rollout": self.rollout, "generation_time": self.generation_time,
-                "policy_version": self.policy_version}
+        return {
+            "problems": self.problems,
+            "rollout": self.rollout,
+            "generation_time": self.generation_time,
+            "policy_version": self.policy_version,
+        }
 
 
 @dataclass
@@ -52,7 +56,9 @@ class Scoring:
 
     def __init__(self, score: Callable[[Round], ScoredBatch], background: bool):
         self._score = score
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="rlvr-score") if background else None
+        self._executor = (
+            ThreadPoolExecutor(1, thread_name_prefix="rlvr-score") if background else None
+        )
 
     def start(self, round: Round) -> None:
         """Begins scoring ``round`` in the background; without a background thread, or if it

@@ -54,7 +54,9 @@ def _from_pretrained(path: str, dtype: torch.dtype) -> PreTrainedModel:
     try:
         return AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     except OSError as error:
-        raise OSError(f"model {path!r} is neither a local directory nor reachable on the hub: {error}") from error
+        raise OSError(
+            f"model {path!r} is neither a local directory nor reachable on the hub: {error}"
+        ) from error
 
 
 def load_policy(spec: ModelSpec, resume_dir: str | Path | None = None):
@@ -73,7 +75,9 @@ def load_policy(spec: ModelSpec, resume_dir: str | Path | None = None):
     model = _from_pretrained(str(full_weights[-1] if full_weights else base_path), dtype)
     if init_path and is_adapter(init_path):
         model = PeftModel.from_pretrained(model, init_path).merge_and_unload()
-    tokenizer = load_tokenizer(str(init_path if init_path and not is_adapter(init_path) else base_path))
+    tokenizer = load_tokenizer(
+        str(init_path if init_path and not is_adapter(init_path) else base_path)
+    )
     if spec.lora is not None:
         if resume_dir is not None:
             model = PeftModel.from_pretrained(model, str(resume_dir), is_trainable=True)

@@ -38,13 +38,16 @@ class Episodes:
     grades: list[Grade]  # (B,) last turn's
     rewards: list[float | None]  # (B,) per the reward mode
     components: dict[str, list[float | None]]  # name -> (B,), last turn's
-    turns: list[list[dict[str, Any]]] = field(default_factory=list)  # per episode: completion, verdict (its grade, under the name stored experiences use), reward, feedback
+    turns: list[list[dict[str, Any]]] = field(
+        default_factory=list
+    )  # per episode: completion, verdict (its grade, under the name stored experiences use), reward, feedback
 
     def turn_metrics(self) -> dict[str, float]:
         count = len(self.turns)
         return {
             "refine/mean_turns": sum(len(t) for t in self.turns) / count,
-            "refine/first_turn_pass_rate": sum(t[0]["verdict"] == "pass" for t in self.turns) / count,
+            "refine/first_turn_pass_rate": sum(t[0]["verdict"] == "pass" for t in self.turns)
+            / count,
             "refine/final_pass_rate": sum(t[-1]["verdict"] == "pass" for t in self.turns) / count,
         }
 
@@ -108,8 +111,14 @@ def refine(
     completions = first.completions
     for turn in range(max_turns):
         for i, row in enumerate(active):
-            history[row].append({"completion": completions[i], "verdict": str(current.grades[i]),
-                                 "reward": current.rewards[i], "feedback": None})
+            history[row].append(
+                {
+                    "completion": completions[i],
+                    "verdict": str(current.grades[i]),
+                    "reward": current.rewards[i],
+                    "feedback": None,
+                }
+            )
             grades[row] = current.grades[i]
             last_turn[row] = turn
             for name, values in current.components.items():
@@ -119,29 +128,68 @@ def refine(
             break
         for row in retry:
             history[row][-1]["feedback"] = feedback_text(grades[row], show_tests)
-            contexts[row] = template.format(context=contexts[row], completion=history[row][-1]["completion"],
-                                            feedback=history[row][-1]["feedback"], prompt=problems[row].prompt)
-        rollout = _generate_rows(model, tokenizer, [contexts[r] for r in retry],
-                                 first.temperatures[retry].tolist(), top_p, max_new_tokens)
-        current = score_batch(task, [problems[r] for r in retry], rollout.completions, rewards, verify)
+            contexts[row] = template.format(
+                context=contexts[row],
+                completion=history[row][-1]["completion"],
+                feedback=history[row][-1]["feedback"],
+                prompt=problems[row].prompt,
+            )
+        rollout = _generate_rows(
+            model,
+            tokenizer,
+            [contexts[r] for r in retry],
+            first.temperatures[retry].tolist(),
+            top_p,
+            max_new_tokens,
+        )
+        current = score_batch(
+            task, [problems[r] for r in retry], rollout.completions, rewards, verify
+        )
         parts.append(rollout)
         part_rows.append(retry)
         active, completions = retry, rollout.completions
-    return _episodes(parts, part_rows, last_turn, history, grades, last_components, reward_mode, loss, discount,
-                     tokenizer.pad_token_id)
+    return _episodes(
+        parts,
+        part_rows,
+        last_turn,
+        history,
+        grades,
+        last_components,
+        reward_mode,
+        loss,
+        discount,
+        tokenizer.pad_token_id,
+    )
 
 
-def _generate_rows(model, tokenizer, prompts: list[str], temperatures: list[float], top_p: float,
-                   max_new_tokens: int) -> Rollout:
+def _generate_rows(
+    model,
+    tokenizer,
+    prompts: list[str],
+    temperatures: list[float],
+    top_p: float,
+    max_new_tokens: int,
+) -> Rollout:
     """One sample per prompt at that row's temperature (one generate call per distinct value)."""
     order = sorted(range(len(prompts)), key=lambda i: temperatures[i])
     pieces, placed = [], []
     for value in sorted(set(temperatures)):
         rows = [i for i in order if temperatures[i] == value]
-        pieces.append(generate(model, tokenizer, [prompts[i] for i in rows], group_size=1, temperature=value,
-                               top_p=top_p, max_new_tokens=max_new_tokens))
+        pieces.append(
+            generate(
+                model,
+                tokenizer,
+                [prompts[i] for i in rows],
+                group_size=1,
+                temperature=value,
+                top_p=top_p,
+                max_new_tokens=max_new_tokens,
+            )
+        )
         placed.extend(rows)
-    merged = merge_rollouts(pieces, [range(len(p.completions)) for p in pieces], tokenizer.pad_token_id)
+    merged = merge_rollouts(
+        pieces, [range(len(p.completions)) for p in pieces], tokenizer.pad_token_id
+    )
     return select_rows(merged, [placed.index(i) for i in range(len(prompts))])
 
 
@@ -149,17 +197,34 @@ def select_rows(rollout: Rollout, rows: Sequence[int]) -> Rollout:
     """The rollout's ``rows`` in that order."""
     index = torch.tensor(list(rows), dtype=torch.long, device=rollout.prompt_ids.device)
     return Rollout(
-        prompt_ids=rollout.prompt_ids[index], prompt_mask=rollout.prompt_mask[index],
-        completion_ids=rollout.completion_ids[index], completion_mask=rollout.completion_mask[index],
-        logprobs=rollout.logprobs[index], temperatures=rollout.temperatures[index],
-        truncated=rollout.truncated[index], completions=[rollout.completions[i] for i in rows],
+        prompt_ids=rollout.prompt_ids[index],
+        prompt_mask=rollout.prompt_mask[index],
+        completion_ids=rollout.completion_ids[index],
+        completion_mask=rollout.completion_mask[index],
+        logprobs=rollout.logprobs[index],
+        temperatures=rollout.temperatures[index],
+        truncated=rollout.truncated[index],
+        completions=[rollout.completions[i] for i in rows],
     )
 
 
-def _episodes(parts, part_rows, last_turn, history, grades, components, reward_mode, loss, discount,
-              pad_token_id) -> Episodes:
+def _episodes(
+    parts,
+    part_rows,
+    last_turn,
+    history,
+    grades,
+    components,
+    reward_mode,
+    loss,
+    discount,
+    pad_token_id,
+) -> Episodes:
     if loss == "last":
-        keep = [[i for i, row in enumerate(rows) if last_turn[row] == turn] for turn, rows in enumerate(part_rows)]
+        keep = [
+            [i for i, row in enumerate(rows) if last_turn[row] == turn]
+            for turn, rows in enumerate(part_rows)
+        ]
     elif loss == "all":
         keep = [list(range(len(rows))) for rows in part_rows]
     else:
@@ -176,7 +241,9 @@ def _episodes(parts, part_rows, last_turn, history, grades, components, reward_m
         row_episode=torch.tensor(episode_of, dtype=torch.long),
         last_row=last_row,
         grades=grades,
-        rewards=[episode_reward([t["reward"] for t in turns], reward_mode, discount) for turns in history],
+        rewards=[
+            episode_reward([t["reward"] for t in turns], reward_mode, discount) for turns in history
+        ],
         components=components,
         turns=history,
     )

@@ -62,17 +62,22 @@ class ReplayBuffer:
         for row in range(len(rollout.completions)):
             if not bool(valid[row]):
                 continue
-            start, length = rollout.prompt_ids.shape[1] - int(prompt_lengths[row]), int(lengths[row])
-            self.rows.append(StoredRow(
-                prompt_ids=rollout.prompt_ids[row, start:].cpu(),
-                completion_ids=rollout.completion_ids[row, :length].cpu(),
-                logprobs=rollout.logprobs[row, :length].detach().cpu(),
-                temperature=float(rollout.temperatures[row]),
-                truncated=bool(rollout.truncated[row]),
-                completion=rollout.completions[row],
-                advantage=float(advantages[row]),
-                step=step,
-            ))
+            start, length = (
+                rollout.prompt_ids.shape[1] - int(prompt_lengths[row]),
+                int(lengths[row]),
+            )
+            self.rows.append(
+                StoredRow(
+                    prompt_ids=rollout.prompt_ids[row, start:].cpu(),
+                    completion_ids=rollout.completion_ids[row, :length].cpu(),
+                    logprobs=rollout.logprobs[row, :length].detach().cpu(),
+                    temperature=float(rollout.temperatures[row]),
+                    truncated=bool(rollout.truncated[row]),
+                    completion=rollout.completions[row],
+                    advantage=float(advantages[row]),
+                    step=step,
+                )
+            )
 
     def sample(self, fresh: int, pad_token_id: int) -> tuple[Rollout, Tensor, Tensor] | None:
         """(rollout, advantages, steps) of the replayed share for an update of ``fresh`` rows,
@@ -98,10 +103,16 @@ def as_rollout(rows: list[StoredRow], pad_token_id: int) -> Rollout:
         return torch.cat([pad, values] if left else [values, pad])
 
     return Rollout(
-        prompt_ids=torch.stack([padded(r.prompt_ids, prompt_width, pad_token_id, left=True) for r in rows]),
-        prompt_mask=torch.stack([padded(torch.ones_like(r.prompt_ids), prompt_width, 0, left=True) for r in rows]),
+        prompt_ids=torch.stack(
+            [padded(r.prompt_ids, prompt_width, pad_token_id, left=True) for r in rows]
+        ),
+        prompt_mask=torch.stack(
+            [padded(torch.ones_like(r.prompt_ids), prompt_width, 0, left=True) for r in rows]
+        ),
         completion_ids=torch.stack([padded(r.completion_ids, width, pad_token_id) for r in rows]),
-        completion_mask=torch.stack([padded(torch.ones(len(r.completion_ids)), width, 0.0) for r in rows]),
+        completion_mask=torch.stack(
+            [padded(torch.ones(len(r.completion_ids)), width, 0.0) for r in rows]
+        ),
         logprobs=torch.stack([padded(r.logprobs, width, 0.0) for r in rows]),
         temperatures=torch.tensor([r.temperature for r in rows]),
         truncated=torch.tensor([r.truncated for r in rows]),
@@ -109,17 +120,31 @@ def as_rollout(rows: list[StoredRow], pad_token_id: int) -> Rollout:
     )
 
 
-def mix(fresh: Rollout, fresh_advantages: Tensor, fresh_valid: Tensor, replayed: tuple[Rollout, Tensor, Tensor] | None,
-        pad_token_id: int) -> tuple[Rollout, Tensor, Tensor]:
+def mix(
+    fresh: Rollout,
+    fresh_advantages: Tensor,
+    fresh_valid: Tensor,
+    replayed: tuple[Rollout, Tensor, Tensor] | None,
+    pad_token_id: int,
+) -> tuple[Rollout, Tensor, Tensor]:
     """The update batch: fresh rows then replayed ones, with advantages and the row mask.  -> B', (B',), (B',)"""
     if replayed is None:
         return fresh, fresh_advantages, fresh_valid
     old, old_advantages, _ = replayed
     device = fresh.prompt_ids.device
-    old = Rollout(**{name: value.to(device) if isinstance(value, Tensor) else value for name, value in vars(old).items()})
+    old = Rollout(
+        **{
+            name: value.to(device) if isinstance(value, Tensor) else value
+            for name, value in vars(old).items()
+        }
+    )
     old.prompt_mask = old.prompt_mask.to(fresh.prompt_mask.dtype)
     old.completion_mask = old.completion_mask.to(fresh.completion_mask.dtype)
-    merged = merge_rollouts([fresh, old], [range(len(fresh.completions)), range(len(old.completions))], pad_token_id)
+    merged = merge_rollouts(
+        [fresh, old], [range(len(fresh.completions)), range(len(old.completions))], pad_token_id
+    )
     advantages = torch.cat([fresh_advantages, old_advantages.to(fresh_advantages)])
-    valid = torch.cat([fresh_valid.to(device), torch.ones(len(old.completions), dtype=torch.bool, device=device)])
+    valid = torch.cat(
+        [fresh_valid.to(device), torch.ones(len(old.completions), dtype=torch.bool, device=device)]
+    )
     return merged, advantages, valid

@@ -49,9 +49,13 @@ class PerSampleWarper(LogitsProcessor):
         return scores.masked_fill(drop, float("-inf"))
 
 
-def sample_temperatures(temperature: float | Sequence[float], prompts: int, group_size: int) -> Tensor:
+def sample_temperatures(
+    temperature: float | Sequence[float], prompts: int, group_size: int
+) -> Tensor:
     """One temperature per row: a scalar for all, or one per sample index of each group.  -> (P*G,)"""
-    per_group = [temperature] * group_size if isinstance(temperature, (int, float)) else list(temperature)
+    per_group = (
+        [temperature] * group_size if isinstance(temperature, (int, float)) else list(temperature)
+    )
     return torch.tensor(per_group * prompts, dtype=torch.float32)
 
 
@@ -70,7 +74,11 @@ def generate(
     device = next(model.parameters()).device
     rows = [prompt for prompt in prompts for _ in range(group_size)]
     encoded = tokenizer(rows, return_tensors="pt", padding=True).to(device)
-    temperatures = torch.ones(len(rows)) if greedy else sample_temperatures(temperature, len(prompts), group_size)
+    temperatures = (
+        torch.ones(len(rows))
+        if greedy
+        else sample_temperatures(temperature, len(prompts), group_size)
+    )
     config = GenerationConfig(
         do_sample=not greedy,
         max_new_tokens=max_new_tokens,
@@ -91,8 +99,12 @@ def generate(
     mask = completion_mask(completion_ids, tokenizer.eos_token_id)
     scale = temperatures.to(device).unsqueeze(1)  # (B, 1)
     logprobs = torch.stack(
-        [token_logprobs((step_logits.float() / scale).unsqueeze(1), completion_ids[:, t : t + 1]).squeeze(1)
-         for t, step_logits in enumerate(out.logits)],
+        [
+            token_logprobs(
+                (step_logits.float() / scale).unsqueeze(1), completion_ids[:, t : t + 1]
+            ).squeeze(1)
+            for t, step_logits in enumerate(out.logits)
+        ],
         dim=1,
     )  # (B, T)
     has_eos = (completion_ids == tokenizer.eos_token_id).any(dim=1)
@@ -133,7 +145,10 @@ def policy_logprobs(
     positions = (attention.cumsum(dim=1) - 1).clamp(min=0)  # as generate numbers left-padded rows
     length = completion_ids.shape[1]
     logits = model(
-        input_ids=input_ids, attention_mask=attention, position_ids=positions, logits_to_keep=length + 1
+        input_ids=input_ids,
+        attention_mask=attention,
+        position_ids=positions,
+        logits_to_keep=length + 1,
     ).logits[:, :-1]  # (B, T, V)
     logits = logits.float() / temperatures.unsqueeze(1).unsqueeze(2)
     entropies = entropy(logits) if with_entropy else None
@@ -146,9 +161,15 @@ def _pad_to(tensor: Tensor, width: int, value: float, left: bool) -> Tensor:
     return torch.cat([pad, tensor] if left else [tensor, pad], dim=1)
 
 
-def merge_rollouts(parts: Sequence[Rollout], rows: Sequence[Sequence[int]], pad_token_id: int) -> Rollout:
+def merge_rollouts(
+    parts: Sequence[Rollout], rows: Sequence[Sequence[int]], pad_token_id: int
+) -> Rollout:
     """The chosen ``rows`` of each part in one rollout, re-padded (prompts left, completions right)."""
-    chosen = [(part, torch.tensor(list(keep), dtype=torch.long)) for part, keep in zip(parts, rows) if len(keep)]
+    chosen = [
+        (part, torch.tensor(list(keep), dtype=torch.long))
+        for part, keep in zip(parts, rows)
+        if len(keep)
+    ]
     prompt_width = max(part.prompt_ids.shape[1] for part, _ in chosen)
     completion_width = max(part.completion_ids.shape[1] for part, _ in chosen)
 

@@ -26,8 +26,9 @@ def render(tokenizer, messages: list[dict[str, str]]) -> str:
 
 class ChatModel:
     def __init__(self, path: str, name: str):
-        from rlvr.policy import load_tokenizer
         from transformers import AutoModelForCausalLM
+
+        from rlvr.policy import load_tokenizer
 
         self.name = name
         self.tokenizer = load_tokenizer(path)
@@ -35,16 +36,27 @@ class ChatModel:
         self.lock = threading.Lock()
 
     @torch.no_grad()
-    def reply(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> tuple[str, int, int]:
+    def reply(
+        self, messages: list[dict[str, str]], max_tokens: int, temperature: float
+    ) -> tuple[str, int, int]:
         encoded = self.tokenizer(render(self.tokenizer, messages), return_tensors="pt")
         with self.lock:
             out = self.model.generate(
-                **encoded, max_new_tokens=max_tokens, do_sample=temperature > 0,
-                temperature=temperature if temperature > 0 else None, top_p=None, top_k=None,
-                pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.tokenizer.eos_token_id,
+                **encoded,
+                max_new_tokens=max_tokens,
+                do_sample=temperature > 0,
+                temperature=temperature if temperature > 0 else None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.tokenizer.eos_token_id,
             )
-        new = out[0, encoded["input_ids"].shape[1]:]
-        return self.tokenizer.decode(new, skip_special_tokens=True), encoded["input_ids"].shape[1], len(new)
+        new = out[0, encoded["input_ids"].shape[1] :]
+        return (
+            self.tokenizer.decode(new, skip_special_tokens=True),
+            encoded["input_ids"].shape[1],
+            len(new),
+        )
 
 
 def make_handler(chat: ChatModel) -> type[BaseHTTPRequestHandler]:
@@ -69,7 +81,10 @@ def make_handler(chat: ChatModel) -> type[BaseHTTPRequestHandler]:
                 return
             try:
                 request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                messages = [{"role": str(m["role"]), "content": str(m["content"])} for m in request["messages"]]
+                messages = [
+                    {"role": str(m["role"]), "content": str(m["content"])}
+                    for m in request["messages"]
+                ]
             except (ValueError, KeyError, TypeError) as error:
                 self._send(400, {"error": {"message": f"bad request: {error}"}})
                 return
@@ -77,25 +92,48 @@ def make_handler(chat: ChatModel) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"error": {"message": f"unknown model {request.get('model')!r}"}})
                 return
             text, prompt_tokens, completion_tokens = chat.reply(
-                messages, int(request.get("max_tokens") or 64), float(request.get("temperature") or 0.0))
-            self._send(200, {
-                "id": f"chatcmpl-{time.time_ns()}", "object": "chat.completion", "created": int(time.time()),
-                "model": chat.name,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                          "total_tokens": prompt_tokens + completion_tokens},
-            })
+                messages,
+                int(request.get("max_tokens") or 64),
+                float(request.get("temperature") or 0.0),
+            )
+            self._send(
+                200,
+                {
+                    "id": f"chatcmpl-{time.time_ns()}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": chat.name,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": text},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": completion_tokens,
+                        "total_tokens": prompt_tokens + completion_tokens,
+                    },
+                },
+            )
 
-        def log_message(self, format: str, *args) -> None:  # quiet: one line per request is noise here
+        def log_message(
+            self, format: str, *args
+        ) -> None:  # quiet: one line per request is noise here
             pass
 
     return Handler
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m rlvr.serve", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m rlvr.serve", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("model", help="local model directory")
-    parser.add_argument("--name", default=None, help="model name clients send (default: the directory)")
+    parser.add_argument(
+        "--name", default=None, help="model name clients send (default: the directory)"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     args = parser.parse_args(argv)

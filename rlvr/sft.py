@@ -32,7 +32,9 @@ class SFTResult:
     metrics: dict[str, float]
 
 
-def sft_batch(tokenizer, task: Task, problems: list[Problem], device: torch.device) -> dict[str, torch.Tensor]:
+def sft_batch(
+    tokenizer, task: Task, problems: list[Problem], device: torch.device
+) -> dict[str, torch.Tensor]:
     """input_ids, attention_mask and labels (-100 on prompt and padding), right-padded.  -> 3 x (N, L)"""
     rows, labels = [], []
     for problem in problems:
@@ -43,14 +45,23 @@ def sft_batch(tokenizer, task: Task, problems: list[Problem], device: torch.devi
     width = max(len(row) for row in rows)
     pad = tokenizer.pad_token_id
     return {
-        "input_ids": torch.tensor([row + [pad] * (width - len(row)) for row in rows], device=device),
-        "attention_mask": torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows], device=device),
-        "labels": torch.tensor([label + [IGNORE] * (width - len(label)) for label in labels], device=device),
+        "input_ids": torch.tensor(
+            [row + [pad] * (width - len(row)) for row in rows], device=device
+        ),
+        "attention_mask": torch.tensor(
+            [[1] * len(row) + [0] * (width - len(row)) for row in rows], device=device
+        ),
+        "labels": torch.tensor(
+            [label + [IGNORE] * (width - len(label)) for label in labels], device=device
+        ),
     }
 
 
 def run_sft(
-    spec: SFTSpec, run_dir: str | Path, callback: Callback | None = None, verify: VerifyFn | None = None
+    spec: SFTSpec,
+    run_dir: str | Path,
+    callback: Callback | None = None,
+    verify: VerifyFn | None = None,
 ) -> SFTResult:
     """Train on reference completions for ``max_steps`` and save ``<run_dir>/final``."""
     callback = callback or Callback()
@@ -60,18 +71,32 @@ def run_sft(
     set_seed(spec.seed)
     model, tokenizer, device = load_policy(spec.model)
     task = build_task(spec.task)
-    problems = [p for p in task.problems("train")[: spec.max_examples] if task.reference(p) is not None]
+    problems = [
+        p for p in task.problems("train")[: spec.max_examples] if task.reference(p) is not None
+    ]
     stream = ProblemStream(problems, spec.seed)
     held_out = task.problems("test")[: spec.eval_size]
     sampling = SamplingSpec(max_new_tokens=spec.max_new_tokens)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
-    scheduler = get_scheduler(SCHEDULES[spec.schedule], optimizer, num_warmup_steps=spec.warmup_steps,
-                              num_training_steps=spec.max_steps)
+    scheduler = get_scheduler(
+        SCHEDULES[spec.schedule],
+        optimizer,
+        num_warmup_steps=spec.warmup_steps,
+        num_training_steps=spec.max_steps,
+    )
 
     def held_out_metrics() -> dict[str, float]:
-        found = evaluate(model, tokenizer, task, held_out, reward_specs(task, []), sampling, greedy=True,
-                         verify=verify)
+        found = evaluate(
+            model,
+            tokenizer,
+            task,
+            held_out,
+            reward_specs(task, []),
+            sampling,
+            greedy=True,
+            verify=verify,
+        )
         return {f"eval/{name}": value for name, value in found.items()}
 
     model.train()
@@ -84,8 +109,15 @@ def run_sft(
         optimizer.step()
         learning_rate = scheduler.get_last_lr()[0]
         scheduler.step()
-        callback.on_step(step, {"loss": loss.item(), "grad_norm": grad_norm.item(),
-                                "learning_rate": learning_rate, "step_time": time.perf_counter() - started})
+        callback.on_step(
+            step,
+            {
+                "loss": loss.item(),
+                "grad_norm": grad_norm.item(),
+                "learning_rate": learning_rate,
+                "step_time": time.perf_counter() - started,
+            },
+        )
         if spec.eval_every and step % spec.eval_every == 0 and step < spec.max_steps:
             callback.on_step(step, held_out_metrics())
         if callback.should_stop():

@@ -19,7 +19,6 @@ from rlvr.rewards.base import REWARDS
 from rlvr.tasks.arithmetic import ArithmeticOptions
 from rlvr.tasks.base import TASKS
 
-
 MAX_STEPS = 2**31 - 1
 """Step numbers are 32-bit integers where jobs are stored (the service's `integer` columns)."""
 
@@ -52,15 +51,22 @@ class ModelSpec(_Spec):
         default_factory=LoraSpec, description="LoRA adapters to train; null trains every weight."
     )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="Weights dtype; auto is bfloat16 on CUDA that supports it, else float32."
+        "auto",
+        description="Weights dtype; auto is bfloat16 on CUDA that supports it, else float32.",
     )
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto picks CUDA when present.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto picks CUDA when present."
+    )
 
 
 class RewardSpec(_Spec):
-    name: str = Field("verdict", description="A registered reward function (see rlvr.rewards.base.REWARDS).")
+    name: str = Field(
+        "verdict", description="A registered reward function (see rlvr.rewards.base.REWARDS)."
+    )
     weight: float = Field(1.0, description="Weight in the summed reward.")
-    kwargs: dict[str, Any] = Field(default_factory=dict, description="Extra keyword arguments for the function.")
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Extra keyword arguments for the function."
+    )
 
     @field_validator("name")
     @classmethod
@@ -83,7 +89,9 @@ class SamplingSpec(_Spec):
         1.0, description="Sampling temperature, or one per sample of a group (length = group_size)."
     )
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
-    max_new_tokens: int = Field(64, ge=1, description="Longest completion; longer ones are cut (clipped).")
+    max_new_tokens: int = Field(
+        64, ge=1, description="Longest completion; longer ones are cut (clipped)."
+    )
     engine: Literal["hf", "vllm"] = Field(
         "hf",
         description="Who samples a train job's rollouts: hf, transformers' generate on the trainer's own model; "
@@ -92,12 +100,15 @@ class SamplingSpec(_Spec):
         "sampling (`tis_cap`). vllm needs the vllm package (README: engines); eval and SFT use hf.",
     )
     vllm_gpu_memory_utilization: float = Field(
-        0.3, gt=0.0, le=0.95,
+        0.3,
+        gt=0.0,
+        le=0.95,
         description="engine vllm: share of the GPU's memory vLLM may take for its copy of the weights and its "
         "KV cache; the trainer, colocated, needs the rest.",
     )
     tis_cap: float = Field(
-        2.0, ge=1.0,
+        2.0,
+        ge=1.0,
         description="engine vllm: C of truncated importance sampling, each token's policy loss weighted by "
         "min(pi_trainer / pi_vllm, C); 1 lets no token count more than on-policy.",
     )
@@ -115,11 +126,36 @@ PolicyLoss = Literal["clipped", "plain"]
 Aggregation = Literal["token", "sequence", "constant"]
 
 ALGORITHM_PRESETS: dict[str, dict[str, Any]] = {
-    "grpo": {"advantage": "group", "scale_rewards": True, "policy_loss": "clipped", "loss_aggregation": "sequence"},
-    "dr_grpo": {"advantage": "group", "scale_rewards": False, "policy_loss": "clipped", "loss_aggregation": "constant"},
-    "rloo": {"advantage": "rloo", "scale_rewards": False, "policy_loss": "clipped", "loss_aggregation": "token"},
-    "ppo": {"advantage": "ema", "scale_rewards": True, "policy_loss": "clipped", "loss_aggregation": "token"},
-    "reinforce": {"advantage": "ema", "scale_rewards": False, "policy_loss": "plain", "loss_aggregation": "sequence"},
+    "grpo": {
+        "advantage": "group",
+        "scale_rewards": True,
+        "policy_loss": "clipped",
+        "loss_aggregation": "sequence",
+    },
+    "dr_grpo": {
+        "advantage": "group",
+        "scale_rewards": False,
+        "policy_loss": "clipped",
+        "loss_aggregation": "constant",
+    },
+    "rloo": {
+        "advantage": "rloo",
+        "scale_rewards": False,
+        "policy_loss": "clipped",
+        "loss_aggregation": "token",
+    },
+    "ppo": {
+        "advantage": "ema",
+        "scale_rewards": True,
+        "policy_loss": "clipped",
+        "loss_aggregation": "token",
+    },
+    "reinforce": {
+        "advantage": "ema",
+        "scale_rewards": False,
+        "policy_loss": "plain",
+        "loss_aggregation": "sequence",
+    },
 }
 """What each algorithm means here. ``ppo`` has no value network: its advantage is the
 reward minus an EMA baseline, whitened over the batch (``scale_rewards``)."""
@@ -131,117 +167,176 @@ class AlgorithmSpec(_Spec):
     )
     group_size: int = Field(8, ge=1, description="Samples per prompt (G).")
     advantage: Advantage | None = Field(
-        None, description="group: reward minus group mean; rloo: leave-one-out mean; ema: moving baseline."
+        None,
+        description="group: reward minus group mean; rloo: leave-one-out mean; ema: moving baseline.",
     )
     scale_rewards: bool | None = Field(
         None, description="Divide advantages by the group's (ema: the batch's) reward std."
     )
     ema_decay: float = Field(0.9, ge=0.0, lt=1.0, description="Decay of the EMA reward baseline.")
-    policy_loss: PolicyLoss | None = Field(None, description="clipped: PPO surrogate; plain: ratio x advantage.")
+    policy_loss: PolicyLoss | None = Field(
+        None, description="clipped: PPO surrogate; plain: ratio x advantage."
+    )
     loss_aggregation: Aggregation | None = Field(
         None,
         description="token: mean over all tokens; sequence: mean per sequence then over sequences; "
         "constant: sum over tokens / (sequences x max_new_tokens) (Dr. GRPO).",
     )
     clip_low: float = Field(0.2, ge=0.0, lt=1.0, description="Ratio floor is 1 - clip_low.")
-    clip_high: float = Field(0.2, ge=0.0, description="Ratio ceiling is 1 + clip_high (clip-higher: > clip_low).")
+    clip_high: float = Field(
+        0.2, ge=0.0, description="Ratio ceiling is 1 + clip_high (clip-higher: > clip_low)."
+    )
     ppo_epochs: int = Field(1, ge=1, description="Passes over each step's rollouts.")
-    minibatches: int = Field(1, ge=1, description="Optimizer steps per pass (rollouts split evenly).")
-    kl_coef: float = Field(0.0, ge=0.0, description="Weight of the KL penalty to the reference model.")
-    kl_estimator: Literal["k1", "k3"] = Field("k3", description="Per-token KL estimator (Schulman's k1 or k3).")
+    minibatches: int = Field(
+        1, ge=1, description="Optimizer steps per pass (rollouts split evenly)."
+    )
+    kl_coef: float = Field(
+        0.0, ge=0.0, description="Weight of the KL penalty to the reference model."
+    )
+    kl_estimator: Literal["k1", "k3"] = Field(
+        "k3", description="Per-token KL estimator (Schulman's k1 or k3)."
+    )
     entropy_coef: float = Field(0.0, ge=0.0, description="Weight of the entropy bonus.")
     target_kl: float | None = Field(
-        None, gt=0.0, description="Stop this step's remaining PPO epochs when approx KL to the rollout policy exceeds it."
+        None,
+        gt=0.0,
+        description="Stop this step's remaining PPO epochs when approx KL to the rollout policy exceeds it.",
     )
 
     def resolved(self) -> "AlgorithmSpec":
         """This spec with null fields filled from the algorithm's preset."""
         preset = ALGORITHM_PRESETS[self.name]
-        return self.model_copy(update={key: value for key, value in preset.items() if getattr(self, key) is None})
+        return self.model_copy(
+            update={key: value for key, value in preset.items() if getattr(self, key) is None}
+        )
 
 
 class OptimSpec(_Spec):
     learning_rate: float = Field(1e-5, gt=0.0, description="Peak learning rate (AdamW).")
-    schedule: Literal["constant", "linear", "cosine"] = Field("constant", description="Decay after warmup.")
+    schedule: Literal["constant", "linear", "cosine"] = Field(
+        "constant", description="Decay after warmup."
+    )
     warmup_steps: int = Field(0, ge=0, description="Linear warmup steps.")
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
-    max_grad_norm: float | None = Field(1.0, gt=0.0, description="Clip the gradient norm to this; null: no clip.")
-    prompts_per_step: int = Field(8, ge=1, description="Prompts per step (P); a step samples P x group_size.")
+    max_grad_norm: float | None = Field(
+        1.0, gt=0.0, description="Clip the gradient norm to this; null: no clip."
+    )
+    prompts_per_step: int = Field(
+        8, ge=1, description="Prompts per step (P); a step samples P x group_size."
+    )
     seed: int = Field(0, description="Seed of every RNG (data order, sampling, dropout).")
 
 
 class StoppingSpec(_Spec):
-    max_steps: int = Field(100, ge=1, le=MAX_STEPS, description="Stop after this many optimizer steps.")
-    target_pass_rate: float | None = Field(
-        None, gt=0.0, le=1.0, description="Stop when the pass rate is at least this with `min_confidence`."
+    max_steps: int = Field(
+        100, ge=1, le=MAX_STEPS, description="Stop after this many optimizer steps."
     )
-    window: int = Field(5, ge=1, description="Steps pooled for the target pass rate and the convergence test.")
+    target_pass_rate: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="Stop when the pass rate is at least this with `min_confidence`.",
+    )
+    window: int = Field(
+        5, ge=1, description="Steps pooled for the target pass rate and the convergence test."
+    )
     min_confidence: float = Field(
-        0.9, gt=0.0, lt=1.0,
+        0.9,
+        gt=0.0,
+        lt=1.0,
         description="Confidence that the true pass rate is >= target: the Wilson lower bound over the "
         "window's samples at this level must reach the target.",
     )
     convergence_threshold: float | None = Field(
-        None, gt=0.0, description="Stop when mean reward changes less than this between consecutive windows."
+        None,
+        gt=0.0,
+        description="Stop when mean reward changes less than this between consecutive windows.",
     )
 
 
 class DataSpec(_Spec):
     dynamic_sampling: bool = Field(
-        False, description="Drop groups whose rewards are all equal (no signal) and refill with new prompts."
+        False,
+        description="Drop groups whose rewards are all equal (no signal) and refill with new prompts.",
     )
-    max_refills: int = Field(3, ge=0, description="Extra rollout rounds per step for dynamic sampling.")
+    max_refills: int = Field(
+        3, ge=0, description="Extra rollout rounds per step for dynamic sampling."
+    )
     curriculum: bool = Field(False, description="Present easier problems (task difficulty) first.")
-    eval_every: int = Field(0, ge=0, description="Greedy eval on the held-out split every N steps; 0: never.")
+    eval_every: int = Field(
+        0, ge=0, description="Greedy eval on the held-out split every N steps; 0: never."
+    )
     eval_size: int = Field(64, ge=1, description="Held-out problems per periodic eval.")
-    checkpoint_every: int = Field(0, ge=0, description="Checkpoint every N steps; 0: only at the end or on cancel.")
+    checkpoint_every: int = Field(
+        0, ge=0, description="Checkpoint every N steps; 0: only at the end or on cancel."
+    )
     keep_checkpoints: int = Field(2, ge=1, description="How many recent checkpoints to keep.")
 
 
 class VerifierSpec(_Spec):
     concurrency: int | None = Field(
-        None, ge=1, description="Jails at once in the CLI's in-process sandbox pool; null: twice the cores."
+        None,
+        ge=1,
+        description="Jails at once in the CLI's in-process sandbox pool; null: twice the cores.",
     )
-    retries: int = Field(1, ge=0, description="Ask again for programs the sandbox could not judge (its own errors).")
+    retries: int = Field(
+        1, ge=0, description="Ask again for programs the sandbox could not judge (its own errors)."
+    )
 
 
 class RefinementSpec(_Spec):
     max_turns: int = Field(
-        1, ge=1, le=8, description="Attempts per sample: a failed one gets the verifier's feedback and tries again; "
+        1,
+        ge=1,
+        le=8,
+        description="Attempts per sample: a failed one gets the verifier's feedback and tries again; "
         "1: no refinement.",
     )
     reward: Literal["final", "best", "discounted"] = Field(
-        "final", description="Episode reward: the last turn's, the best turn's, or the last times discount^(turns-1)."
+        "final",
+        description="Episode reward: the last turn's, the best turn's, or the last times discount^(turns-1).",
     )
-    discount: float = Field(0.5, gt=0.0, le=1.0, description="Per extra turn, for `reward: discounted`.")
+    discount: float = Field(
+        0.5, gt=0.0, le=1.0, description="Per extra turn, for `reward: discounted`."
+    )
     loss: Literal["last", "all"] = Field(
-        "last", description="Train on each episode's last turn, or on every turn with the episode's advantage."
+        "last",
+        description="Train on each episode's last turn, or on every turn with the episode's advantage.",
     )
-    show_tests: bool = Field(False, description="Feedback quotes the failing test (reveals hidden tests to the model).")
+    show_tests: bool = Field(
+        False, description="Feedback quotes the failing test (reveals hidden tests to the model)."
+    )
 
 
 class ReplaySpec(_Spec):
     enabled: bool = Field(False, description="Mix replayed past rollouts into each update.")
     size: int = Field(1024, ge=1, description="Rollouts kept (the most recent).")
     min_size: int = Field(64, ge=1, description="Rollouts held before any is replayed.")
-    fraction: float = Field(0.25, ge=0.0, lt=1.0, description="Share of each update's rows that are replayed.")
+    fraction: float = Field(
+        0.25, ge=0.0, lt=1.0, description="Share of each update's rows that are replayed."
+    )
 
 
 class MlflowSpec(_Spec):
     uri: str | None = Field(
-        None, description="Tracking server URI. The service logs only to URIs its operator allows "
+        None,
+        description="Tracking server URI. The service logs only to URIs its operator allows "
         "(RLVR_MLFLOW_URIS); null: the first of those. The CLI logs wherever this says.",
     )
-    experiment: str = Field("rlvr", min_length=1, max_length=256, description="Experiment; created if missing.")
+    experiment: str = Field(
+        "rlvr", min_length=1, max_length=256, description="Experiment; created if missing."
+    )
     run_name: str | None = Field(
-        None, max_length=250, description="Run name; null: job-<id> on the service, the run directory's name "
-        "in the CLI.",
+        None,
+        max_length=250,
+        description="Run name; null: job-<id> on the service, the run directory's name in the CLI.",
     )
 
 
 class TrackingSpec(_Spec):
     mlflow: MlflowSpec | None = Field(
-        None, description="Log the spec as params, each step's metrics, and the final model's location to an "
+        None,
+        description="Log the spec as params, each step's metrics, and the final model's location to an "
         "MLflow run (needs the `mlflow` extra where the job runs).",
     )
 
@@ -249,7 +344,9 @@ class TrackingSpec(_Spec):
 def _check_temperature_count(sampling: SamplingSpec, count: int, count_name: str) -> None:
     """A per-sample temperature list needs one value per sample."""
     if isinstance(sampling.temperature, list) and len(sampling.temperature) != count:
-        raise ValueError(f"sampling.temperature has {len(sampling.temperature)} values but {count_name} is {count}")
+        raise ValueError(
+            f"sampling.temperature has {len(sampling.temperature)} values but {count_name} is {count}"
+        )
 
 
 def _default_task() -> ArithmeticOptions:
@@ -263,17 +360,28 @@ class TrainSpec(_Spec):
     model: ModelSpec = Field(default_factory=ModelSpec, description="Policy model.")
     task: TaskSpec = Field(default_factory=_default_task)
     rewards: list[RewardSpec] = Field(
-        default_factory=list, description="Rewards summed with weights; empty: the task's default rewards."
+        default_factory=list,
+        description="Rewards summed with weights; empty: the task's default rewards.",
     )
-    algorithm: AlgorithmSpec = Field(default_factory=AlgorithmSpec, description="Policy-gradient algorithm.")
+    algorithm: AlgorithmSpec = Field(
+        default_factory=AlgorithmSpec, description="Policy-gradient algorithm."
+    )
     sampling: SamplingSpec = Field(default_factory=SamplingSpec, description="Rollout sampling.")
     optim: OptimSpec = Field(default_factory=OptimSpec, description="Optimisation.")
     stopping: StoppingSpec = Field(default_factory=StoppingSpec, description="When to stop.")
-    data: DataSpec = Field(default_factory=DataSpec, description="Data order, eval and checkpoints.")
-    refinement: RefinementSpec = Field(default_factory=RefinementSpec, description="Multi-turn refinement.")
+    data: DataSpec = Field(
+        default_factory=DataSpec, description="Data order, eval and checkpoints."
+    )
+    refinement: RefinementSpec = Field(
+        default_factory=RefinementSpec, description="Multi-turn refinement."
+    )
     replay: ReplaySpec = Field(default_factory=ReplaySpec, description="Experience replay.")
-    verifier: VerifierSpec = Field(default_factory=VerifierSpec, description="The sandbox pool for code tasks.")
-    tracking: TrackingSpec = Field(default_factory=TrackingSpec, description="Experiment tracking (MLflow).")
+    verifier: VerifierSpec = Field(
+        default_factory=VerifierSpec, description="The sandbox pool for code tasks."
+    )
+    tracking: TrackingSpec = Field(
+        default_factory=TrackingSpec, description="Experiment tracking (MLflow)."
+    )
     overlap_verification: bool = Field(
         False,
         description="One-step off-policy: while step t's completions are verified (in a background thread), "
@@ -287,17 +395,23 @@ class TrainSpec(_Spec):
     def _options_combine(self) -> "TrainSpec":
         _check_temperature_count(self.sampling, self.algorithm.group_size, "algorithm.group_size")
         if self.sampling.engine == "vllm" and self.refinement.max_turns > 1:
-            raise ValueError("sampling.engine: vllm does not combine with refinement.max_turns > 1: "
-                             "refinement's later turns generate with the hf engine")
+            raise ValueError(
+                "sampling.engine: vllm does not combine with refinement.max_turns > 1: "
+                "refinement's later turns generate with the hf engine"
+            )
         if self.refinement.max_turns > 1 and self.data.dynamic_sampling:
             raise ValueError("refinement.max_turns > 1 does not combine with data.dynamic_sampling")
         if self.overlap_verification:
             if self.refinement.max_turns > 1:
-                raise ValueError("overlap_verification does not combine with refinement.max_turns > 1: "
-                                 "each turn needs the verdicts of the one before")
+                raise ValueError(
+                    "overlap_verification does not combine with refinement.max_turns > 1: "
+                    "each turn needs the verdicts of the one before"
+                )
             if self.algorithm.resolved().policy_loss != "clipped":
-                raise ValueError("overlap_verification needs algorithm.policy_loss: clipped; the plain loss "
-                                 "weights stale samples by an unbounded ratio")
+                raise ValueError(
+                    "overlap_verification needs algorithm.policy_loss: clipped; the plain loss "
+                    "weights stale samples by an unbounded ratio"
+                )
         return self
 
 
@@ -305,32 +419,53 @@ class EvalSpec(_Spec):
     """An evaluation job: greedy and sampled accuracy, pass@k, best-of-k, mean reward."""
 
     kind: Literal["eval"] = Field("eval", description="Job kind.")
-    model: ModelSpec = Field(default_factory=lambda: ModelSpec(lora=None), description="Model to evaluate.")
+    model: ModelSpec = Field(
+        default_factory=lambda: ModelSpec(lora=None), description="Model to evaluate."
+    )
     task: TaskSpec = Field(default_factory=_default_task)
     split: Literal["train", "test"] = Field("test", description="Split to evaluate.")
-    num_problems: int | None = Field(None, ge=1, description="First N problems of the split; null: all.")
-    rewards: list[RewardSpec] = Field(default_factory=list, description="Rewards; empty: the task's defaults.")
+    num_problems: int | None = Field(
+        None, ge=1, description="First N problems of the split; null: all."
+    )
+    rewards: list[RewardSpec] = Field(
+        default_factory=list, description="Rewards; empty: the task's defaults."
+    )
     greedy: bool = Field(True, description="Also decode greedily and report greedy accuracy.")
-    num_samples: int = Field(8, ge=0, description="Sampled completions per problem (n); 0: greedy only.")
-    k: list[int] = Field(default_factory=lambda: [1, 4], description="k values for pass@k and best-of-k (<= n).")
-    sampling: SamplingSpec = Field(default_factory=SamplingSpec, description="Sampling for the n samples.")
+    num_samples: int = Field(
+        8, ge=0, description="Sampled completions per problem (n); 0: greedy only."
+    )
+    k: list[int] = Field(
+        default_factory=lambda: [1, 4], description="k values for pass@k and best-of-k (<= n)."
+    )
+    sampling: SamplingSpec = Field(
+        default_factory=SamplingSpec, description="Sampling for the n samples."
+    )
     batch_size: int = Field(64, ge=1, description="Completions generated per batch.")
     seed: int = Field(0, description="Seed for sampling.")
     use_references: bool = Field(
-        False, description="Judge the task's reference solutions instead of a model's completions (checks the "
+        False,
+        description="Judge the task's reference solutions instead of a model's completions (checks the "
         "task and the verifier; no model is loaded).",
     )
-    verifier: VerifierSpec = Field(default_factory=VerifierSpec, description="The sandbox pool for code tasks.")
-    tracking: TrackingSpec = Field(default_factory=TrackingSpec, description="Experiment tracking (MLflow).")
+    verifier: VerifierSpec = Field(
+        default_factory=VerifierSpec, description="The sandbox pool for code tasks."
+    )
+    tracking: TrackingSpec = Field(
+        default_factory=TrackingSpec, description="Experiment tracking (MLflow)."
+    )
 
     @model_validator(mode="after")
     def _k_within_n(self) -> "EvalSpec":
         too_big = [k for k in self.k if k > self.num_samples or k < 1]
         if self.num_samples and too_big:
-            raise ValueError(f"k values {too_big} must be between 1 and num_samples={self.num_samples}")
+            raise ValueError(
+                f"k values {too_big} must be between 1 and num_samples={self.num_samples}"
+            )
         _check_temperature_count(self.sampling, self.num_samples, "num_samples")
         if self.sampling.engine != "hf":
-            raise ValueError("eval jobs generate with sampling.engine: hf; vllm samples train rollouts only")
+            raise ValueError(
+                "eval jobs generate with sampling.engine: hf; vllm samples train rollouts only"
+            )
         return self
 
 
@@ -338,22 +473,32 @@ class SFTSpec(_Spec):
     """Supervised warm start on a task's reference completions."""
 
     kind: Literal["sft"] = Field("sft", description="Job kind.")
-    model: ModelSpec = Field(default_factory=lambda: ModelSpec(lora=None), description="Model to train.")
+    model: ModelSpec = Field(
+        default_factory=lambda: ModelSpec(lora=None), description="Model to train."
+    )
     task: TaskSpec = Field(default_factory=_default_task)
     max_steps: int = Field(200, ge=1, le=MAX_STEPS, description="Optimizer steps.")
     batch_size: int = Field(32, ge=1, description="Examples per step.")
     learning_rate: float = Field(1e-3, gt=0.0, description="Peak learning rate (AdamW).")
-    schedule: Literal["constant", "linear", "cosine"] = Field("cosine", description="Decay after warmup.")
+    schedule: Literal["constant", "linear", "cosine"] = Field(
+        "cosine", description="Decay after warmup."
+    )
     warmup_steps: int = Field(10, ge=0, description="Linear warmup steps.")
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
     max_grad_norm: float | None = Field(1.0, gt=0.0, description="Gradient norm clip; null: none.")
     max_examples: int | None = Field(None, ge=1, description="Use only the first N train problems.")
-    eval_every: int = Field(0, ge=0, description="Greedy held-out accuracy every N steps; 0: only at the end.")
+    eval_every: int = Field(
+        0, ge=0, description="Greedy held-out accuracy every N steps; 0: only at the end."
+    )
     eval_size: int = Field(64, ge=1, description="Held-out problems per eval.")
     max_new_tokens: int = Field(32, ge=1, description="Generation length for the evals.")
     seed: int = Field(0, description="Seed for data order and init of new weights.")
-    verifier: VerifierSpec = Field(default_factory=VerifierSpec, description="The sandbox pool for code tasks' evals.")
-    tracking: TrackingSpec = Field(default_factory=TrackingSpec, description="Experiment tracking (MLflow).")
+    verifier: VerifierSpec = Field(
+        default_factory=VerifierSpec, description="The sandbox pool for code tasks' evals."
+    )
+    tracking: TrackingSpec = Field(
+        default_factory=TrackingSpec, description="Experiment tracking (MLflow)."
+    )
 
 
 Spec = TypeVar("Spec", TrainSpec, EvalSpec, SFTSpec)

@@ -21,10 +21,7 @@ SPECIAL_TOKENS = {"pad_token": "<|pad|>", "bos_token": "<|bos|>", "eos_token": "
 def _corpus(seed: int, size: int = 4000) -> list[str]:
     """Text the BPE merges are learned from: arithmetic, countdown and prompt boilerplate."""
     rng = random.Random(seed)
-    words = (
-        "Question Answer Problem Solution Numbers Target Expression The answer is so total each "
-        "how many what is of and the a to in for with make use put final boxed"
-    ).split()
+    words = ["Question", "Answer", "Problem", "Solution", "Numbers", "Target", "Expression", "The", "answer", "is", "so", "total", "each", "how", "many", "what", "is", "of", "and", "the", "a", "to", "in", "for", "with", "make", "use", "put", "final", "boxed"]
     lines = []
     for _ in range(size):
         a, b = rng.randint(0, 999), rng.randint(0, 999)
@@ -48,7 +45,10 @@ def build_tokenizer(
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
     )
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
@@ -100,7 +100,9 @@ def build_tiny_model(
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
     model.save_pretrained(str(out))
     return out

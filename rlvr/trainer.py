@@ -117,7 +117,11 @@ def _informative(group: list[float | None]) -> bool:
 
 class Trainer:
     def __init__(
-        self, spec: TrainSpec, run_dir: str | Path, callback: Callback | None = None, verify: VerifyFn | None = None
+        self,
+        spec: TrainSpec,
+        run_dir: str | Path,
+        callback: Callback | None = None,
+        verify: VerifyFn | None = None,
     ):
         self.spec = spec
         self.algo = spec.algorithm.resolved()
@@ -130,7 +134,9 @@ class Trainer:
 
         self.task = build_task(spec.task)
         self.rewards = reward_specs(self.task, spec.rewards)
-        self.stream = ProblemStream(self.task.problems("train"), spec.optim.seed, spec.data.curriculum)
+        self.stream = ProblemStream(
+            self.task.problems("train"), spec.optim.seed, spec.data.curriculum
+        )
         self.eval_problems = self.task.problems("test")[: spec.data.eval_size]
 
         checkpoint = latest_checkpoint(self.run_dir)
@@ -148,16 +154,24 @@ class Trainer:
             num_training_steps=spec.stopping.max_steps,
         )
         self.reference = ReferencePolicy(self.model, spec.model) if self.algo.kl_coef > 0 else None
-        self.engine = build_engine(spec.sampling, spec.model, self.model, self.tokenizer, spec.optim.seed)
+        self.engine = build_engine(
+            spec.sampling, spec.model, self.model, self.tokenizer, spec.optim.seed
+        )
         replay = spec.replay
-        self.replay = ReplayBuffer(replay.size, replay.min_size, replay.fraction, spec.optim.seed) if replay.enabled else None
+        self.replay = (
+            ReplayBuffer(replay.size, replay.min_size, replay.fraction, spec.optim.seed)
+            if replay.enabled
+            else None
+        )
 
         self.step = 0
         self.baseline: float | None = None
         self.num_tokens = 0
         self.history: dict[str, list] = {"passes": [], "totals": [], "rewards": []}
         self.scoring = Scoring(self._score_round, background=spec.overlap_verification)
-        self.ahead: Round | None = None  # pipelined: the next step's rollout, sampled, maybe being scored
+        self.ahead: Round | None = (
+            None  # pipelined: the next step's rollout, sampled, maybe being scored
+        )
         if checkpoint:
             self._resume(checkpoint)
 
@@ -179,7 +193,9 @@ class Trainer:
             update_metrics = self.update(batch, advantages)
             self.engine.load_weights(self.model)  # the next rollout samples the updated policy
             self.step += 1
-            metrics = self.step_metrics(batch, advantages, update_metrics, time.perf_counter() - started)
+            metrics = self.step_metrics(
+                batch, advantages, update_metrics, time.perf_counter() - started
+            )
             self.callback.on_step(self.step, metrics)
             self.callback.on_experiences(self.step, self.experiences(batch, advantages))
             if self.spec.data.eval_every and self.step % self.spec.data.eval_every == 0:
@@ -202,8 +218,11 @@ class Trainer:
         if self.callback.should_stop():
             return "cancelled"
         if stopping.target_pass_rate is not None and reached_target(
-            self.history["passes"], self.history["totals"], stopping.target_pass_rate,
-            stopping.window, stopping.min_confidence,
+            self.history["passes"],
+            self.history["totals"],
+            stopping.target_pass_rate,
+            stopping.window,
+            stopping.min_confidence,
         ):
             return "target_pass_rate"
         if stopping.convergence_threshold is not None and converged(
@@ -220,8 +239,10 @@ class Trainer:
         started = time.perf_counter()
         drawn = self.stream.take(count)
         rollout = self.engine.generate(
-            [p.prompt for p in drawn], group_size=self.algo.group_size,
-            temperature=spec.sampling.temperature, top_p=spec.sampling.top_p,
+            [p.prompt for p in drawn],
+            group_size=self.algo.group_size,
+            temperature=spec.sampling.temperature,
+            top_p=spec.sampling.top_p,
             max_new_tokens=spec.sampling.max_new_tokens,
         )
         return Round(drawn, rollout, time.perf_counter() - started, policy_version=self.step)
@@ -229,8 +250,13 @@ class Trainer:
     def _score_round(self, round: Round) -> ScoredBatch:
         """Grades and rewards of a round; runs in the scoring thread in pipelined mode."""
         group = self.algo.group_size
-        return score_batch(self.task, [p for p in round.problems for _ in range(group)], round.rollout.completions,
-                           self.rewards, self.verify)
+        return score_batch(
+            self.task,
+            [p for p in round.problems for _ in range(group)],
+            round.rollout.completions,
+            self.rewards,
+            self.verify,
+        )
 
     def collect(self) -> StepBatch:
         """Sample and score P groups; with dynamic sampling, refill groups that teach nothing.
@@ -246,14 +272,20 @@ class Trainer:
         first, self.ahead = self.ahead or self.sample(wanted), None
         self.scoring.start(first)
         if spec.overlap_verification and self.step + 1 < spec.stopping.max_steps:
-            self.ahead = self.sample(wanted)  # step t+1's rollout, generated while step t's is scored
+            self.ahead = self.sample(
+                wanted
+            )  # step t+1's rollout, generated while step t's is scored
             self.scoring.start(self.ahead)
         parts, kept_rows, problems = [], [], []
         grades, rewards, components = [], [], {}
         sampled = zero_std = generated = 0
         sampled_rewards, sampled_grades = [], []
-        timings = {"generation_time": 0.0, "verify_time": 0.0, "verify_wait_time": 0.0,
-                   "policy_lag": float(self.step - first.policy_version)}
+        timings = {
+            "generation_time": 0.0,
+            "verify_time": 0.0,
+            "verify_wait_time": 0.0,
+            "policy_lag": float(self.step - first.policy_version),
+        }
         for attempt in range(rounds):
             current = first if attempt == 0 else self.sample(wanted - len(problems))
             found = self.scoring.wait(current)
@@ -281,7 +313,9 @@ class Trainer:
                     components.setdefault(name, []).append(values[r])
             if len(problems) >= wanted:
                 break
-        if not problems:  # nothing informative even after refills: train on the last round (advantages 0)
+        if (
+            not problems
+        ):  # nothing informative even after refills: train on the last round (advantages 0)
             kept_rows[-1] = list(range(len(drawn) * group))
             problems = drawn
             grades, rewards = scored.grades, scored.rewards
@@ -308,32 +342,61 @@ class Trainer:
         drawn = self.stream.take(spec.optim.prompts_per_step)
         rows = [p for p in drawn for _ in range(group)]
         first = generate(
-            self.model, self.tokenizer, [p.prompt for p in drawn], group_size=group,
-            temperature=spec.sampling.temperature, top_p=spec.sampling.top_p,
+            self.model,
+            self.tokenizer,
+            [p.prompt for p in drawn],
+            group_size=group,
+            temperature=spec.sampling.temperature,
+            top_p=spec.sampling.top_p,
             max_new_tokens=spec.sampling.max_new_tokens,
         )
         scored = score_batch(self.task, rows, first.completions, self.rewards, self.verify)
         episodes = refine(
-            self.model, self.tokenizer, self.task, rows, first, scored, self.rewards, self.verify,
-            max_turns=refinement.max_turns, max_new_tokens=spec.sampling.max_new_tokens,
-            reward_mode=refinement.reward, loss=refinement.loss, discount=refinement.discount,
-            show_tests=refinement.show_tests, top_p=spec.sampling.top_p,
+            self.model,
+            self.tokenizer,
+            self.task,
+            rows,
+            first,
+            scored,
+            self.rewards,
+            self.verify,
+            max_turns=refinement.max_turns,
+            max_new_tokens=spec.sampling.max_new_tokens,
+            reward_mode=refinement.reward,
+            loss=refinement.loss,
+            discount=refinement.discount,
+            show_tests=refinement.show_tests,
+            top_p=spec.sampling.top_p,
         )
-        zero_std = sum(not _informative(episodes.rewards[i * group : (i + 1) * group]) for i in range(len(drawn)))
+        zero_std = sum(
+            not _informative(episodes.rewards[i * group : (i + 1) * group])
+            for i in range(len(drawn))
+        )
         return StepBatch(
-            problems=drawn, rollout=episodes.rollout, grades=episodes.grades, rewards=episodes.rewards,
-            components=episodes.components, sampled_rewards=episodes.rewards,
-            sampled_grades=episodes.grades, sampled_groups=len(drawn), zero_std_groups=zero_std,
+            problems=drawn,
+            rollout=episodes.rollout,
+            grades=episodes.grades,
+            rewards=episodes.rewards,
+            components=episodes.components,
+            sampled_rewards=episodes.rewards,
+            sampled_grades=episodes.grades,
+            sampled_groups=len(drawn),
+            zero_std_groups=zero_std,
             generated_tokens=int(episodes.rollout.completion_mask.sum().item()),
-            rollout_time=time.perf_counter() - started, row_episode=episodes.row_episode,
-            last_row=episodes.last_row, turns=episodes.turns, extra_metrics=episodes.turn_metrics(),
+            rollout_time=time.perf_counter() - started,
+            row_episode=episodes.row_episode,
+            last_row=episodes.last_row,
+            turns=episodes.turns,
+            extra_metrics=episodes.turn_metrics(),
         )
 
     # ---- advantages -----------------------------------------------------------------------
 
     def reward_matrix(self, batch: StepBatch) -> tuple[Tensor, Tensor]:
         """Rewards as (P, G) with None -> 0, and the (P, G) mask of valid ones."""
-        raw = torch.tensor([math.nan if r is None else r for r in batch.rewards], dtype=torch.float32)
+        raw = torch.tensor(
+            [math.nan if r is None else r for r in batch.rewards], dtype=torch.float32
+        )
         raw = raw.view(len(batch.problems), self.algo.group_size)
         valid = ~torch.isnan(raw)
         return torch.nan_to_num(raw, nan=0.0), valid
@@ -341,8 +404,14 @@ class Trainer:
     def advantages(self, batch: StepBatch) -> Tensor:
         """One advantage per row.  -> (B,)"""
         rewards, valid = self.reward_matrix(batch)
-        baseline = self.baseline if self.baseline is not None else (rewards[valid].mean().item() if valid.any() else 0.0)
-        advantages = ADVANTAGES[self.algo.advantage](rewards, valid, self.algo.scale_rewards, baseline)
+        baseline = (
+            self.baseline
+            if self.baseline is not None
+            else (rewards[valid].mean().item() if valid.any() else 0.0)
+        )
+        advantages = ADVANTAGES[self.algo.advantage](
+            rewards, valid, self.algo.scale_rewards, baseline
+        )
         self.baseline = ema_update(self.baseline, rewards, valid, self.algo.ema_decay)
         return advantages.flatten().to(self.device)
 
@@ -363,8 +432,14 @@ class Trainer:
             episode = batch.row_episode.to(self.device)
             advantages, valid = advantages[episode], valid[episode]  # (R,)
         fresh = (rollout, advantages, valid)
-        replayed = self.replay.sample(len(rollout.completions), self.tokenizer.pad_token_id) if self.replay else None
-        rollout, advantages, valid = mix(rollout, advantages, valid, replayed, self.tokenizer.pad_token_id)
+        replayed = (
+            self.replay.sample(len(rollout.completions), self.tokenizer.pad_token_id)
+            if self.replay
+            else None
+        )
+        rollout, advantages, valid = mix(
+            rollout, advantages, valid, replayed, self.tokenizer.pad_token_id
+        )
         mask = rollout.completion_mask * valid.unsqueeze(1).float()  # (R, T)
         tis_weights, tis_metrics = None, {}
         if self.engine.needs_correction:
@@ -373,8 +448,12 @@ class Trainer:
         if self.reference is not None:
             with torch.no_grad(), self.reference.active() as reference:
                 ref_logprobs, _ = policy_logprobs(
-                    reference, rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids,
-                    rollout.completion_mask, rollout.temperatures,
+                    reference,
+                    rollout.prompt_ids,
+                    rollout.prompt_mask,
+                    rollout.completion_ids,
+                    rollout.completion_mask,
+                    rollout.temperatures,
                 )
         sums: dict[str, float] = {}
         count = 0
@@ -382,9 +461,14 @@ class Trainer:
             epoch_kl = []
             for rows in torch.randperm(len(rollout.completions)).chunk(algo.minibatches):
                 rows = rows.to(self.device)
-                stats = self._minibatch(rollout, rows, mask[rows], advantages[rows],
-                                        None if ref_logprobs is None else ref_logprobs[rows],
-                                        None if tis_weights is None else tis_weights[rows])
+                stats = self._minibatch(
+                    rollout,
+                    rows,
+                    mask[rows],
+                    advantages[rows],
+                    None if ref_logprobs is None else ref_logprobs[rows],
+                    None if tis_weights is None else tis_weights[rows],
+                )
                 for name, value in stats.items():
                     sums[name] = sums.get(name, 0.0) + value
                 count += 1
@@ -394,19 +478,32 @@ class Trainer:
         if self.replay is not None:
             self.replay.add(*fresh, step=self.step + 1)
         learning_rate = self.scheduler.get_last_lr()[0]
-        sums["replay/rows"] = count * (0.0 if replayed is None else float(len(replayed[0].completions)))
+        sums["replay/rows"] = count * (
+            0.0 if replayed is None else float(len(replayed[0].completions))
+        )
         self.scheduler.step()
-        return {**{name: total / count for name, total in sums.items()}, "learning_rate": learning_rate,
-                "ppo_updates": float(count), "update_time": time.perf_counter() - started, **tis_metrics}
+        return {
+            **{name: total / count for name, total in sums.items()},
+            "learning_rate": learning_rate,
+            "ppo_updates": float(count),
+            "update_time": time.perf_counter() - started,
+            **tis_metrics,
+        }
 
-    def _correct_sampler(self, rollout: Rollout, mask: Tensor) -> tuple[Rollout, Tensor, dict[str, float]]:
+    def _correct_sampler(
+        self, rollout: Rollout, mask: Tensor
+    ) -> tuple[Rollout, Tensor, dict[str, float]]:
         """An engine whose log-probs are not the trainer's (vLLM): the rollout with the trainer's
         own log-probs as the PPO ratio's old policy, each token's TIS weight, and how far the two
         were apart.  mask: (R, T) -> rollout, (R, T), metrics"""
         with torch.no_grad():
             trainer_old, _ = policy_logprobs(
-                self.model, rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids,
-                rollout.completion_mask, rollout.temperatures,
+                self.model,
+                rollout.prompt_ids,
+                rollout.prompt_mask,
+                rollout.completion_ids,
+                rollout.completion_mask,
+                rollout.temperatures,
             )
         trainer_old = trainer_old * rollout.completion_mask
         cap = self.spec.sampling.tis_cap
@@ -415,18 +512,30 @@ class Trainer:
         return replace(rollout, logprobs=trainer_old), weights, metrics
 
     def _minibatch(
-        self, rollout: Rollout, rows: Tensor, mask: Tensor, advantages: Tensor, ref_logprobs: Tensor | None,
+        self,
+        rollout: Rollout,
+        rows: Tensor,
+        mask: Tensor,
+        advantages: Tensor,
+        ref_logprobs: Tensor | None,
         tis_weights: Tensor | None = None,
     ) -> dict[str, float]:
         algo = self.algo
         logprobs, entropies = policy_logprobs(
-            self.model, rollout.prompt_ids[rows], rollout.prompt_mask[rows], rollout.completion_ids[rows],
-            rollout.completion_mask[rows], rollout.temperatures[rows], with_entropy=True,
+            self.model,
+            rollout.prompt_ids[rows],
+            rollout.prompt_mask[rows],
+            rollout.completion_ids[rows],
+            rollout.completion_mask[rows],
+            rollout.temperatures[rows],
+            with_entropy=True,
         )
         old = rollout.logprobs[rows]
         aggregate = AGGREGATIONS[algo.loss_aggregation]
         max_tokens = self.spec.sampling.max_new_tokens
-        policy_term = POLICY_LOSSES[algo.policy_loss](logprobs, old, advantages, algo.clip_low, algo.clip_high)
+        policy_term = POLICY_LOSSES[algo.policy_loss](
+            logprobs, old, advantages, algo.clip_low, algo.clip_high
+        )
         if tis_weights is not None:  # TIS: the sampler was not the trainer (rlvr.importance)
             policy_term = policy_term * tis_weights
         per_token = policy_term - algo.entropy_coef * entropies
@@ -442,7 +551,9 @@ class Trainer:
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
         self.optimizer.step()
         with torch.no_grad():
-            stats.update(clip_fractions(logprobs, old, advantages, mask, algo.clip_low, algo.clip_high))
+            stats.update(
+                clip_fractions(logprobs, old, advantages, mask, algo.clip_low, algo.clip_high)
+            )
             stats["loss"] = loss.item()
             stats["policy_loss"] = aggregate(policy_term, mask, max_tokens).item()
             stats["entropy"] = masked_mean(entropies, mask).item()
@@ -499,35 +610,69 @@ class Trainer:
         logprob_sums = rollout.logprobs.sum(dim=1).tolist()
         records = []
         for sample, grade in enumerate(batch.grades):
-            row = batch.last_row[sample] if batch.last_row is not None else sample  # the episode's last turn
+            row = (
+                batch.last_row[sample] if batch.last_row is not None else sample
+            )  # the episode's last turn
             problem = batch.problems[sample // group]
             extra = {"code": grade.details()} if hasattr(grade, "details") else {}
             if batch.turns is not None:
                 extra["turns"] = batch.turns[sample]
-            records.append(Experience(
-                step=self.step, prompt_index=sample // group, sample_index=sample % group, problem_id=problem.id,
-                prompt=problem.prompt, completion=rollout.completions[row], prompt_tokens=int(prompt_lengths[row]),
-                completion_tokens=int(lengths[row]), truncated=bool(rollout.truncated[row]),
-                reward=batch.rewards[sample], reward_components={k: v[sample] for k, v in batch.components.items()},
-                verdict=str(grade), advantage=float(advantages[sample]),
-                logprob_sum=logprob_sums[row], logprob_mean=logprob_sums[row] / max(lengths[row], 1),
-                temperature=float(rollout.temperatures[row]), extra=extra,
-            ))
+            records.append(
+                Experience(
+                    step=self.step,
+                    prompt_index=sample // group,
+                    sample_index=sample % group,
+                    problem_id=problem.id,
+                    prompt=problem.prompt,
+                    completion=rollout.completions[row],
+                    prompt_tokens=int(prompt_lengths[row]),
+                    completion_tokens=int(lengths[row]),
+                    truncated=bool(rollout.truncated[row]),
+                    reward=batch.rewards[sample],
+                    reward_components={k: v[sample] for k, v in batch.components.items()},
+                    verdict=str(grade),
+                    advantage=float(advantages[sample]),
+                    logprob_sum=logprob_sums[row],
+                    logprob_mean=logprob_sums[row] / max(lengths[row], 1),
+                    temperature=float(rollout.temperatures[row]),
+                    extra=extra,
+                )
+            )
         return records
 
     def evaluate(self) -> dict[str, float]:
-        metrics = evaluate(self.model, self.tokenizer, self.task, self.eval_problems, self.rewards,
-                           self.spec.sampling, greedy=True, verify=self.verify)
+        metrics = evaluate(
+            self.model,
+            self.tokenizer,
+            self.task,
+            self.eval_problems,
+            self.rewards,
+            self.spec.sampling,
+            greedy=True,
+            verify=self.verify,
+        )
         return {f"eval/{name}": value for name, value in metrics.items()}
 
     # ---- checkpoints ----------------------------------------------------------------------
 
     def checkpoint(self) -> Path:
-        state = {"stream": self.stream.state_dict(), "baseline": self.baseline,
-                 "num_tokens": self.num_tokens, "history": self.history,
-                 "ahead": self.ahead.state_dict() if self.ahead else None}
-        path = save_checkpoint(self.run_dir, self.step, self.model, self.tokenizer, self.optimizer,
-                               self.scheduler, state, self.spec.data.keep_checkpoints)
+        state = {
+            "stream": self.stream.state_dict(),
+            "baseline": self.baseline,
+            "num_tokens": self.num_tokens,
+            "history": self.history,
+            "ahead": self.ahead.state_dict() if self.ahead else None,
+        }
+        path = save_checkpoint(
+            self.run_dir,
+            self.step,
+            self.model,
+            self.tokenizer,
+            self.optimizer,
+            self.scheduler,
+            state,
+            self.spec.data.keep_checkpoints,
+        )
         self.callback.on_checkpoint(self.step, str(path))
         return path
 
@@ -541,12 +686,17 @@ class Trainer:
         self.baseline = trainer["baseline"]
         self.num_tokens = trainer["num_tokens"]
         self.history = trainer["history"]
-        self.ahead = Round(**trainer["ahead"]) if trainer.get("ahead") else None  # scored again when its step comes
+        self.ahead = (
+            Round(**trainer["ahead"]) if trainer.get("ahead") else None
+        )  # scored again when its step comes
         restore_rng(state["rng"])
 
 
 def train(
-    spec: TrainSpec, run_dir: str | Path, callback: Callback | None = None, verify: VerifyFn | None = None
+    spec: TrainSpec,
+    run_dir: str | Path,
+    callback: Callback | None = None,
+    verify: VerifyFn | None = None,
 ) -> TrainResult:
     """Run (or resume) an RL job in ``run_dir``; see ``Trainer``."""
     return Trainer(spec, run_dir, callback, verify).run()

@@ -62,21 +62,43 @@ class CodeGrade(str):
     wall_seconds: float
     verified_by: str | None
 
-    def __new__(cls, status: str, passed: int = 0, total: int = 0, tests: Sequence[TestResult] = (),
-                error: str | None = None, wall_seconds: float = 0.0, verified_by: str | None = None) -> "CodeGrade":
+    def __new__(
+        cls,
+        status: str,
+        passed: int = 0,
+        total: int = 0,
+        tests: Sequence[TestResult] = (),
+        error: str | None = None,
+        wall_seconds: float = 0.0,
+        verified_by: str | None = None,
+    ) -> "CodeGrade":
         if status == "sandbox_error":
             label = "error"
         else:
             label = "pass" if status == "ok" and total > 0 and passed == total else "fail"
         self = super().__new__(cls, label)
         self.status, self.passed, self.total = status, passed, total
-        self.tests, self.error, self.wall_seconds = tuple(TestResult(*t) for t in tests), error, wall_seconds
+        self.tests, self.error, self.wall_seconds = (
+            tuple(TestResult(*t) for t in tests),
+            error,
+            wall_seconds,
+        )
         self.verified_by = verified_by
         return self
 
     def __reduce__(self):
-        return (CodeGrade, (self.status, self.passed, self.total, self.tests, self.error, self.wall_seconds,
-                              self.verified_by))
+        return (
+            CodeGrade,
+            (
+                self.status,
+                self.passed,
+                self.total,
+                self.tests,
+                self.error,
+                self.wall_seconds,
+                self.verified_by,
+            ),
+        )
 
     @property
     def pass_fraction(self) -> float | None:
@@ -95,25 +117,50 @@ class CodeGrade(str):
             if test.outcome == "pass":
                 continue
             name = test.test if show_tests and test.test else f"Test {index}"
-            what = f"{test.error_type}: {test.detail}" if test.error_type else (test.detail or test.outcome)
+            what = (
+                f"{test.error_type}: {test.detail}"
+                if test.error_type
+                else (test.detail or test.outcome)
+            )
             return f"{name} failed: {what}"
         return "All tests passed." if self.total else "There were no tests."
 
     def details(self) -> dict[str, Any]:
         """A JSON-ready record for experiences and analysis."""
-        return {"status": self.status, "passed": self.passed, "total": self.total, "error": self.error,
-                "wall_seconds": self.wall_seconds, "verified_by": self.verified_by,
-                "tests": [t._asdict() for t in self.tests]}
+        return {
+            "status": self.status,
+            "passed": self.passed,
+            "total": self.total,
+            "error": self.error,
+            "wall_seconds": self.wall_seconds,
+            "verified_by": self.verified_by,
+            "tests": [t._asdict() for t in self.tests],
+        }
 
     @classmethod
-    def from_dict(cls, verdict: dict[str, Any], tests: list[str] | str | None = None) -> "CodeGrade":
+    def from_dict(
+        cls, verdict: dict[str, Any], tests: list[str] | str | None = None
+    ) -> "CodeGrade":
         """Read a sandbox ``Verdict.model_dump(mode="json")`` (plus the queue's ``verified_by``, if
         any); ``tests`` names the asserts."""
-        names = tests if isinstance(tests, list) and len(tests) == len(verdict["tests"]) else [None] * len(verdict["tests"])
-        results = [TestResult(t["outcome"], t.get("error_type"), t.get("detail"), name)
-                   for t, name in zip(verdict["tests"], names)]
-        return cls(verdict["status"], verdict["passed"], verdict["total"], results, verdict.get("error"),
-                   float(verdict.get("wall_seconds") or 0.0), verdict.get("verified_by"))
+        names = (
+            tests
+            if isinstance(tests, list) and len(tests) == len(verdict["tests"])
+            else [None] * len(verdict["tests"])
+        )
+        results = [
+            TestResult(t["outcome"], t.get("error_type"), t.get("detail"), name)
+            for t, name in zip(verdict["tests"], names)
+        ]
+        return cls(
+            verdict["status"],
+            verdict["passed"],
+            verdict["total"],
+            results,
+            verdict.get("error"),
+            float(verdict.get("wall_seconds") or 0.0),
+            verdict.get("verified_by"),
+        )
 
     @classmethod
     def unjudged(cls, reason: str) -> "CodeGrade":
@@ -162,8 +209,14 @@ class RequestVerifier:
 
     def __call__(self, problems: Sequence[Any], programs: Sequence[str]) -> list[CodeGrade]:
         started = time.perf_counter()
-        requests = [request_for(problem, program) for problem, program in zip(problems, programs, strict=True)]
-        keys = [json.dumps([r["program"], r["tests"], r.get("limits")], sort_keys=True) for r in requests]
+        requests = [
+            request_for(problem, program)
+            for problem, program in zip(problems, programs, strict=True)
+        ]
+        keys = [
+            json.dumps([r["program"], r["tests"], r.get("limits")], sort_keys=True)
+            for r in requests
+        ]
         distinct = list(dict.fromkeys(keys))
         first = {key: requests[keys.index(key)] for key in distinct}
         found: dict[str, CodeGrade] = {}
@@ -189,14 +242,18 @@ class RequestVerifier:
         try:
             raw = self.run_requests(requests)
             if len(raw) != len(requests):
-                raise RuntimeError(f"the verifier returned {len(raw)} verdicts for {len(requests)} programs")
+                raise RuntimeError(
+                    f"the verifier returned {len(raw)} verdicts for {len(requests)} programs"
+                )
             return [CodeGrade.from_dict(v, r["tests"].get("tests")) for v, r in zip(raw, requests)]
         except Exception as error:  # any transport failure: unjudged, never scored as wrong
             log.warning("verify batch of %d failed: %s", len(requests), error)
             return [CodeGrade.unjudged(f"{type(error).__name__}: {error}") for _ in requests]
 
 
-def local_sandbox_verifier(concurrency: int | None = None, sandbox: Any = None, retries: int = 1) -> RequestVerifier:
+def local_sandbox_verifier(
+    concurrency: int | None = None, sandbox: Any = None, retries: int = 1
+) -> RequestVerifier:
     """A verifier running nsjail jails in this process, ``concurrency`` at a time.
 
     Raises ``sandbox.SandboxUnavailable`` at once if nsjail cannot run here.
@@ -222,4 +279,6 @@ def verifier_for(task_options: Any, settings: Any = None) -> RequestVerifier | N
 
     if not issubclass(TASKS[task_options.name], CodeTask):
         return None
-    return local_sandbox_verifier(getattr(settings, "concurrency", None), retries=getattr(settings, "retries", 1))
+    return local_sandbox_verifier(
+        getattr(settings, "concurrency", None), retries=getattr(settings, "retries", 1)
+    )

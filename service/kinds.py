@@ -21,12 +21,19 @@ class VerifyJobSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    requests: list[VerifyRequest] = Field(min_length=1, max_length=20_000, description="Programs and their tests.")
-    batch_size: int | None = Field(None, ge=1, le=512, description="Programs per verify task; default from settings.")
+    requests: list[VerifyRequest] = Field(
+        min_length=1, max_length=20_000, description="Programs and their tests."
+    )
+    batch_size: int | None = Field(
+        None, ge=1, le=512, description="Programs per verify task; default from settings."
+    )
 
     def batches(self, default_size: int) -> list[range]:
         size = self.batch_size or default_size
-        return [range(start, min(start + size, len(self.requests))) for start in range(0, len(self.requests), size)]
+        return [
+            range(start, min(start + size, len(self.requests)))
+            for start in range(0, len(self.requests), size)
+        ]
 
 
 @dataclass(frozen=True)

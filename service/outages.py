@@ -22,7 +22,7 @@ _SQLITE_OUTAGES = ("database is locked", "unable to open database file", "disk i
 
 
 def outage(exc: BaseException) -> str | None:
-    """"database" or "redis" when `exc`, or an exception it was raised from, is an outage."""
+    """ "database" or "redis" when `exc`, or an exception it was raised from, is an outage."""
     seen = 0
     while exc is not None and seen < 8:
         if _database_down(exc):

@@ -64,7 +64,9 @@ def queue_keys(queue: str) -> list[str]:
 
 
 def make_celery(settings: Settings) -> Celery:
-    app = Celery("rlvr", broker=settings.redis_url, backend=settings.redis_url, include=["worker.tasks"])
+    app = Celery(
+        "rlvr", broker=settings.redis_url, backend=settings.redis_url, include=["worker.tasks"]
+    )
     app.conf.update(
         task_queues=[Queue(name) for name in QUEUES],
         task_default_queue="verify",
@@ -78,13 +80,21 @@ def make_celery(settings: Settings) -> Celery:
         # an unacked verify message (its worker died) to another worker.
         # A sweep for such messages runs every `unacked_restore_interval` seconds (not kombu's
         # default of every tenth 10 s tick), so a dead verify worker's batch returns promptly.
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout,
-                                  "priority_steps": list(PRIORITY_STEPS), "sep": PRIORITY_SEP,
-                                  "unacked_restore_interval": max(1, min(10, int(settings.visibility_timeout / 4))),
-                                  "unacked_restore_throttle": 1},
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            "priority_steps": list(PRIORITY_STEPS),
+            "sep": PRIORITY_SEP,
+            "unacked_restore_interval": max(1, min(10, int(settings.visibility_timeout / 4))),
+            "unacked_restore_throttle": 1,
+        },
         result_backend_transport_options={"visibility_timeout": settings.visibility_timeout},
-        beat_schedule={"reap": {"task": REAP, "schedule": settings.reaper_seconds,
-                                "options": {"queue": "verify", "expires": settings.reaper_seconds}}},
+        beat_schedule={
+            "reap": {
+                "task": REAP,
+                "schedule": settings.reaper_seconds,
+                "options": {"queue": "verify", "expires": settings.reaper_seconds},
+            }
+        },
         worker_send_task_events=False,
     )
     return app
@@ -116,7 +126,9 @@ def batch_marker(job_id: int, start: int) -> str:
 
 
 # A short retry: a Redis that is down fails the send fast; the reaper sends again later.
-SEND_OPTIONS = dict(ignore_result=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2})
+SEND_OPTIONS = dict(
+    ignore_result=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
+)
 
 
 def send_job(services: Services, job_id: int) -> None:
@@ -130,8 +142,13 @@ def send_job(services: Services, job_id: int) -> None:
 
 
 def send_batch(services: Services, job_id: int, batch: range) -> None:
-    services.celery.send_task(VERIFY_BATCH, args=[job_id, batch.start, batch.stop], queue="verify",
-                              priority=BATCH_PRIORITY, **SEND_OPTIONS)
+    services.celery.send_task(
+        VERIFY_BATCH,
+        args=[job_id, batch.start, batch.stop],
+        queue="verify",
+        priority=BATCH_PRIORITY,
+        **SEND_OPTIONS,
+    )
     services.redis.set(batch_marker(job_id, batch.start), 1)
 
 
@@ -178,4 +195,6 @@ def send_requests(services: Services, requests: list[dict], source: str = "api")
     """Sends programs to be judged now and handed back; returns the Celery result to wait on.
     `source` is who asks, as the verified-programs metric counts it: `api` (`POST /verify`)
     or `rewards` (the code rewards of a train, eval or SFT job)."""
-    return services.celery.send_task(VERIFY_REQUESTS, args=[requests], kwargs={"source": source}, queue="verify")
+    return services.celery.send_task(
+        VERIFY_REQUESTS, args=[requests], kwargs={"source": source}, queue="verify"
+    )

@@ -30,55 +30,92 @@ def _env(name: str, default, description: str, **bounds):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True, populate_by_name=False)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, populate_by_name=False
+    )
 
     data_dir: Path = _env(
-        "RLVR_DATA_DIR", PROJECT_ROOT / ".data", "Where the SQLite file, beat schedule and logs live."
+        "RLVR_DATA_DIR",
+        PROJECT_ROOT / ".data",
+        "Where the SQLite file, beat schedule and logs live.",
     )
     database_url: str = _env(
-        "DATABASE_URL", "", "SQLAlchemy URL; a SQLite file under the data dir unless it names a Postgres."
+        "DATABASE_URL",
+        "",
+        "SQLAlchemy URL; a SQLite file under the data dir unless it names a Postgres.",
     )
     redis_url: str = _env(
-        "REDIS_URL", "redis://127.0.0.1:6379/0", "The Celery broker, sync-verify results and queue markers."
+        "REDIS_URL",
+        "redis://127.0.0.1:6379/0",
+        "The Celery broker, sync-verify results and queue markers.",
     )
     web_bind: str = _env("RLVR_BIND", "127.0.0.1:8000", "host:port gunicorn listens on.")
-    web_workers: int = _env("WEB_CONCURRENCY", 2 * (os.cpu_count() or 1), "gunicorn worker processes.", ge=1)
+    web_workers: int = _env(
+        "WEB_CONCURRENCY", 2 * (os.cpu_count() or 1), "gunicorn worker processes.", ge=1
+    )
     web_threads: int = _env("RLVR_WEB_THREADS", 4, "Threads per gunicorn worker.", ge=1)
     secret_key: SecretStr = _env(
-        "SECRET_KEY", "", "Signs the session cookie and CSRF tokens; unset, the web app makes one and keeps it "
-        "in the data dir (`secret_key`, mode 0600), so every process of one machine shares it."
+        "SECRET_KEY",
+        "",
+        "Signs the session cookie and CSRF tokens; unset, the web app makes one and keeps it "
+        "in the data dir (`secret_key`, mode 0600), so every process of one machine shares it.",
     )
     secure_cookies: bool = _env(
-        "RLVR_SECURE_COOKIES", False, "Mark the session cookie Secure on every response, not only on HTTPS requests."
+        "RLVR_SECURE_COOKIES",
+        False,
+        "Mark the session cookie Secure on every response, not only on HTTPS requests.",
     )
     proxy_hops: int = _env(
-        "RLVR_PROXY_HOPS", 0, "Reverse proxies in front of the web app whose X-Forwarded-* headers are trusted "
-        "(so a request that came in over HTTPS is known to be secure).", ge=0, le=5,
+        "RLVR_PROXY_HOPS",
+        0,
+        "Reverse proxies in front of the web app whose X-Forwarded-* headers are trusted "
+        "(so a request that came in over HTTPS is known to be secure).",
+        ge=0,
+        le=5,
     )
     session_hours: float = _env(
-        "RLVR_SESSION_HOURS", 12.0, "A page session ends this long after sign-in (sooner at logout, or when "
-        "the token it signed in with expires or is revoked).", gt=0,
+        "RLVR_SESSION_HOURS",
+        12.0,
+        "A page session ends this long after sign-in (sooner at logout, or when "
+        "the token it signed in with expires or is revoked).",
+        gt=0,
     )
     metrics_token: SecretStr = _env(
-        "RLVR_METRICS_TOKEN", "", "A bearer token that lets a scraper see the per-job `rlvr_train_*` gauges "
+        "RLVR_METRICS_TOKEN",
+        "",
+        "A bearer token that lets a scraper see the per-job `rlvr_train_*` gauges "
         "of /metrics (an admin's API token does too); without it /metrics has only aggregates.",
     )
     models_dir: Path | None = _env(
-        "RLVR_MODELS_DIR", None, "The operator's models: `registered:<name>` in a spec is the folder <name> "
+        "RLVR_MODELS_DIR",
+        None,
+        "The operator's models: `registered:<name>` in a spec is the folder <name> "
         "here. Default: `models` under the data dir.",
     )
     judge_endpoints: dict[str, JudgeEndpoint] = _env(
-        "RLVR_JUDGE_ENDPOINTS", {}, "The `llm_judge` endpoints a spec may name, as JSON: "
+        "RLVR_JUDGE_ENDPOINTS",
+        {},
+        "The `llm_judge` endpoints a spec may name, as JSON: "
         '`{"name": {"url": "https://.../v1", "model": "...", "api_key": "..."}}`.',
     )
-    max_file_bytes: int = _env("RLVR_MAX_FILE_BYTES", 64 << 20, "Largest data file one upload may carry.", ge=1024)
-    max_body_bytes: int = _env("RLVR_MAX_BODY_BYTES", 8 << 20, "Larger request bodies get 413.", ge=1024)
-    max_attempts: int = _env("RLVR_MAX_ATTEMPTS", 3, "Runs a job gets before a crash is final.", ge=1)
-    heartbeat_seconds: float = _env("RLVR_HEARTBEAT_SECONDS", 5.0, "How often a running job touches its row.", gt=0)
+    max_file_bytes: int = _env(
+        "RLVR_MAX_FILE_BYTES", 64 << 20, "Largest data file one upload may carry.", ge=1024
+    )
+    max_body_bytes: int = _env(
+        "RLVR_MAX_BODY_BYTES", 8 << 20, "Larger request bodies get 413.", ge=1024
+    )
+    max_attempts: int = _env(
+        "RLVR_MAX_ATTEMPTS", 3, "Runs a job gets before a crash is final.", ge=1
+    )
+    heartbeat_seconds: float = _env(
+        "RLVR_HEARTBEAT_SECONDS", 5.0, "How often a running job touches its row.", gt=0
+    )
     stale_after_seconds: float = _env(
         "RLVR_STALE_AFTER_SECONDS", 60.0, "A running job silent this long is `crashed`.", gt=0
     )
-    reaper_seconds: float = _env("RLVR_REAPER_SECONDS", 10.0, "How often beat runs the reaper.", gt=0)
+    reaper_seconds: float = _env(
+        "RLVR_REAPER_SECONDS", 10.0, "How often beat runs the reaper.", gt=0
+    )
     resend_after_seconds: float = _env(
         "RLVR_RESEND_AFTER_SECONDS",
         30.0,
@@ -86,16 +123,28 @@ class Settings(BaseSettings):
         ge=0,
     )
     verify_batch_size: int = _env(
-        "RLVR_VERIFY_BATCH_SIZE", 16, "Programs per task on the verify queue (a spec may override).", ge=1
+        "RLVR_VERIFY_BATCH_SIZE",
+        16,
+        "Programs per task on the verify queue (a spec may override).",
+        ge=1,
     )
     verify_hard_seconds: float = _env(
-        "RLVR_VERIFY_HARD_SECONDS", 300.0, "Hard time limit of one verify task (the process is killed).", gt=0
+        "RLVR_VERIFY_HARD_SECONDS",
+        300.0,
+        "Hard time limit of one verify task (the process is killed).",
+        gt=0,
     )
     verify_soft_seconds: float | None = _env(
-        "RLVR_VERIFY_SOFT_SECONDS", None, "Soft time limit of one verify task; default 0.8 x the hard one.", gt=0
+        "RLVR_VERIFY_SOFT_SECONDS",
+        None,
+        "Soft time limit of one verify task; default 0.8 x the hard one.",
+        gt=0,
     )
     verify_max_deliveries: int = _env(
-        "RLVR_VERIFY_MAX_DELIVERIES", 3, "A verify task delivered more often than this gives up.", ge=1
+        "RLVR_VERIFY_MAX_DELIVERIES",
+        3,
+        "A verify task delivered more often than this gives up.",
+        ge=1,
     )
     visibility_timeout: float | None = _env(
         "RLVR_VISIBILITY_TIMEOUT",
@@ -104,7 +153,9 @@ class Settings(BaseSettings):
         "limit. Must exceed it; train messages are acked early and never wait on it.",
         gt=0,
     )
-    sync_verify_max_programs: int = _env("RLVR_SYNC_VERIFY_MAX", 32, "Most programs one `POST /verify` carries.", ge=1)
+    sync_verify_max_programs: int = _env(
+        "RLVR_SYNC_VERIFY_MAX", 32, "Most programs one `POST /verify` carries.", ge=1
+    )
     sync_verify_timeout: float = _env(
         "RLVR_SYNC_VERIFY_TIMEOUT", 60.0, "Seconds `POST /verify` waits before answering 504.", gt=0
     )
@@ -149,18 +200,24 @@ class Settings(BaseSettings):
         """The tracking URI a job logs to: `requested` if the operator allows it, else ValueError."""
         allowed = [uri.strip().rstrip("/") for uri in self.mlflow_uris.split(",") if uri.strip()]
         if not allowed:
-            raise ValueError("this service logs to no MLflow server (its operator has not set RLVR_MLFLOW_URIS)")
+            raise ValueError(
+                "this service logs to no MLflow server (its operator has not set RLVR_MLFLOW_URIS)"
+            )
         if requested is None:
             return allowed[0]
         if requested.rstrip("/") not in allowed:
-            raise ValueError(f"{requested} is not an MLflow server this service logs to; allowed: {', '.join(allowed)}")
+            raise ValueError(
+                f"{requested} is not an MLflow server this service logs to; allowed: {', '.join(allowed)}"
+            )
         return requested.rstrip("/")
 
     @model_validator(mode="after")
     def _derived_defaults(self) -> Settings:
         # Defaults that depend on other settings; frozen models are filled in through __dict__.
         derived = {
-            "database_url": sqlalchemy_url(self.database_url or f"sqlite:///{self.data_dir / 'rlvr.sqlite3'}"),
+            "database_url": sqlalchemy_url(
+                self.database_url or f"sqlite:///{self.data_dir / 'rlvr.sqlite3'}"
+            ),
             "verify_soft_seconds": self.verify_soft_seconds or self.verify_hard_seconds * 0.8,
             "visibility_timeout": self.visibility_timeout or self.verify_hard_seconds * 2,
             "models_dir": self.models_dir or self.data_dir / "models",

@@ -44,8 +44,10 @@ HUB_NAME = re.compile(rf"{_NAME}(?:/{_NAME})?")
 _ID = re.compile(r"[0-9]{1,9}")  # fits every backend's integer column
 MODEL_FORMS = "a hub name (`owner/name`), `registered:<name>` or `job:<id>` of one of your jobs"
 JUDGE_OPTIONS = frozenset(
-    name for name, parameter in inspect.signature(llm_judge).parameters.items()
-    if parameter.kind is not parameter.VAR_KEYWORD and name not in ("completions", "prompt"))
+    name
+    for name, parameter in inspect.signature(llm_judge).parameters.items()
+    if parameter.kind is not parameter.VAR_KEYWORD and name not in ("completions", "prompt")
+)
 
 Location = tuple[str | int, ...]
 Refusal = tuple[Location, str]
@@ -56,24 +58,40 @@ class Refused(ValueError):
 
     def __init__(self, problems: list[Refusal]):
         self.problems = problems
-        super().__init__("; ".join(f"spec.{'.'.join(map(str, loc))}: {message}" for loc, message in problems))
+        super().__init__(
+            "; ".join(f"spec.{'.'.join(map(str, loc))}: {message}" for loc, message in problems)
+        )
 
 
-def check(session: Session, user: User, spec: dict[str, Any], settings: Settings, title: str = "spec") -> None:
+def check(
+    session: Session, user: User, spec: dict[str, Any], settings: Settings, title: str = "spec"
+) -> None:
     """Raises pydantic's ValidationError with one error per refused field, so a refusal is
     reported like any other bad field (the API's 400, the form's messages)."""
     problems = refusals(session, user, spec, settings)
     if problems:
-        raise ValidationError.from_exception_data(title, [
-            {"type": PydanticCustomError("not_allowed", message), "loc": loc, "input": _at(spec, loc)}
-            for loc, message in problems])
+        raise ValidationError.from_exception_data(
+            title,
+            [
+                {
+                    "type": PydanticCustomError("not_allowed", message),
+                    "loc": loc,
+                    "input": _at(spec, loc),
+                }
+                for loc, message in problems
+            ],
+        )
 
 
-def refusals(session: Session, user: User, spec: dict[str, Any], settings: Settings) -> list[Refusal]:
+def refusals(
+    session: Session, user: User, spec: dict[str, Any], settings: Settings
+) -> list[Refusal]:
     found: list[Refusal] = []
     model = spec.get("model") or {}
     for field in ("name", "init_from"):
-        if isinstance(ref := model.get(field), str) and (why := _model_refusal(session, user, ref, settings)):
+        if isinstance(ref := model.get(field), str) and (
+            why := _model_refusal(session, user, ref, settings)
+        ):
             found.append((("model", field), why))
     task = spec.get("task") or {}
     if task.get("name") == "jsonl":
@@ -98,7 +116,9 @@ def _model_refusal(session: Session, user: User, ref: str, settings: Settings) -
     if HUB_NAME.fullmatch(ref):
         # transformers reads a name that is also a folder under the working directory from
         # disk, not from the hub: such a name would reach the server's files.
-        return f"{ref!r} is not a hub model name this service can load" if Path(ref).exists() else None
+        return (
+            f"{ref!r} is not a hub model name this service can load" if Path(ref).exists() else None
+        )
     return None if user.is_admin else f"a path is not allowed here: name {MODEL_FORMS}"
 
 
@@ -129,11 +149,19 @@ def _judges(rewards: list, loc: Location) -> Iterator[tuple[Location, dict]]:
 def _judge_refusals(kwargs: dict, settings: Settings) -> Iterator[tuple[Location, str]]:
     for key in kwargs:
         if key not in JUDGE_OPTIONS:
-            yield (key,), (f"not an llm_judge option (it takes {', '.join(sorted(JUDGE_OPTIONS))}): a judge's "
-                           "address and key are the operator's, a spec names the endpoint")
+            yield (
+                (key,),
+                (
+                    f"not an llm_judge option (it takes {', '.join(sorted(JUDGE_OPTIONS))}): a judge's "
+                    "address and key are the operator's, a spec names the endpoint"
+                ),
+            )
     declared = sorted(settings.judge_endpoints)
     if kwargs.get("endpoint") not in settings.judge_endpoints:
-        yield ("endpoint",), f"name one of the operator's judge endpoints: {', '.join(declared) or 'none declared'}"
+        yield (
+            ("endpoint",),
+            f"name one of the operator's judge endpoints: {', '.join(declared) or 'none declared'}",
+        )
 
 
 def _at(spec: Any, loc: Location) -> Any:
@@ -146,7 +174,9 @@ def _at(spec: Any, loc: Location) -> Any:
     return spec
 
 
-def resolve(session: Session, user: User, spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
+def resolve(
+    session: Session, user: User, spec: dict[str, Any], settings: Settings
+) -> dict[str, Any]:
     """The spec with its references made server paths, for rlvr to load; raises `Refused` when
     `user` may not name one of them, ValueError when one is gone (a deleted file, a job
     without a final model)."""
@@ -161,7 +191,9 @@ def resolve(session: Session, user: User, spec: dict[str, Any], settings: Settin
         if ref.startswith("job:"):
             path = _final_model(session, user, int(ref.removeprefix("job:")), settings)
             adapter = path / "adapter_config.json"
-            if field == "name" and adapter.exists():  # an adapter goes on top of the base it was trained on
+            if (
+                field == "name" and adapter.exists()
+            ):  # an adapter goes on top of the base it was trained on
                 model["name"] = json.loads(adapter.read_text())["base_model_name_or_path"]
                 model["init_from"] = model.get("init_from") or str(path)
             else:
@@ -172,7 +204,9 @@ def resolve(session: Session, user: User, spec: dict[str, Any], settings: Settin
     if task.get("name") == "jsonl":
         for field in ("path", "test_path"):
             if task.get(field) is not None:
-                task[field] = str(_file_path(session, user, int(task[field].removeprefix("file:")), settings))
+                task[field] = str(
+                    _file_path(session, user, int(task[field].removeprefix("file:")), settings)
+                )
     return spec
 
 
@@ -180,7 +214,9 @@ def _final_model(session: Session, user: User, job_id: int, settings: Settings) 
     source = _own_job(session, user, job_id)
     finals = training.artifacts(session, job_id, "final")
     if not finals:
-        raise ValueError(f"model job:{job_id}: that job has no final model (status {source.status})")
+        raise ValueError(
+            f"model job:{job_id}: that job has no final model (status {source.status})"
+        )
     return settings.data_dir / "artifacts" / finals[-1].path
 
 
@@ -188,7 +224,9 @@ def _file_path(session: Session, user: User, file_id: int, settings: Settings) -
     row = files.find(session, user, file_id)
     path = files.path(settings.data_dir, row.user_id, row.id)
     if not path.is_file():
-        raise ValueError(f"file:{file_id} is missing from this machine's data dir (ask the operator)")
+        raise ValueError(
+            f"file:{file_id} is missing from this machine's data dir (ask the operator)"
+        )
     return path
 
 

@@ -33,16 +33,16 @@ import pytest
 import redis
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
+from support import ROOT, TINY, Api, free_port, wait_until
 
 from service.db import Database, accounts
-from service.settings import load_settings
 from service.db.migrate import upgrade
-from service.settings import sqlalchemy_url
-from support import ROOT, TINY, Api, free_port, wait_until
+from service.settings import load_settings, sqlalchemy_url
 from web import create_app
 
 PG_ADMIN_URL = sqlalchemy_url(
-    os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"))
+    os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
+)
 BACKENDS = os.environ.get("TEST_DATABASES", "sqlite,postgres").split(",")
 
 # Short clocks so that crash, reap and redelivery happen within seconds in tests.
@@ -68,8 +68,21 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)], stdout=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         client = redis.Redis(port=self.port)
         wait_until(lambda: _pings(client), 10, f"redis-server on port {self.port}")
 
@@ -148,10 +161,12 @@ def db(test_database_url):
 @pytest.fixture
 def make_user(db):
     """`make_user(admin=False) -> (user_id, token)`: a fresh user with one API token."""
+
     def make(admin: bool = False) -> tuple[int, str]:
         with db.begin() as session:
             user = accounts.create_user(session, f"user-{uuid.uuid4().hex[:8]}", is_admin=admin)
             return user.id, accounts.issue_token(session, user.id, "tests")
+
     return make
 
 
@@ -165,9 +180,14 @@ def models_dir(tmp_path_factory) -> Path:
 def stack_env(test_database_url, redis_server, tmp_path, models_dir) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RLVR_")}
     env.update(FAST_CLOCKS)
-    env.update(DATABASE_URL=test_database_url, REDIS_URL=redis_server.url, RLVR_DATA_DIR=str(tmp_path / "data"),
-               RLVR_MODELS_DIR=str(models_dir), PATH=f"{Path(sys.executable).parent}:{env['PATH']}",
-               PYTHONUNBUFFERED="1")
+    env.update(
+        DATABASE_URL=test_database_url,
+        REDIS_URL=redis_server.url,
+        RLVR_DATA_DIR=str(tmp_path / "data"),
+        RLVR_MODELS_DIR=str(models_dir),
+        PATH=f"{Path(sys.executable).parent}:{env['PATH']}",
+        PYTHONUNBUFFERED="1",
+    )
     return env
 
 
@@ -180,8 +200,14 @@ class Process:
     def __init__(self, name: str, command: str, env: dict, log: Path):
         self.name, self.log = name, log
         with open(log, "wb") as out:
-            self.popen = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=ROOT, env=env, stdout=out,
-                                          stderr=subprocess.STDOUT, start_new_session=True)
+            self.popen = subprocess.Popen(
+                ["bash", "-c", f"exec {command}"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -189,8 +215,11 @@ class Process:
     def wait_ready(self, pattern: str, timeout: float = 60) -> None:
         def ready():
             if self.popen.poll() is not None:
-                raise AssertionError(f"{self.name} exited {self.popen.returncode}:\n{self.output()[-3000:]}")
+                raise AssertionError(
+                    f"{self.name} exited {self.popen.returncode}:\n{self.output()[-3000:]}"
+                )
             return re.search(pattern, self.output())
+
         wait_until(ready, timeout, f"{self.name} to be ready")
 
     def kill(self, sig=signal.SIGKILL) -> None:
@@ -214,8 +243,13 @@ class Process:
             pass
 
 
-READY = {"web": r"Booting worker", "train": r"ready\.", "verify": r"ready\.", "coordinate": r"ready\.",
-         "beat": r"beat: Starting"}
+READY = {
+    "web": r"Booting worker",
+    "train": r"ready\.",
+    "verify": r"ready\.",
+    "coordinate": r"ready\.",
+    "beat": r"beat: Starting",
+}
 
 
 def procfile_commands() -> dict[str, str]:
@@ -271,13 +305,25 @@ def tiny_model(models_dir) -> str:
     registered with the operator, so a user's spec names it `support.TINY`."""
     from rlvr.tiny import build_tiny_model
 
-    return str(build_tiny_model(models_dir / TINY.removeprefix("registered:"), hidden_size=32, layers=2, heads=2))
+    return str(
+        build_tiny_model(
+            models_dir / TINY.removeprefix("registered:"), hidden_size=32, layers=2, heads=2
+        )
+    )
 
 
 MLFLOW_SERVER = ROOT / ".venv-mlflow" / "bin" / "mlflow"
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture
@@ -286,8 +332,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                                             args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
         yield browser
         browser.close()
 
@@ -316,14 +363,31 @@ def mlflow_server(tmp_path_factory):
     port = free_port()
     log = open(work / "server.log", "wb")
     server = subprocess.Popen(
-        [str(MLFLOW_SERVER), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{work / 'mlflow.db'}", "--artifacts-destination", str(work / "artifacts")],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            str(MLFLOW_SERVER),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{work / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(work / "artifacts"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
         if server.poll() is not None:
-            raise AssertionError(f"mlflow server exited: {(work / 'server.log').read_text()[-3000:]}")
+            raise AssertionError(
+                f"mlflow server exited: {(work / 'server.log').read_text()[-3000:]}"
+            )
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
                 return response.status == 200

@@ -38,7 +38,10 @@ class Api:
 
     def __getattr__(self, verb):
         def call(path, headers=None, **kw):
-            return getattr(self.client, verb)("/api/v1" + path, headers={**self.headers, **(headers or {})}, **kw)
+            return getattr(self.client, verb)(
+                "/api/v1" + path, headers={**self.headers, **(headers or {})}, **kw
+            )
+
         return call
 
 
@@ -49,8 +52,11 @@ def wait_for(api, job_id: int, *statuses: str, timeout: float = 90) -> dict:
     def reached():
         last.update(api.get(f"/jobs/{job_id}").json)
         return dict(last) if last["status"] in statuses else None
+
     try:
-        return wait_until(reached, timeout, f"job {job_id} to be {' or '.join(statuses)}", every=0.2)
+        return wait_until(
+            reached, timeout, f"job {job_id} to be {' or '.join(statuses)}", every=0.2
+        )
     except AssertionError as exc:
         raise AssertionError(f"{exc}; last seen {last}; timeline {timeline(api, job_id)}") from None
 
@@ -79,5 +85,8 @@ def train_spec(model: str, steps: int, **data) -> dict:
 def rows_per_step(db, job_id: int, table) -> dict[int, int]:
     """`{step: rows}` of a job in `table` (ExperienceRow, MetricRow)."""
     with db.read() as session:
-        return dict(session.execute(
-            select(table.step, func.count()).where(table.job_id == job_id).group_by(table.step)).all())
+        return dict(
+            session.execute(
+                select(table.step, func.count()).where(table.job_id == job_id).group_by(table.step)
+            ).all()
+        )

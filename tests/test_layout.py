@@ -19,7 +19,6 @@ from collections.abc import Iterator
 
 import grimp
 import pytest
-
 from support import ROOT
 
 PACKAGES = ("rlvr", "sandbox", "service", "web", "worker")
@@ -94,7 +93,9 @@ def _loop(edges: dict[str, dict[str, str]], component: list[str]) -> Iterator[st
 
 
 def describe(edges: dict[str, dict[str, str]], component: list[str]) -> str:
-    return f"{len(component)} modules: {', '.join(component)}\n    " + "\n    ".join(_loop(edges, component))
+    return f"{len(component)} modules: {', '.join(component)}\n    " + "\n    ".join(
+        _loop(edges, component)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -102,13 +103,16 @@ def edges() -> dict[str, dict[str, str]]:
     return import_edges()
 
 
-@pytest.mark.parametrize("package", [
-    "rlvr",
-    "sandbox",
-    "service",
-    "web",
-    "worker",
-])
+@pytest.mark.parametrize(
+    "package",
+    [
+        "rlvr",
+        "sandbox",
+        "service",
+        "web",
+        "worker",
+    ],
+)
 def test_no_import_cycles(edges, package):
     mine = [c for c in cycles(edges) if any(m == package or m.startswith(package + ".") for m in c)]
     assert not mine, "import cycles:\n" + "\n".join(describe(edges, c) for c in mine)
@@ -119,27 +123,56 @@ def test_discovery_and_package_edges_are_in_the_graph(edges):
     assert edges["rlvr.tasks"]["rlvr.tasks.mbpp"] == "discovers"
     assert edges["rlvr.rewards"]["rlvr.rewards.llm"] == "discovers"
     assert edges["rlvr.scoring"]["rlvr.tasks"].startswith("imports rlvr.tasks.base")
-    assert "rlvr.tasks" not in edges["rlvr.tasks.arithmetic"]  # a sibling import runs no __init__ again
+    assert (
+        "rlvr.tasks" not in edges["rlvr.tasks.arithmetic"]
+    )  # a sibling import runs no __init__ again
 
 
 def test_a_cycle_through_a_discovering_package_is_found():
-    edges = {"p": {DISCOVERY: "imports", "p.task": "discovers"}, DISCOVERY: {},
-             "p.task": {"helper": "imports"}, "helper": {"p.base": "imports", "p": "imports p.base, which runs"},
-             "p.base": {}}
+    edges = {
+        "p": {DISCOVERY: "imports", "p.task": "discovers"},
+        DISCOVERY: {},
+        "p.task": {"helper": "imports"},
+        "helper": {"p.base": "imports", "p": "imports p.base, which runs"},
+        "p.base": {},
+    }
     assert cycles(edges) == [["helper", "p", "p.task"]]
     assert "helper --imports p.base, which runs--> p" in describe(edges, ["helper", "p", "p.task"])
 
 
-TASK_NAMES = {"arithmetic", "countdown", "gsm8k", "humaneval", "jsonl", "math500", "mbpp", "program_synthesis"}
+TASK_NAMES = {
+    "arithmetic",
+    "countdown",
+    "gsm8k",
+    "humaneval",
+    "jsonl",
+    "math500",
+    "mbpp",
+    "program_synthesis",
+}
 # Users' specs name these; renaming one breaks every spec that uses it.
-REWARD_NAMES = {"verdict", "exact_match", "numeric_match", "f1", "classification", "regression", "format",
-                "keyword_contains", "length_penalty", "composite", "code_tests", "llm_judge"}
+REWARD_NAMES = {
+    "verdict",
+    "exact_match",
+    "numeric_match",
+    "f1",
+    "classification",
+    "regression",
+    "format",
+    "keyword_contains",
+    "length_penalty",
+    "composite",
+    "code_tests",
+    "llm_judge",
+}
 TASK_REWARD_NAMES = {"arithmetic_format"}  # registered by their task's file
 
 
 def _fresh(code: str) -> str:
     """Run ``code`` in a new interpreter, so no import made by another test helps it."""
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -157,7 +190,9 @@ def test_importing_rlvr_tasks_registers_every_task_and_its_rewards():
 
 
 def test_importing_rlvr_rewards_registers_every_reward_family():
-    found = _fresh("import rlvr.rewards\nfrom rlvr.rewards.base import REWARDS\nprint(sorted(REWARDS))")
+    found = _fresh(
+        "import rlvr.rewards\nfrom rlvr.rewards.base import REWARDS\nprint(sorted(REWARDS))"
+    )
     assert found == str(sorted(REWARD_NAMES))
 
 
@@ -173,10 +208,19 @@ def test_the_spec_accepts_every_registered_task():
     assert found == str(len(TASK_NAMES))
 
 
-@pytest.mark.parametrize("module", [
-    "rlvr.code", "rlvr.tasks.base", "rlvr.tasks.mbpp", "rlvr.rewards.base", "rlvr.rewards.code", "rlvr.scoring",
-    "rlvr.spec", "rlvr.verifier",
-])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "rlvr.code",
+        "rlvr.tasks.base",
+        "rlvr.tasks.mbpp",
+        "rlvr.rewards.base",
+        "rlvr.rewards.code",
+        "rlvr.scoring",
+        "rlvr.spec",
+        "rlvr.verifier",
+    ],
+)
 def test_a_registry_module_imports_first(module):
     """Each of these once failed or could fail when imported before the others."""
     _fresh(f"import {module}")

@@ -13,7 +13,17 @@ from flask_wtf import CSRFProtect
 from service.queues import make_services
 from service.settings import Settings, load_settings
 from web import (
-    api, cli, errors, files_api, inputs, openapi, pages, scrape, security, tokens_api, training_api,
+    api,
+    cli,
+    errors,
+    files_api,
+    inputs,
+    openapi,
+    pages,
+    scrape,
+    security,
+    tokens_api,
+    training_api,
 )
 from web.context import close_reader
 from web.sessions import SessionCookies
@@ -28,7 +38,9 @@ def create_app(settings: Settings | None = None, **config) -> Flask:
     app.config.update(SECRET_KEY=key, MAX_CONTENT_LENGTH=settings.max_body_bytes, **config)
     security.register(app, settings)
     app.extensions["rlvr"] = make_services(settings)
-    app.url_map.converters["int"] = inputs.RowId  # before any route: every int in a path is a row id
+    app.url_map.converters["int"] = (
+        inputs.RowId
+    )  # before any route: every int in a path is a row id
     csrf = CSRFProtect(app)
     for blueprint in (api.bp, training_api.bp, files_api.bp, tokens_api.bp):
         csrf.exempt(blueprint)  # API writes take a bearer token only, never a cookie (web.auth)

@@ -14,17 +14,24 @@ import redis
 from kombu.exceptions import OperationalError
 from pydantic import BaseModel, ValidationError
 
+from service import queues, tenancy
 from service.db import Job, User, jobs
+from service.kinds import KINDS
 from web.context import services
 from web.errors import ApiError
-from service import queues, tenancy
-from service.kinds import KINDS
 
 log = logging.getLogger(__name__)
 
 
-def submit(user: User, kind: str, spec: dict | BaseModel, *, idempotency_key: str | None = None,
-           parent_id: int | None = None, message: str | None = None) -> tuple[Job, bool]:
+def submit(
+    user: User,
+    kind: str,
+    spec: dict | BaseModel,
+    *,
+    idempotency_key: str | None = None,
+    parent_id: int | None = None,
+    message: str | None = None,
+) -> tuple[Job, bool]:
     """Validates `spec` for `kind` and for what `user` may name in it (raises pydantic's
     ValidationError; a spec the API already validated as the kind's model is taken as it is)
     and queues the job.
@@ -40,9 +47,15 @@ def submit(user: User, kind: str, spec: dict | BaseModel, *, idempotency_key: st
     with svc.db.begin() as s:
         tenancy.check(s, user, stored, svc.settings, title=job_kind.spec.__name__)
         job, created = jobs.submit(
-            s, user_id=user.id, kind=kind, spec=stored,
-            total=job_kind.total(validated), max_attempts=svc.settings.max_attempts,
-            idempotency_key=idempotency_key, parent_id=parent_id, message=message,
+            s,
+            user_id=user.id,
+            kind=kind,
+            spec=stored,
+            total=job_kind.total(validated),
+            max_attempts=svc.settings.max_attempts,
+            idempotency_key=idempotency_key,
+            parent_id=parent_id,
+            message=message,
         )
     if created:
         _send(job.id)
@@ -57,9 +70,17 @@ def _check_tracking(spec, settings) -> None:
     try:
         settings.mlflow_uri(mlflow.uri)
     except ValueError as exc:
-        raise ValidationError.from_exception_data(type(spec).__name__, [
-            {"type": "value_error", "loc": ("tracking", "mlflow", "uri"), "input": mlflow.uri,
-             "ctx": {"error": exc}}]) from None
+        raise ValidationError.from_exception_data(
+            type(spec).__name__,
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("tracking", "mlflow", "uri"),
+                    "input": mlflow.uri,
+                    "ctx": {"error": exc},
+                }
+            ],
+        ) from None
 
 
 def _send(job_id: int) -> None:
@@ -72,13 +93,17 @@ def _send(job_id: int) -> None:
 def cancel(job: Job) -> None:
     with services().db.begin() as s:
         if not jobs.cancel(s, job.id):
-            raise ApiError(409, "conflict", f"job {job.id} is {job.status}; only queued or running jobs cancel")
+            raise ApiError(
+                409, "conflict", f"job {job.id} is {job.status}; only queued or running jobs cancel"
+            )
 
 
 def retry(user: User, job: Job) -> Job:
     """A new job with the same kind and spec, linked to `job` as its parent."""
     if job.status not in jobs.TERMINAL:
-        raise ApiError(409, "conflict", f"job {job.id} is {job.status}; only finished jobs can be retried")
+        raise ApiError(
+            409, "conflict", f"job {job.id} is {job.status}; only finished jobs can be retried"
+        )
     new, _ = submit(user, job.kind, job.spec, parent_id=job.id)
     return new
 
@@ -89,20 +114,30 @@ RESUMABLE_KINDS = ("train", "sft")
 def resume(job: Job) -> None:
     """Puts a stopped train or SFT job back on the queue as the same job (see `jobs.resume`)."""
     if job.kind not in RESUMABLE_KINDS:
-        raise ApiError(409, "conflict", f"job {job.id} is a {job.kind} job; only train and sft jobs resume")
+        raise ApiError(
+            409, "conflict", f"job {job.id} is a {job.kind} job; only train and sft jobs resume"
+        )
     svc = services()
     with svc.db.begin() as s:
         if not jobs.resume(s, job.id, kinds=RESUMABLE_KINDS, attempts=svc.settings.max_attempts):
-            raise ApiError(409, "conflict", f"job {job.id} is {job.status}; only failed, cancelled or crashed "
-                                            "jobs resume")
+            raise ApiError(
+                409,
+                "conflict",
+                f"job {job.id} is {job.status}; only failed, cancelled or crashed jobs resume",
+            )
     _send(job.id)
 
 
 def clone(user: User, job: Job, overrides: dict) -> Job:
     """A new job of `job`'s kind and spec with `overrides` deep-merged in, linked to `job`.
     Raises pydantic's ValidationError when the edited spec is not valid."""
-    new, _ = submit(user, job.kind, deep_merge(job.spec, overrides), parent_id=job.id,
-                    message=f"clone of job {job.id}")
+    new, _ = submit(
+        user,
+        job.kind,
+        deep_merge(job.spec, overrides),
+        parent_id=job.id,
+        message=f"clone of job {job.id}",
+    )
     return new
 
 

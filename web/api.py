@@ -4,7 +4,7 @@ documents it and validates the query and body its signature names, the view call
 from __future__ import annotations
 
 from celery.exceptions import TimeoutError as CeleryTimeout
-from flask import Blueprint, Response, g, jsonify, url_for
+from flask import Blueprint, g, jsonify, url_for
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import defer
@@ -12,21 +12,38 @@ from sqlalchemy.orm import defer
 from service import queues
 from service.db import Job, JobEvent, VerdictRow
 from web import actions, monitoring, scrape
+from web.auth import find_job_row, job_or_404, token_required, visible_jobs
 from web.context import reader, services
-from web.auth import find_job_row, job_or_404, sees_every_job, token_required, visible_jobs
 from web.errors import ApiError, field_errors, spec_errors
 from web.openapi import document, operation
 from web.replies import reply
-from web.schemas import (EventList, EventOut, Health, IndexedVerdict, JobOut, JobPage, JobQuery, JobSubmission,
-                         PageQuery, Stats, SubmitHeaders, VerdictList, VerdictPage, VerifyBody)
+from web.schemas import (
+    EventList,
+    EventOut,
+    Health,
+    IndexedVerdict,
+    JobOut,
+    JobPage,
+    JobQuery,
+    JobSubmission,
+    PageQuery,
+    Stats,
+    SubmitHeaders,
+    VerdictList,
+    VerdictPage,
+    VerifyBody,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 @bp.post("/jobs")
 @token_required
-@operation("jobs", {201: (JobOut, "Created"), 200: (JobOut, "A retried submit: the job its Idempotency-Key made")},
-           errors=[413])
+@operation(
+    "jobs",
+    {201: (JobOut, "Created"), 200: (JobOut, "A retried submit: the job its Idempotency-Key made")},
+    errors=[413],
+)
 def submit_job(json: JobSubmission, headers: SubmitHeaders):
     """Submit a job
 
@@ -34,8 +51,12 @@ def submit_job(json: JobSubmission, headers: SubmitHeaders):
     """
     submission = json.root
     with spec_errors():
-        job, created = actions.submit(g.user, submission.kind, submission.spec, idempotency_key=headers.idempotency_key)
-    return reply(JobOut.of(job), 201 if created else 200, Location=url_for("api.get_job", job_id=job.id))
+        job, created = actions.submit(
+            g.user, submission.kind, submission.spec, idempotency_key=headers.idempotency_key
+        )
+    return reply(
+        JobOut.of(job), 201 if created else 200, Location=url_for("api.get_job", job_id=job.id)
+    )
 
 
 @bp.get("/jobs")
@@ -71,7 +92,9 @@ def get_job(job_id: int):
 def job_events(job_id: int):
     """A job's timeline"""
     job_or_404(job_id)
-    events = reader().scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id))
+    events = reader().scalars(
+        select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+    )
     return reply(EventList(events=[EventOut.model_validate(e) for e in events]))
 
 
@@ -81,8 +104,13 @@ def job_events(job_id: int):
 def job_verdicts(job_id: int, query: PageQuery):
     """A verify job's verdicts by program index, as far as they have come in"""
     job_or_404(job_id)
-    rows = reader().scalars(select(VerdictRow).where(VerdictRow.job_id == job_id).order_by(VerdictRow.index)
-                            .limit(query.limit).offset(query.offset))
+    rows = reader().scalars(
+        select(VerdictRow)
+        .where(VerdictRow.job_id == job_id)
+        .order_by(VerdictRow.index)
+        .limit(query.limit)
+        .offset(query.offset)
+    )
     items = [IndexedVerdict(index=row.index, verdict=row.verdict) for row in rows]
     total = reader().scalar(select(func.count()).where(VerdictRow.job_id == job_id))
     return reply(VerdictPage(verdicts=items, total=total, limit=query.limit, offset=query.offset))
@@ -127,14 +155,19 @@ def verify_now(json: VerifyBody):
     settings = services().settings
     requests = json.requests
     if len(requests) > settings.sync_verify_max_programs:
-        raise ApiError(413, "too many programs", f"at most {settings.sync_verify_max_programs} per call; "
-                                                 "submit a verify job for more")
+        raise ApiError(
+            413,
+            "too many programs",
+            f"at most {settings.sync_verify_max_programs} per call; submit a verify job for more",
+        )
     message = queues.send_requests(services(), [r.model_dump(mode="json") for r in requests])
     try:
         verdicts = message.get(timeout=settings.sync_verify_timeout)
     except CeleryTimeout:
         message.revoke()
-        raise ApiError(504, "timeout", f"no verdicts within {settings.sync_verify_timeout:g}s") from None
+        raise ApiError(
+            504, "timeout", f"no verdicts within {settings.sync_verify_timeout:g}s"
+        ) from None
     return jsonify(verdicts=verdicts)
 
 
@@ -163,7 +196,11 @@ def metrics():
 @operation("monitoring", {200: Stats})
 def stats():
     """Counts of your jobs (an admin's: all), queues and verified programs; your running train/SFT jobs' progress"""
-    return reply(Stats.model_validate(monitoring.stats(services(), owner=None if g.user.is_admin else g.user.id)))
+    return reply(
+        Stats.model_validate(
+            monitoring.stats(services(), owner=None if g.user.is_admin else g.user.id)
+        )
+    )
 
 
 @bp.get("/openapi.json")

@@ -51,7 +51,9 @@ class _KnownTokens:
     def forget(self, token_id: int) -> None:
         """Drops a revoked token at once in this process."""
         with self._lock:
-            self._known = {key: hit for key, hit in self._known.items() if hit[1].token_id != token_id}
+            self._known = {
+                key: hit for key, hit in self._known.items() if hit[1].token_id != token_id
+            }
 
 
 _known = _KnownTokens()
@@ -69,8 +71,12 @@ def api_credential() -> accounts.Credential:
             return found
     found = bearer_credential()
     if found is None:
-        raise ApiError(401, "unauthorized", "send an API token as 'Authorization: Bearer <token>'",
-                       {"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401,
+            "unauthorized",
+            "send an API token as 'Authorization: Bearer <token>'",
+            {"WWW-Authenticate": "Bearer"},
+        )
     return found
 
 
@@ -82,7 +88,12 @@ def bearer_credential() -> accounts.Credential | None:
         return None
     found = _known.credential(token.strip())
     if found is None:
-        raise ApiError(401, "unauthorized", "unknown, expired or revoked API token", {"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401,
+            "unauthorized",
+            "unknown, expired or revoked API token",
+            {"WWW-Authenticate": "Bearer"},
+        )
     return found
 
 
@@ -111,6 +122,7 @@ def token_required(view):
         g.credential = api_credential()
         g.user = g.credential.user
         return view(*args, **kwargs)
+
     wrapped.needs_token = True  # web.openapi documents its 401 and the bearer scheme
     return wrapped
 
@@ -135,6 +147,7 @@ def login_required(view):
         if g.user is None:
             return redirect(url_for("pages.login", next=request.full_path))
         return view(*args, **kwargs)
+
     return wrapped
 
 
@@ -148,7 +161,9 @@ def find_job(s, user: User, job_id: int, *options) -> Job | None:
 
 
 _jobs = Job.__table__
-_STATUS_COLUMNS = [c for c in _jobs.c if c.name not in ("spec", "idempotency_key", "worker", "sent_at")]
+_STATUS_COLUMNS = [
+    c for c in _jobs.c if c.name not in ("spec", "idempotency_key", "worker", "sent_at")
+]
 _ROW_BY_ID = select(*_STATUS_COLUMNS).where(_jobs.c.id == bindparam("job_id"))
 _OWN_ROW_BY_ID = _ROW_BY_ID.where(_jobs.c.user_id == bindparam("user_id"))
 

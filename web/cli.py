@@ -33,8 +33,12 @@ def register(app: Flask) -> None:
     @app.cli.command("create-user")
     @click.argument("name")
     @click.option("--admin", is_flag=True, help="May see and act on every user's jobs.")
-    @click.option("--expires-days", type=click.FloatRange(min=0, min_open=True), default=None,
-                  help="The token is refused after this many days (default: never).")
+    @click.option(
+        "--expires-days",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        help="The token is refused after this many days (default: never).",
+    )
     def _create_user(name: str, admin: bool, expires_days: float | None) -> None:
         """Adds a user and prints their API token (shown only this once)."""
         click.echo(create_user(name, admin, expires_days))

@@ -26,7 +26,9 @@ class ApiError(Exception):
         self.status, self.error, self.detail, self.headers = status, error, detail, headers or {}
 
 
-def field_errors(exc: ValidationError, prefix: tuple = (), tagged_by: str | None = None) -> list[dict]:
+def field_errors(
+    exc: ValidationError, prefix: tuple = (), tagged_by: str | None = None
+) -> list[dict]:
     """Pydantic errors as `[{field: "spec.requests.0.program", message}]`, one per bad field.
 
     For a union tagged by the field `tagged_by` (a job submission by `kind`), pydantic starts
@@ -40,7 +42,12 @@ def field_errors(exc: ValidationError, prefix: tuple = (), tagged_by: str | None
         if tagged_by:
             top_tag = not loc and e["type"] in ("union_tag_invalid", "union_tag_not_found")
             loc = (tagged_by,) if top_tag else loc[1:]
-        errors.append({"field": ".".join(str(part) for part in (*prefix, *loc)) or "body", "message": e["msg"]})
+        errors.append(
+            {
+                "field": ".".join(str(part) for part in (*prefix, *loc)) or "body",
+                "message": e["msg"],
+            }
+        )
     return errors
 
 
@@ -89,7 +96,9 @@ def register(app: Flask) -> None:
             log.warning("%s unreachable on %s %s: %s", down, request.method, request.path, exc)
             retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
             if request.path.startswith("/api/"):
-                return json_error(503, "unavailable", f"the {down} cannot be reached for the moment; retry", retry)
+                return json_error(
+                    503, "unavailable", f"the {down} cannot be reached for the moment; retry", retry
+                )
             return "Service unavailable for the moment; retry", 503, retry
         log.exception("unhandled error on %s %s", request.method, request.path)
         if request.path.startswith("/api/"):

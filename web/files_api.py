@@ -23,11 +23,22 @@ from web.replies import reply
 bp = Blueprint("files_api", __name__, url_prefix="/api/v1")
 
 JSONL_TYPES = ("application/jsonl", "application/x-ndjson", "application/json-lines", "text/plain")
-UPLOAD_BODY = {"required": True, "content": {
-    **{media: {"schema": {"type": "string", "contentMediaType": media}} for media in JSONL_TYPES},
-    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
-        "file": {"type": "string", "contentMediaType": "application/jsonl"}}}},
-}}
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        **{
+            media: {"schema": {"type": "string", "contentMediaType": media}}
+            for media in JSONL_TYPES
+        },
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {"type": "string", "contentMediaType": "application/jsonl"}},
+            }
+        },
+    },
+}
 
 
 class FileOut(BaseModel):
@@ -42,8 +53,12 @@ class FileOut(BaseModel):
 
     @classmethod
     def of(cls, row) -> FileOut:
-        return cls.model_validate({**{name: getattr(row, name) for name in cls.model_fields if name != "ref"},
-                                   "ref": f"file:{row.id}"})
+        return cls.model_validate(
+            {
+                **{name: getattr(row, name) for name in cls.model_fields if name != "ref"},
+                "ref": f"file:{row.id}",
+            }
+        )
 
 
 class FileList(BaseModel):
@@ -52,8 +67,11 @@ class FileList(BaseModel):
 
 class UploadQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, max_length=files.NAME_LENGTH,
-                             description="A label for the file; default: the multipart part's file name.")
+    name: str | None = Field(
+        None,
+        max_length=files.NAME_LENGTH,
+        description="A label for the file; default: the multipart part's file name.",
+    )
 
 
 def file_or_404(file_id: int):

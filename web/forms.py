@@ -36,11 +36,18 @@ class JobForm(FlaskForm):
 
 
 class VerifyForm(JobForm):
-    program = TextAreaField("Program", validators=[DataRequired()], render_kw={"rows": 10, "spellcheck": "false"})
-    tests = TextAreaField("Tests (one assert per line)", validators=[DataRequired()],
-                          render_kw={"rows": 5, "spellcheck": "false"})
+    program = TextAreaField(
+        "Program", validators=[DataRequired()], render_kw={"rows": 10, "spellcheck": "false"}
+    )
+    tests = TextAreaField(
+        "Tests (one assert per line)",
+        validators=[DataRequired()],
+        render_kw={"rows": 5, "spellcheck": "false"},
+    )
     setup = TextAreaField("Setup code (optional)", render_kw={"rows": 2, "spellcheck": "false"})
-    wall_seconds = FloatField("Time limit (seconds)", default=10.0, validators=[NumberRange(0.1, 600)])
+    wall_seconds = FloatField(
+        "Time limit (seconds)", default=10.0, validators=[NumberRange(0.1, 600)]
+    )
 
     def validate_tests(self, field) -> None:
         for n, line in enumerate(_asserts(field.data or ""), start=1):
@@ -52,19 +59,38 @@ class VerifyForm(JobForm):
                 raise ValidationError(f"line {n} is not an assert statement")
 
     def to_spec(self) -> dict:
-        tests = {"kind": "function", "tests": _asserts(self.tests.data), "setup": self.setup.data or ""}
-        return {"requests": [{"program": self.program.data, "tests": tests,
-                              "limits": {"wall_seconds": self.wall_seconds.data}}]}
+        tests = {
+            "kind": "function",
+            "tests": _asserts(self.tests.data),
+            "setup": self.setup.data or "",
+        }
+        return {
+            "requests": [
+                {
+                    "program": self.program.data,
+                    "tests": tests,
+                    "limits": {"wall_seconds": self.wall_seconds.data},
+                }
+            ]
+        }
 
     def field_for(self, loc: tuple) -> str | None:
         """The field a spec error at `loc` belongs to, e.g. ('requests', 0, 'program') -> program."""
-        names = {"program": "program", "tests": "tests", "setup": "setup", "wall_seconds": "wall_seconds"}
+        names = {
+            "program": "program",
+            "tests": "tests",
+            "setup": "setup",
+            "wall_seconds": "wall_seconds",
+        }
         return next((names[part] for part in reversed(loc) if part in names), None)
 
 
 class SpecForm(JobForm):
-    spec = TextAreaField("Spec (YAML or JSON)", validators=[DataRequired()],
-                         render_kw={"rows": 28, "spellcheck": "false"})
+    spec = TextAreaField(
+        "Spec (YAML or JSON)",
+        validators=[DataRequired()],
+        render_kw={"rows": 28, "spellcheck": "false"},
+    )
 
     @classmethod
     def filled(cls, spec: dict) -> SpecForm:
@@ -77,9 +103,13 @@ class SpecForm(JobForm):
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-            raise ValidationError(f"not YAML: {where}{getattr(exc, 'problem', None) or exc}") from None
+            raise ValidationError(
+                f"not YAML: {where}{getattr(exc, 'problem', None) or exc}"
+            ) from None
         if not isinstance(self.parsed, dict):
-            raise ValidationError("the spec must be a mapping of fields, e.g. 'model: {name: tiny}'")
+            raise ValidationError(
+                "the spec must be a mapping of fields, e.g. 'model: {name: tiny}'"
+            )
 
     def to_spec(self) -> dict:
         return self.parsed
@@ -96,4 +126,6 @@ def form_for(kind: str) -> JobForm:
     """The form of a new `kind` job; a spec form starts from the kind's defaults."""
     if kind == "verify":
         return VerifyForm()
-    return SpecForm.filled(KINDS[kind].spec().model_dump(mode="json"))  # nulls kept: `lora: null` is not a default
+    return SpecForm.filled(
+        KINDS[kind].spec().model_dump(mode="json")
+    )  # nulls kept: `lora: null` is not a default

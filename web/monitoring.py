@@ -25,10 +25,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from sqlalchemy import func, select, text
 
-from service import telemetry
+from service import queues, telemetry
 from service.db import Job, jobs, training, verdicts
 from service.db.models import JOB_STATES
-from service import queues
 from service.queues import GPUS_COMMAND, QUEUES, Services, queue_keys
 
 
@@ -48,7 +47,9 @@ def worker_queues(svc: Services, timeout: float = 1.0) -> dict[str, list[str]]:
 
 def live_workers(svc: Services, timeout: float = 1.0) -> dict[str, int]:
     """Worker processes answering a broadcast, counted per queue they consume."""
-    counts = Counter(queue for consumed in worker_queues(svc, timeout).values() for queue in consumed)
+    counts = Counter(
+        queue for consumed in worker_queues(svc, timeout).values() for queue in consumed
+    )
     return {queue: counts.get(queue, 0) for queue in QUEUES}
 
 
@@ -63,13 +64,15 @@ def train_gpus(
     if not workers:
         return {}
     replies = svc.celery.control.broadcast(
-        GPUS_COMMAND, reply=True, timeout=timeout, destination=workers, limit=len(workers))
+        GPUS_COMMAND, reply=True, timeout=timeout, destination=workers, limit=len(workers)
+    )
     return {worker: answer.get("gpus") for reply in replies for worker, answer in reply.items()}
 
 
 def health(svc: Services) -> dict:
     """Each check, live workers per queue, and `ok` only if every check passed. Beat and the
     reaper are judged by when Redis last saw them (`service.queues.mark_seen`)."""
+
     def ping_db():
         with svc.db.read() as s:
             s.execute(text("SELECT 1"))
@@ -82,8 +85,12 @@ def health(svc: Services) -> dict:
     report["gpus"] = train_gpus(svc, trainers)
     if report["redis"]["ok"]:
         report["beat"] = _seen(svc, queues.BEAT_SEEN, "has not sent the reaper", "is beat running?")
-        report["reaper"] = _seen(svc, queues.REAPER_SEEN, "has not finished a run",
-                                 "are beat and a verify worker running, and the database up?")
+        report["reaper"] = _seen(
+            svc,
+            queues.REAPER_SEEN,
+            "has not finished a run",
+            "are beat and a verify worker running, and the database up?",
+        )
     else:
         report["beat"] = report["reaper"] = {"ok": False, "error": "unknown while Redis is down"}
     report["status"] = "ok" if all(report[check]["ok"] for check in HEALTH_CHECKS) else "degraded"
@@ -93,7 +100,10 @@ def health(svc: Services) -> dict:
 def _seen(svc: Services, key: str, missing: str, hint: str) -> dict:
     at = queues.last_seen(svc, key)
     if at is None:
-        return {"ok": False, "error": f"{missing} in the last {queues.seen_window(svc.settings):g} s: {hint}"}
+        return {
+            "ok": False,
+            "error": f"{missing} in the last {queues.seen_window(svc.settings):g} s: {hint}",
+        }
     return {"ok": True, "last_seen": datetime.fromtimestamp(at, UTC)}
 
 
@@ -123,7 +133,8 @@ LIVE_METRICS = ("reward", "pass_rate", "kl", "loss")
 def live_training(svc: Services, owner: int | None = None) -> list[dict]:
     """One entry per running train or SFT job (of `owner` only, when given), by id."""
     query = select(Job.id, Job.kind, Job.progress_done, Job.progress_total).where(
-        Job.kind.in_(TRAINING_KINDS), Job.status.in_(jobs.ACTIVE))
+        Job.kind.in_(TRAINING_KINDS), Job.status.in_(jobs.ACTIVE)
+    )
     if owner is not None:
         query = query.where(Job.user_id == owner)
     with svc.db.read() as s:
@@ -132,10 +143,18 @@ def live_training(svc: Services, owner: int | None = None) -> list[dict]:
         latest = training.latest_values(s, ids, LIVE_METRICS)
         seconds = training.recent_step_seconds(s, ids)
         unverified = training.unverified_rewards(s, ids)
-    return [{"job_id": job.id, "kind": job.kind, "step": job.progress_done, "total": job.progress_total,
-             **{name: latest[job.id].get(name) for name in LIVE_METRICS},
-             "unverified_rewards": unverified[job.id],
-             **pace(job.progress_done, job.progress_total, seconds[job.id])} for job in running]
+    return [
+        {
+            "job_id": job.id,
+            "kind": job.kind,
+            "step": job.progress_done,
+            "total": job.progress_total,
+            **{name: latest[job.id].get(name) for name in LIVE_METRICS},
+            "unverified_rewards": unverified[job.id],
+            **pace(job.progress_done, job.progress_total, seconds[job.id]),
+        }
+        for job in running
+    ]
 
 
 def pace(step: int, total: int, step_seconds: list[float]) -> dict[str, float | None]:
@@ -148,8 +167,11 @@ def pace(step: int, total: int, step_seconds: list[float]) -> dict[str, float | 
     if not step_seconds:
         return {"seconds_per_step": None, "steps_per_minute": None, "eta_seconds": None}
     per_step = sum(step_seconds) / len(step_seconds)
-    return {"seconds_per_step": per_step, "steps_per_minute": round(60 / per_step, 3) if per_step > 0 else None,
-            "eta_seconds": round(max(total - step, 0) * per_step, 1)}
+    return {
+        "seconds_per_step": per_step,
+        "steps_per_minute": round(60 / per_step, 3) if per_step > 0 else None,
+        "eta_seconds": round(max(total - step, 0) * per_step, 1),
+    }
 
 
 def stats(svc: Services, owner: int | None = None) -> dict:
@@ -180,33 +202,49 @@ class _Collector:
         for (kind, status), n in sorted(jobs_by_state(self.svc).items()):
             jobs.add_metric([kind, status], n)
         yield jobs
-        depth = GaugeMetricFamily("rlvr_queue_depth", "Messages waiting in each Celery queue, all priorities.",
-                                  labels=["queue"])
+        depth = GaugeMetricFamily(
+            "rlvr_queue_depth",
+            "Messages waiting in each Celery queue, all priorities.",
+            labels=["queue"],
+        )
         for queue, n in queue_depths(self.svc).items():
             depth.add_metric([queue], n)
         yield depth
-        workers = GaugeMetricFamily("rlvr_workers", "Celery workers answering a broadcast, per queue they consume.",
-                                    labels=["queue"])
+        workers = GaugeMetricFamily(
+            "rlvr_workers",
+            "Celery workers answering a broadcast, per queue they consume.",
+            labels=["queue"],
+        )
         for queue, n in live_workers(self.svc).items():
             workers.add_metric([queue], n)
         yield workers
         yield from verify_metrics(self.svc.redis)
-        yield _histogram("rlvr_train_step_seconds", "Duration of one optimizer step of train and SFT jobs.",
-                         "kind", telemetry.histograms(self.svc.redis, telemetry.STEP_SECONDS, telemetry.STEP_BUCKETS))
+        yield _histogram(
+            "rlvr_train_step_seconds",
+            "Duration of one optimizer step of train and SFT jobs.",
+            "kind",
+            telemetry.histograms(self.svc.redis, telemetry.STEP_SECONDS, telemetry.STEP_BUCKETS),
+        )
         if self.per_job:
             yield from training_metrics(live_training(self.svc))
 
 
 def verify_metrics(redis):
     verified = CounterMetricFamily(
-        "rlvr_verified_programs", "Programs judged by the verify pool, by the queue that carried them, who asked "
+        "rlvr_verified_programs",
+        "Programs judged by the verify pool, by the queue that carried them, who asked "
         "(verify_job, rewards: a job's code rewards, api: POST /verify) and the verdict.",
-        labels=["queue", "source", "verdict"])
+        labels=["queue", "source", "verdict"],
+    )
     for labels, n in sorted(telemetry.counters(redis).items()):
         verified.add_metric(list(labels), n)
     yield verified
-    yield _histogram("rlvr_verify_seconds", "Sandbox wall time per judged program.", "source",
-                     telemetry.histograms(redis, telemetry.VERIFY_SECONDS, telemetry.VERIFY_BUCKETS))
+    yield _histogram(
+        "rlvr_verify_seconds",
+        "Sandbox wall time per judged program.",
+        "source",
+        telemetry.histograms(redis, telemetry.VERIFY_SECONDS, telemetry.VERIFY_BUCKETS),
+    )
 
 
 def _histogram(name: str, documentation: str, label: str, series: dict) -> HistogramMetricFamily:
@@ -226,11 +264,19 @@ TRAINING_METRICS = (
     ("rlvr_train_pass_rate", "pass_rate", "gauge", "Pass rate at the job's latest step."),
     ("rlvr_train_kl", "kl", "gauge", "KL to the reference at the job's latest step."),
     ("rlvr_train_loss", "loss", "gauge", "Loss at the job's latest step."),
-    ("rlvr_train_seconds_per_step", "seconds_per_step", "gauge",
-     "Mean step duration over the job's last 10 steps, from the loop's own step_time."),
+    (
+        "rlvr_train_seconds_per_step",
+        "seconds_per_step",
+        "gauge",
+        "Mean step duration over the job's last 10 steps, from the loop's own step_time.",
+    ),
     ("rlvr_train_eta_seconds", "eta_seconds", "gauge", "Seconds the job has left at that pace."),
-    ("rlvr_train_unverified_rewards", "unverified_rewards", "counter",
-     "Rollouts of the job whose reward is None (the verifier could not judge them)."),
+    (
+        "rlvr_train_unverified_rewards",
+        "unverified_rewards",
+        "counter",
+        "Rollouts of the job whose reward is None (the verifier could not judge them).",
+    ),
 )
 _FAMILIES = {"gauge": GaugeMetricFamily, "counter": CounterMetricFamily}
 

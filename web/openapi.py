@@ -32,15 +32,24 @@ from web.actions import deep_merge
 from web.errors import ApiError, field_errors, invalid
 from web.schemas import ErrorOut
 
-TAGS = {tag.name: tag for tag in (
-    Tag(name="jobs", description="Submit, list, follow, cancel and retry jobs of every kind"),
-    Tag(name="training", description="Train, SFT and eval jobs: metrics, rollouts, models, analysis, resume, clone"),
-    Tag(name="verify", description="Judge programs now, without a job"),
-    Tag(name="files", description="Data files you upload for the jsonl task, named `file:<id>` in a spec"),
-    Tag(name="tokens", description="Your API tokens: list, issue, revoke"),
-    Tag(name="monitoring", description="Health, Prometheus metrics and counts"),
-    Tag(name="docs", description="This document"),
-)}
+TAGS = {
+    tag.name: tag
+    for tag in (
+        Tag(name="jobs", description="Submit, list, follow, cancel and retry jobs of every kind"),
+        Tag(
+            name="training",
+            description="Train, SFT and eval jobs: metrics, rollouts, models, analysis, resume, clone",
+        ),
+        Tag(name="verify", description="Judge programs now, without a job"),
+        Tag(
+            name="files",
+            description="Data files you upload for the jsonl task, named `file:<id>` in a spec",
+        ),
+        Tag(name="tokens", description="Your API tokens: list, issue, revoke"),
+        Tag(name="monitoring", description="Health, Prometheus metrics and counts"),
+        Tag(name="docs", description="This document"),
+    )
+}
 
 ERRORS = {
     400: "Invalid query, body or header: `detail` lists each bad field as `{field, message}`",
@@ -107,23 +116,32 @@ class _Replies(Response):
         super().__init__(**replies)
         self.validates = validates
 
-    def add_model(self, code: int, model, replace: bool = True, description: str | None = None) -> None:
+    def add_model(
+        self, code: int, model, replace: bool = True, description: str | None = None
+    ) -> None:
         if code == INVALID and not self.validates:
             return
         super().add_model(code, model, replace, description or ERRORS.get(code))
 
 
 spec = SpecTree(
-    backend=_Requests, mode="strict", title="rlvr-service", version="1",
+    backend=_Requests,
+    mode="strict",
+    title="rlvr-service",
+    version="1",
     description="Reinforcement learning from verifiable rewards as a job service. Send `Authorization: Bearer "
-                "<token>`; a GET may instead carry the web pages' session cookie. A JSON body, query or header "
-                f"that an operation reads is a 400 naming the field if it nests deeper than {inputs.MAX_DEPTH} "
-                "levels, holds a string with NUL or a lone surrogate, or a number that is not finite.",
-    validation_error_status=INVALID, validation_error_model=ErrorOut,
+    "<token>`; a GET may instead carry the web pages' session cookie. A JSON body, query or header "
+    f"that an operation reads is a 400 naming the field if it nests deeper than {inputs.MAX_DEPTH} "
+    "levels, holds a string with NUL or a lone surrogate, or a number that is not finite.",
+    validation_error_status=INVALID,
+    validation_error_model=ErrorOut,
     # Components are named after their models (spectree's default adds a hash), and a model
     # nested in several bodies (VerifyRequest) is one component.
-    naming_strategy=lambda model: model.__name__, nested_naming_strategy=lambda _parent, child: child,
-    security_schemes=[SecurityScheme(name="bearer", data=SecuritySchemeData(type="http", scheme="bearer"))],
+    naming_strategy=lambda model: model.__name__,
+    nested_naming_strategy=lambda _parent, child: child,
+    security_schemes=[
+        SecurityScheme(name="bearer", data=SecuritySchemeData(type="http", scheme="bearer"))
+    ],
 )
 
 _PATCHES: dict[str, dict] = {}
@@ -131,20 +149,27 @@ _PATCHES: dict[str, dict] = {}
 not JSON, a body that may be left out), laid over what it generates."""
 
 
-def operation(tag: str, replies: dict[int, Reply], errors: Iterable[int] = (),
-              request_body: dict | None = None):
+def operation(
+    tag: str,
+    replies: dict[int, Reply],
+    errors: Iterable[int] = (),
+    request_body: dict | None = None,
+):
     """Documents a view under `tag` with its success `replies` by status and the `errors` it
     raises (400 comes with any query, body or header its signature names, 413 with a body; 401
     with `token_required`; 503 with every view but this document's, since all of them read the
     database or Redis). `request_body` is the OpenAPI request body of a view that reads a body
     that is not a JSON model (an upload). Its docstring's first paragraph is the summary, the
     rest the description."""
+
     def decorate(view):
         models, patch = {}, {}
         for status, reply in replies.items():
             body, description = reply if isinstance(reply, tuple) else (reply, None)
             if isinstance(body, str):
-                patch.setdefault("responses", {})[str(status)] = {"content": {body: {"schema": {"type": "string"}}}}
+                patch.setdefault("responses", {})[str(status)] = {
+                    "content": {body: {"schema": {"type": "string"}}}
+                }
                 body = None
             models[f"HTTP_{status}"] = (body, description) if description else body
         hints = get_request_model_hints(view)
@@ -159,9 +184,13 @@ def operation(tag: str, replies: dict[int, Reply], errors: Iterable[int] = (),
         if request_body is not None:
             patch["requestBody"] = request_body
         _PATCHES[view.__name__] = patch
-        return spec.validate(resp=_Replies(validates=bool(hints), **models), tags=[TAGS[tag]],
-                             operation_id=view.__name__,
-                             path_parameter_descriptions={"job_id": "A job's id; someone else's job is a 404"})(view)
+        return spec.validate(
+            resp=_Replies(validates=bool(hints), **models),
+            tags=[TAGS[tag]],
+            operation_id=view.__name__,
+            path_parameter_descriptions={"job_id": "A job's id; someone else's job is a 404"},
+        )(view)
+
     return decorate
 
 
@@ -172,23 +201,37 @@ def _all_optional(model: type[BaseModel]) -> bool:
 def document() -> dict:
     """spectree's document with each operation's patch laid over it, and the bounds of the
     path ids (`web.inputs.RowId`), which spectree cannot read from a rule."""
-    return {**spec.spec, "paths": {
-        path: {method: _bounded_ids(deep_merge(op, _PATCHES.get(op["operationId"], {})))
-               for method, op in operations.items()}
-        for path, operations in spec.spec["paths"].items()}}
+    return {
+        **spec.spec,
+        "paths": {
+            path: {
+                method: _bounded_ids(deep_merge(op, _PATCHES.get(op["operationId"], {})))
+                for method, op in operations.items()
+            }
+            for path, operations in spec.spec["paths"].items()
+        },
+    }
 
 
 def _bounded_ids(op: dict) -> dict:
     if "parameters" not in op:
         return op
-    return {**op, "parameters": [
-        {**p, "schema": {**p["schema"], "minimum": 1, "maximum": inputs.MAX_ID}}
-        if p["in"] == "path" and p["schema"].get("type") == "integer" else p for p in op["parameters"]]}
+    return {
+        **op,
+        "parameters": [
+            {**p, "schema": {**p["schema"], "minimum": 1, "maximum": inputs.MAX_ID}}
+            if p["in"] == "path" and p["schema"].get("type") == "integer"
+            else p
+            for p in op["parameters"]
+        ],
+    }
 
 
 # Not spectree's offline pages (its `offline` extra): they inline the scripts of three UIs into
 # templates at import, some 35 MB in every web process. Only Swagger UI is served, as files.
-docs = Blueprint("docs", __name__, url_prefix="/api/docs", static_folder=swagger_ui_path, static_url_path="")
+docs = Blueprint(
+    "docs", __name__, url_prefix="/api/docs", static_folder=swagger_ui_path, static_url_path=""
+)
 
 
 @docs.get("/")

@@ -21,8 +21,8 @@ from service.db import Job, JobEvent, VerdictRow, accounts, jobs, training
 from service.db.models import JOB_STATES
 from service.kinds import KINDS
 from web import actions
-from web.context import services
 from web.auth import find_job, login_required, visible_jobs
+from web.context import services
 from web.errors import ApiError
 from web.forms import JobForm, SpecForm, form_for
 from web.security import safe_next
@@ -30,8 +30,17 @@ from web.training_api import ExperienceQuery
 
 bp = Blueprint("pages", __name__)
 
-CHART_METRICS = ("reward", "pass_rate", "kl", "entropy", "completions/mean_length", "loss",
-                 "eval/greedy/pass_rate", "verify_time", "verify_wait_time")
+CHART_METRICS = (
+    "reward",
+    "pass_rate",
+    "kl",
+    "entropy",
+    "completions/mean_length",
+    "loss",
+    "eval/greedy/pass_rate",
+    "verify_time",
+    "verify_wait_time",
+)
 CLONABLE_KINDS = ("train", "sft", "eval")
 ROLLOUTS_PER_PAGE = 20
 VERDICTS = ("pass", "fail", "error")
@@ -43,7 +52,9 @@ def login():
         svc = services()
         with svc.db.begin() as s:
             found = accounts.credential_for_token(s, request.form.get("token", "").strip())
-            key = found and accounts.start_session(s, found, timedelta(hours=svc.settings.session_hours))
+            key = found and accounts.start_session(
+                s, found, timedelta(hours=svc.settings.session_hours)
+            )
         if found is not None:
             session.clear()  # a fresh cookie: nothing from before sign-in carries over
             session["sid"] = key
@@ -74,8 +85,15 @@ def jobs_list():
     with services().db.read() as s:
         rows = s.scalars(query.order_by(Job.id.desc()).limit(100)).all()
     moving = any(job.status not in jobs.TERMINAL for job in rows)
-    return render_template("jobs.html", jobs=rows, states=JOB_STATES, kinds=KINDS, status=status, kind=kind,
-                           refresh=moving)
+    return render_template(
+        "jobs.html",
+        jobs=rows,
+        states=JOB_STATES,
+        kinds=KINDS,
+        status=status,
+        kind=kind,
+        refresh=moving,
+    )
 
 
 @bp.route("/jobs/new/<kind>", methods=["GET", "POST"])
@@ -94,8 +112,12 @@ def clone(job_id: int):
         job = find_job(s, g.user, job_id) or abort(404)
     if job.kind not in CLONABLE_KINDS:
         abort(404)
-    return _form_page(SpecForm.filled(job.spec), job.kind, lambda spec: actions.clone(g.user, job, spec),
-                      heading=f"Clone job #{job.id} with edits")
+    return _form_page(
+        SpecForm.filled(job.spec),
+        job.kind,
+        lambda spec: actions.clone(g.user, job, spec),
+        heading=f"Clone job #{job.id} with edits",
+    )
 
 
 def _form_page(form: JobForm, kind: str, create: Callable[[dict], Job], heading: str | None = None):
@@ -114,13 +136,25 @@ def _form_page(form: JobForm, kind: str, create: Callable[[dict], Job], heading:
 def job_page(job_id: int):
     with services().db.read() as s:
         job = find_job(s, g.user, job_id, defer(Job.spec)) or abort(404)
-        events = s.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)).all()
-        verdicts = s.scalars(select(VerdictRow).where(VerdictRow.job_id == job_id)
-                             .order_by(VerdictRow.index).limit(50)).all()
-    return render_template("job.html", job=job, events=events, verdicts=verdicts,
-                           chart_metrics=CHART_METRICS if job.kind != "verify" else (), terminal=jobs.TERMINAL,
-                           resumable=job.kind in actions.RESUMABLE_KINDS and job.status in jobs.RESUMABLE,
-                           clonable=job.kind in CLONABLE_KINDS)
+        events = s.scalars(
+            select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+        ).all()
+        verdicts = s.scalars(
+            select(VerdictRow)
+            .where(VerdictRow.job_id == job_id)
+            .order_by(VerdictRow.index)
+            .limit(50)
+        ).all()
+    return render_template(
+        "job.html",
+        job=job,
+        events=events,
+        verdicts=verdicts,
+        chart_metrics=CHART_METRICS if job.kind != "verify" else (),
+        terminal=jobs.TERMINAL,
+        resumable=job.kind in actions.RESUMABLE_KINDS and job.status in jobs.RESUMABLE,
+        clonable=job.kind in CLONABLE_KINDS,
+    )
 
 
 @bp.post("/jobs/<int:job_id>/<any(cancel, retry, resume):action>")
@@ -138,7 +172,11 @@ def job_action(job_id: int, action: str):
     except ApiError as exc:
         flash(exc.detail)
     except ValidationError as exc:  # a spec stored before a rule existed meets it now
-        flash("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)))
+        flash(
+            "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)
+            )
+        )
     return redirect(url_for(".job_page", job_id=job.id))
 
 
@@ -146,11 +184,17 @@ def job_action(job_id: int, action: str):
 @login_required
 def rollouts(job_id: int):
     """The experience buffer of a train job, a page of rollouts at a time, with the API's filters."""
-    filters = {k: v for k, v in request.args.items() if k in ("step", "verdict", "min_reward", "max_reward") and v}
+    filters = {
+        k: v
+        for k, v in request.args.items()
+        if k in ("step", "verdict", "min_reward", "max_reward") and v
+    }
     page = max(request.args.get("page", 1, type=int), 1)
     errors = []
     try:
-        query = ExperienceQuery(**filters, limit=ROLLOUTS_PER_PAGE, offset=(page - 1) * ROLLOUTS_PER_PAGE)
+        query = ExperienceQuery(
+            **filters, limit=ROLLOUTS_PER_PAGE, offset=(page - 1) * ROLLOUTS_PER_PAGE
+        )
     except ValidationError as exc:
         errors = [f"{e['loc'][0]}: {e['msg']}" for e in exc.errors(include_url=False)]
         query = ExperienceQuery(limit=ROLLOUTS_PER_PAGE)
@@ -158,8 +202,17 @@ def rollouts(job_id: int):
         job = find_job(s, g.user, job_id, defer(Job.spec)) or abort(404)
         total, rows = training.experiences(s, job_id, **query.model_dump())
     pages = max((total + ROLLOUTS_PER_PAGE - 1) // ROLLOUTS_PER_PAGE, 1)
-    return render_template("rollouts.html", job=job, rows=rows, total=total, page=page, pages=pages,
-                           filters=filters, errors=errors, verdicts=VERDICTS), 400 if errors else 200
+    return render_template(
+        "rollouts.html",
+        job=job,
+        rows=rows,
+        total=total,
+        page=page,
+        pages=pages,
+        filters=filters,
+        errors=errors,
+        verdicts=VERDICTS,
+    ), 400 if errors else 200
 
 
 @bp.get("/compare")
@@ -171,8 +224,12 @@ def compare():
     with services().db.read() as s:
         candidates = s.scalars(query.order_by(Job.id.desc()).limit(100)).all()
     known = {job.id for job in candidates}
-    return render_template("compare.html", candidates=candidates, chosen=[j for j in chosen if j in known],
-                           chart_metrics=CHART_METRICS)
+    return render_template(
+        "compare.html",
+        candidates=candidates,
+        chosen=[j for j in chosen if j in known],
+        chart_metrics=CHART_METRICS,
+    )
 
 
 @bp.app_template_filter("code_feedback")

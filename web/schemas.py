@@ -4,12 +4,12 @@ shape what goes out, and are the OpenAPI document's schemas."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 
-from service.db.models import JOB_STATES
 from sandbox.models import Verdict, VerifyRequest
+from service.db.models import JOB_STATES
 from service.kinds import KINDS
 from web.inputs import MAX_OFFSET
 
@@ -22,19 +22,35 @@ class _In(BaseModel):
 
 
 def _submission(kind: str, spec: type[BaseModel]) -> type[_In]:
-    return create_model(f"{kind.title()}Submission", __base__=_In, __doc__=f"A `{kind}` job and its {spec.__name__}.",
-                        kind=(Literal[kind], ...), spec=(spec, ...))
+    return create_model(
+        f"{kind.title()}Submission",
+        __base__=_In,
+        __doc__=f"A `{kind}` job and its {spec.__name__}.",
+        kind=(Literal[kind], ...),
+        spec=(spec, ...),
+    )
 
 
-class JobSubmission(RootModel[Annotated[Union[tuple(_submission(kind, job_kind.spec)
-                                                    for kind, job_kind in KINDS.items())],
-                                        Field(discriminator="kind")]]):
+class JobSubmission(
+    RootModel[
+        Annotated[
+            tuple(_submission(kind, job_kind.spec) for kind, job_kind in KINDS.items()),
+            Field(discriminator="kind"),
+        ]
+    ]
+):
     """A job to run: `kind` names one of `service.kinds.KINDS`, and `spec` must match that kind's model."""
 
 
 class SubmitHeaders(BaseModel):
-    idempotency_key: str | None = Field(None, alias="Idempotency-Key", max_length=200, description=(
-        "A retried submit with the same key returns the job the first one made (200) instead of a new one."))
+    idempotency_key: str | None = Field(
+        None,
+        alias="Idempotency-Key",
+        max_length=200,
+        description=(
+            "A retried submit with the same key returns the job the first one made (200) instead of a new one."
+        ),
+    )
 
 
 class JobQuery(_In):
@@ -80,7 +96,9 @@ class JobOut(BaseModel):
         total = job.progress_total
         fraction = round(job.progress_done / total, 4) if total else 0.0
         fields = {name: getattr(job, name) for name in cls.model_fields if name != "progress"}
-        return cls(**fields, progress=Progress(done=job.progress_done, total=total, fraction=fraction))
+        return cls(
+            **fields, progress=Progress(done=job.progress_done, total=total, fraction=fraction)
+        )
 
 
 class JobPage(BaseModel):
@@ -128,14 +146,18 @@ class Check(BaseModel):
 
 
 class Seen(Check):
-    last_seen: datetime | None = Field(None, description="When Redis last saw it, within its window.")
+    last_seen: datetime | None = Field(
+        None, description="When Redis last saw it, within its window."
+    )
 
 
 class Health(BaseModel):
     status: Literal["ok", "degraded"] = Field(description="`ok` when every check below is.")
     database: Check
     redis: Check
-    beat: Seen = Field(description="Beat sent the reaper within the last three reaper periods (and 5 s).")
+    beat: Seen = Field(
+        description="Beat sent the reaper within the last three reaper periods (and 5 s)."
+    )
     reaper: Seen = Field(description="The reaper finished a run within the same window.")
     workers: dict[str, int] = Field(description="Live worker processes per queue they consume.")
     gpus: dict[str, list[int] | None] = Field(
@@ -148,6 +170,7 @@ class Health(BaseModel):
 class LiveTraining(BaseModel):
     """A running train or SFT job (Prometheus has the same numbers under the names of
     `web.monitoring.TRAINING_METRICS`)."""
+
     job_id: int
     kind: str
     step: int = Field(description="Latest step of each running train or SFT job.")
@@ -156,10 +179,13 @@ class LiveTraining(BaseModel):
     pass_rate: float | None = Field(description="Pass rate at the latest step.")
     kl: float | None = Field(description="KL to the reference at the latest step.")
     loss: float | None = Field(description="SFT loss at the latest step.")
-    steps_per_minute: float | None = Field(description="Speed over the last steps, from the loop's own step_time.")
+    steps_per_minute: float | None = Field(
+        description="Speed over the last steps, from the loop's own step_time."
+    )
     eta_seconds: float | None = Field(description="Seconds left at that speed.")
     unverified_rewards: int = Field(
-        description="Rollouts of the job whose reward is None (the verifier could not judge them).")
+        description="Rollouts of the job whose reward is None (the verifier could not judge them)."
+    )
 
 
 class Stats(BaseModel):
@@ -167,5 +193,9 @@ class Stats(BaseModel):
     jobs_by_kind: dict[str, int]
     queues: dict[str, int] = Field(description="Messages waiting in each Celery queue.")
     verified_programs: int
-    verify_seconds_mean: float | None = Field(description="Mean sandbox wall time per verified program.")
-    training: list[LiveTraining] = Field(description="Running train/SFT jobs: yours, or everyone's for an admin.")
+    verify_seconds_mean: float | None = Field(
+        description="Mean sandbox wall time per verified program."
+    )
+    training: list[LiveTraining] = Field(
+        description="Running train/SFT jobs: yours, or everyone's for an admin."
+    )

@@ -34,10 +34,19 @@ KNOWN_KEYS = frozenset({"dev-only-not-secret", "dev", "secret", "changeme", "cha
 
 # 'unsafe-inline' styles only: scripts are files under /static (no inline script, no
 # handler attribute), so an injected <script> or onclick= does not run.
-CONTENT_SECURITY_POLICY = "; ".join((
-    "default-src 'self'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data:",
-    "connect-src 'self'", "object-src 'none'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
-))
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
 HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it
@@ -98,8 +107,10 @@ def check_key(key: str, bind: str) -> None:
     if not weak(key):
         return
     if not loopback(bind):
-        raise RuntimeError(f"SECRET_KEY is a known or short key (under {MIN_KEY_BYTES} bytes) and the app would "
-                           f"listen on {bind}: set a long random SECRET_KEY, or unset it to have one made")
+        raise RuntimeError(
+            f"SECRET_KEY is a known or short key (under {MIN_KEY_BYTES} bytes) and the app would "
+            f"listen on {bind}: set a long random SECRET_KEY, or unset it to have one made"
+        )
     log.warning("SECRET_KEY is weak; tolerated only because %s is loopback", bind)
 
 
@@ -135,6 +146,9 @@ def register(app: Flask, settings: Settings) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
     # Lax: the cookie goes with top-level navigation to the site, not with another site's
     # forms or fetches. Secure is decided per request as well (web.sessions): on HTTPS always.
-    app.config.update(SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_HTTPONLY=True,
-                      SESSION_COOKIE_SECURE=settings.secure_cookies)
+    app.config.update(
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+    )
     app.after_request(_headers)

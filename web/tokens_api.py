@@ -29,7 +29,9 @@ class TokenOut(BaseModel):
     label: str
     created_at: datetime
     expires_at: datetime | None = Field(description="After this the token is refused; null: never.")
-    current: bool = Field(False, description="The token (or page session's token) this request came with.")
+    current: bool = Field(
+        False, description="The token (or page session's token) this request came with."
+    )
 
 
 class TokenList(BaseModel):
@@ -43,8 +45,14 @@ class IssuedToken(TokenOut):
 class NewToken(BaseModel):
     model_config = ConfigDict(extra="forbid")
     label: str = Field("", max_length=100, description="What the token is for.")
-    expires_in_days: float | None = Field(None, gt=0, le=3650, description=(
-        "Lifetime; null: as long as the token that asks. Never past that token's own expiry."))
+    expires_in_days: float | None = Field(
+        None,
+        gt=0,
+        le=3650,
+        description=(
+            "Lifetime; null: as long as the token that asks. Never past that token's own expiry."
+        ),
+    )
 
 
 @bp.get("/tokens")
@@ -53,8 +61,16 @@ class NewToken(BaseModel):
 def list_tokens():
     """Your API tokens (never the tokens themselves)"""
     rows = accounts.tokens(reader(), g.user.id)
-    return reply(TokenList(tokens=[TokenOut.model_validate(row).model_copy(
-        update={"current": row.id == g.credential.token_id}) for row in rows]))
+    return reply(
+        TokenList(
+            tokens=[
+                TokenOut.model_validate(row).model_copy(
+                    update={"current": row.id == g.credential.token_id}
+                )
+                for row in rows
+            ]
+        )
+    )
 
 
 @bp.post("/tokens")
@@ -73,7 +89,9 @@ def issue_token(json: NewToken):
     with services().db.begin() as s:
         token = accounts.issue_token(s, g.user.id, json.label, expires_at=expires)
         row = accounts.tokens(s, g.user.id)[-1]
-        issued = IssuedToken.model_validate({**TokenOut.model_validate(row).model_dump(), "token": token})
+        issued = IssuedToken.model_validate(
+            {**TokenOut.model_validate(row).model_dump(), "token": token}
+        )
     return reply(issued, 201, Location=url_for("tokens_api.list_tokens"))
 
 

@@ -13,15 +13,15 @@ import json
 import tarfile
 from typing import Annotated, Any
 
-from flask import Blueprint, Response, g, request, send_file, url_for
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from flask import Blueprint, Response, g, send_file, url_for
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rlvr.analysis import convergence_step, error_patterns
 from service.db import training
 from web import actions
-from web.context import reader, services
 from web.auth import job_or_404, token_required
-from web.errors import ApiError, field_errors, spec_errors
+from web.context import reader, services
+from web.errors import ApiError, spec_errors
 from web.inputs import MAX_ID, MAX_OFFSET
 from web.openapi import operation
 from web.replies import reply
@@ -32,9 +32,12 @@ bp = Blueprint("training_api", __name__, url_prefix="/api/v1")
 
 class MetricsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    names: str | None = Field(None, description="Comma-separated metric names (reward,kl,...); all when absent.")
-    after: int | None = Field(None, ge=0, le=MAX_ID,
-                              description="Only steps after this one (a client following a job).")
+    names: str | None = Field(
+        None, description="Comma-separated metric names (reward,kl,...); all when absent."
+    )
+    after: int | None = Field(
+        None, ge=0, le=MAX_ID, description="Only steps after this one (a client following a job)."
+    )
 
 
 class MetricsDownloadQuery(BaseModel):
@@ -44,7 +47,9 @@ class MetricsDownloadQuery(BaseModel):
 
 class MetricSeries(BaseModel):
     job_id: int
-    series: dict[str, list[tuple[int, float]]] = Field(description="name -> [[step, value], ...] in step order")
+    series: dict[str, list[tuple[int, float]]] = Field(
+        description="name -> [[step, value], ...] in step order"
+    )
 
 
 class ExperienceQuery(BaseModel):
@@ -96,10 +101,17 @@ class ArtifactList(BaseModel):
 
 class AnalysisQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    metric: str | None = Field(None, description="Series whose convergence is reported; by default the first "
-                                                 "the job has of pass_rate, reward, loss.")
-    window: int = Field(5, ge=1, le=1000, description="Steps in the trailing mean that smooths the series.")
-    tolerance: float = Field(0.05, gt=0, description="How close to its final value the smoothed series must stay.")
+    metric: str | None = Field(
+        None,
+        description="Series whose convergence is reported; by default the first "
+        "the job has of pass_rate, reward, loss.",
+    )
+    window: int = Field(
+        5, ge=1, le=1000, description="Steps in the trailing mean that smooths the series."
+    )
+    tolerance: float = Field(
+        0.05, gt=0, description="How close to its final value the smoothed series must stay."
+    )
 
 
 class RewardDistribution(BaseModel):
@@ -108,7 +120,9 @@ class RewardDistribution(BaseModel):
     mean: float | None
     min: float | None
     max: float | None
-    histogram: dict[str, int] = Field(description="bin label ([0.25,0.5), >=1, ...) -> rewards in it")
+    histogram: dict[str, int] = Field(
+        description="bin label ([0.25,0.5), >=1, ...) -> rewards in it"
+    )
 
 
 class FailingTest(BaseModel):
@@ -119,9 +133,13 @@ class FailingTest(BaseModel):
 
 
 class Convergence(BaseModel):
-    metric: str | None = Field(description="The series used; null when the job has none of the defaults.")
-    step: int | None = Field(description="First step after which the trailing mean of `window` values stays "
-                                         "within `tolerance` of its final value; null if it has not settled.")
+    metric: str | None = Field(
+        description="The series used; null when the job has none of the defaults."
+    )
+    step: int | None = Field(
+        description="First step after which the trailing mean of `window` values stays "
+        "within `tolerance` of its final value; null if it has not settled."
+    )
     window: int
     tolerance: float
 
@@ -134,7 +152,9 @@ class Analysis(BaseModel):
     unjudged: int
     timeouts: int
     statuses: dict[str, int] = Field(description="sandbox status -> programs")
-    exception_types: dict[str, int] = Field(description="exception type -> programs with a test raising it")
+    exception_types: dict[str, int] = Field(
+        description="exception type -> programs with a test raising it"
+    )
     failing_tests: list[FailingTest]
     reward_by_step: dict[int, RewardDistribution]
     convergence: Convergence
@@ -142,16 +162,22 @@ class Analysis(BaseModel):
 
 class CloneBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    spec: dict[str, Any] = Field(default_factory=dict, description="Partial spec laid over the parent's: objects "
-                                                                    "merge key by key, other values replace.")
+    spec: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Partial spec laid over the parent's: objects "
+        "merge key by key, other values replace.",
+    )
 
 
 class CompareQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # style=form, explode=false is OpenAPI's name for a comma-separated list: jobs=3,5
     jobs: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
-        min_length=1, max_length=20, description="Comma-separated job ids.",
-        json_schema_extra={"style": "form", "explode": False})
+        min_length=1,
+        max_length=20,
+        description="Comma-separated job ids.",
+        json_schema_extra={"style": "form", "explode": False},
+    )
     names: str | None = Field(None, description="Comma-separated metric names; all when absent.")
 
     @field_validator("jobs", mode="before")
@@ -164,7 +190,9 @@ class ComparedJob(BaseModel):
     id: int
     kind: str
     status: str
-    series: dict[str, list[tuple[int, float]]] = Field(description="name -> [[step, value], ...] in step order")
+    series: dict[str, list[tuple[int, float]]] = Field(
+        description="name -> [[step, value], ...] in step order"
+    )
 
 
 class Comparison(BaseModel):
@@ -184,8 +212,12 @@ def _names(names: str | None) -> list[str] | None:
 def job_metrics(job_id: int, query: MetricsQuery):
     """A train, eval or SFT job's metric series by name"""
     job_or_404(job_id)
-    return reply(MetricSeries(job_id=job_id, series=training.series(reader(), job_id, _names(query.names),
-                                                                     query.after)))
+    return reply(
+        MetricSeries(
+            job_id=job_id,
+            series=training.series(reader(), job_id, _names(query.names), query.after),
+        )
+    )
 
 
 @bp.get("/jobs/<int:job_id>/metrics.jsonl")
@@ -197,9 +229,14 @@ def job_metrics_jsonl(job_id: int, query: MetricsDownloadQuery):
     One object per step (`{"step": 3, "reward": 0.5, ...}`): `pandas.read_json(url, lines=True)`
     reads it as a table."""
     job_or_404(job_id)
-    lines = (json.dumps(row) + "\n" for row in training.by_step(reader(), job_id, _names(query.names)))
-    return Response("".join(lines), mimetype="application/x-ndjson",
-                    headers={"Content-Disposition": f"attachment; filename=job-{job_id}-metrics.jsonl"})
+    lines = (
+        json.dumps(row) + "\n" for row in training.by_step(reader(), job_id, _names(query.names))
+    )
+    return Response(
+        "".join(lines),
+        mimetype="application/x-ndjson",
+        headers={"Content-Disposition": f"attachment; filename=job-{job_id}-metrics.jsonl"},
+    )
 
 
 @bp.get("/jobs/<int:job_id>/experiences")
@@ -210,7 +247,9 @@ def job_experiences(job_id: int, query: ExperienceQuery):
     job_or_404(job_id)
     total, rows = training.experiences(reader(), job_id, **query.model_dump())
     items = [ExperienceOut.model_validate(row) for row in rows]
-    return reply(ExperiencePage(experiences=items, total=total, limit=query.limit, offset=query.offset))
+    return reply(
+        ExperiencePage(experiences=items, total=total, limit=query.limit, offset=query.offset)
+    )
 
 
 @bp.get("/jobs/<int:job_id>/artifacts")
@@ -219,7 +258,11 @@ def job_experiences(job_id: int, query: ExperienceQuery):
 def job_artifacts(job_id: int):
     """The checkpoints and final model a job wrote"""
     job_or_404(job_id)
-    return reply(ArtifactList(artifacts=[ArtifactOut.model_validate(a) for a in training.artifacts(reader(), job_id)]))
+    return reply(
+        ArtifactList(
+            artifacts=[ArtifactOut.model_validate(a) for a in training.artifacts(reader(), job_id)]
+        )
+    )
 
 
 @bp.get("/jobs/<int:job_id>/download")
@@ -240,7 +283,12 @@ def download_model(job_id: int):
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         archive.add(root / finals[-1].path, arcname=f"job-{job_id}-model")
     buffer.seek(0)
-    return send_file(buffer, mimetype="application/gzip", as_attachment=True, download_name=f"job-{job_id}-model.tar.gz")
+    return send_file(
+        buffer,
+        mimetype="application/gzip",
+        as_attachment=True,
+        download_name=f"job-{job_id}-model.tar.gz",
+    )
 
 
 @bp.get("/jobs/<int:job_id>/analysis")
@@ -257,7 +305,9 @@ def job_analysis(job_id: int, query: AnalysisQuery):
     series = training.series(reader(), job_id, candidates)
     metric = next((name for name in candidates if name in series), query.metric)
     step = convergence_step(series.get(metric, []), query.window, query.tolerance)
-    convergence = Convergence(metric=metric, step=step, window=query.window, tolerance=query.tolerance)
+    convergence = Convergence(
+        metric=metric, step=step, window=query.window, tolerance=query.tolerance
+    )
     return reply(Analysis(job_id=job_id, **patterns, convergence=convergence))
 
 
@@ -292,7 +342,14 @@ def clone_job(job_id: int, json: CloneBody):
 def compare_jobs(query: CompareQuery):
     """The named metric series of several of your jobs, side by side"""
     names = _names(query.names)
-    compared = [(job, training.series(reader(), job.id, names)) for job in map(job_or_404, query.jobs)]
-    return reply(Comparison(jobs=[ComparedJob(id=job.id, kind=job.kind, status=job.status, series=series)
-                                   for job, series in compared]))
-
+    compared = [
+        (job, training.series(reader(), job.id, names)) for job in map(job_or_404, query.jobs)
+    ]
+    return reply(
+        Comparison(
+            jobs=[
+                ComparedJob(id=job.id, kind=job.kind, status=job.status, series=series)
+                for job, series in compared
+            ]
+        )
+    )

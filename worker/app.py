@@ -16,12 +16,18 @@ from __future__ import annotations
 import functools
 import logging
 
-from celery.signals import beat_init, before_task_publish, worker_init, worker_process_init, worker_ready
+from celery.signals import (
+    beat_init,
+    before_task_publish,
+    worker_init,
+    worker_process_init,
+    worker_ready,
+)
 from celery.worker.control import inspect_command
 
 from service import queues
-from service.settings import load_settings
 from service.queues import GPUS_COMMAND, Services, make_celery, make_services
+from service.settings import load_settings
 from worker import gpus
 
 log = logging.getLogger(__name__)
@@ -54,13 +60,17 @@ def _start(sender=None, **_) -> None:
     if "train" in consumed:
         from worker.training import preload
 
-        gpus.take(settings.gpus, sender.concurrency)  # raises before the pool starts if it is too big
+        gpus.take(
+            settings.gpus, sender.concurrency
+        )  # raises before the pool starts if it is too big
         preload()
 
 
 @worker_ready.connect
 def _say_which_gpus(sender=None, **_) -> None:
-    if gpus.plan() is not None:  # logged here: at worker_init the worker's logging is not set up yet
+    if (
+        gpus.plan() is not None
+    ):  # logged here: at worker_init the worker's logging is not set up yet
         log.info("train worker %s %s", sender.hostname, gpus.plan())
 
 

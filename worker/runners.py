@@ -15,14 +15,14 @@ import time
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from service.db import Job, jobs, verdicts
-from service.outages import outage
 from sandbox import Sandbox, Verdict, VerifyRequest, verify
+from service import queues, telemetry, tenancy
+from service.db import Job, jobs, verdicts
+from service.kinds import VerifyJobSpec
+from service.outages import outage
+from service.queues import Services
 from worker import training
 from worker.heartbeat import Heartbeat
-from service.kinds import VerifyJobSpec
-from service import queues, telemetry, tenancy
-from service.queues import Services
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,9 @@ def run_job_in_fresh_process(
         try:
             if gpu is not None:
                 os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
-            services.db.engine.dispose(close=False)  # the parent's pooled connections stay the parent's
+            services.db.engine.dispose(
+                close=False
+            )  # the parent's pooled connections stay the parent's
             run_job(services, job_id, worker_name)
             status = 0
         except BaseException:
@@ -80,8 +82,14 @@ def run_job(services: Services, job_id: int, worker_name: str) -> None:
         except Exception as exc:
             if outage(exc):
                 raise
-            log.exception("job %s failed", job_id)  # the operator's log keeps the paths; the user's row does not
-            status, result, error = "failed", None, tenancy.without_paths(f"{type(exc).__name__}: {exc}")
+            log.exception(
+                "job %s failed", job_id
+            )  # the operator's log keeps the paths; the user's row does not
+            status, result, error = (
+                "failed",
+                None,
+                tenancy.without_paths(f"{type(exc).__name__}: {exc}"),
+            )
     devices = os.environ.get("CUDA_VISIBLE_DEVICES")
     if result is not None and devices is not None:  # the GPUs this job's process saw, in its words
         result = {**result, "cuda_visible_devices": devices}
@@ -126,12 +134,16 @@ def run_verify_job(services: Services, job: Job, cancelled: threading.Event) -> 
     return ("succeeded" if summary["programs"] >= total else "cancelled"), summary
 
 
-def _send_missing(services: Services, job_id: int, batches: list[range], *, lost_only: bool) -> None:
+def _send_missing(
+    services: Services, job_id: int, batches: list[range], *, lost_only: bool
+) -> None:
     with services.db.read() as session:
         todo = set(verdicts.missing(session, job_id, range(batches[0].start, batches[-1].stop)))
     unfinished = [b for b in batches if todo.intersection(b)]
     if lost_only:
-        lost = set(queues.unmarked(services, [queues.batch_marker(job_id, b.start) for b in unfinished]))
+        lost = set(
+            queues.unmarked(services, [queues.batch_marker(job_id, b.start) for b in unfinished])
+        )
         unfinished = [b for b in unfinished if queues.batch_marker(job_id, b.start) in lost]
     for batch in unfinished:
         queues.send_batch(services, job_id, batch)
@@ -139,8 +151,14 @@ def _send_missing(services: Services, job_id: int, batches: list[range], *, lost
         log.warning("job %s: re-sent %d batches Redis lost", job_id, len(unfinished))
 
 
-def verify_batch(services: Services, job_id: int, batch: range, *, give_up: str | None = None,
-                 queue: str = "verify") -> None:
+def verify_batch(
+    services: Services,
+    job_id: int,
+    batch: range,
+    *,
+    give_up: str | None = None,
+    queue: str = "verify",
+) -> None:
     """Judges the programs of `batch` that have no verdict yet and stores their verdicts.
 
     `give_up` (the redelivery cap was hit) stores `sandbox_error` verdicts instead, so a
@@ -151,7 +169,9 @@ def verify_batch(services: Services, job_id: int, batch: range, *, give_up: str 
         if job is None or job.status not in jobs.ACTIVE:
             return
         todo = verdicts.missing(session, job_id, batch)
-    requests = [VerifyRequest.model_validate(job.spec["requests"][i]) for i in todo]  # this batch only
+    requests = [
+        VerifyRequest.model_validate(job.spec["requests"][i]) for i in todo
+    ]  # this batch only
     results = [_sandbox_error(r, give_up) for r in requests] if give_up else run_sandbox(requests)
     with services.db.begin() as session:
         verdicts.save(session, job_id, dict(zip(todo, results)))
@@ -169,8 +189,16 @@ def run_sandbox(requests: list[VerifyRequest]) -> list[dict]:
 
 
 def _sandbox_error(request: VerifyRequest, reason: str) -> dict:
-    return Verdict(id=request.id, status="sandbox_error", passed=0, total=0, tests=[],
-                   wall_seconds=0.0, cpu_seconds=0.0, error=reason).model_dump(mode="json")
+    return Verdict(
+        id=request.id,
+        status="sandbox_error",
+        passed=0,
+        total=0,
+        tests=[],
+        wall_seconds=0.0,
+        cpu_seconds=0.0,
+        error=reason,
+    ).model_dump(mode="json")
 
 
 @functools.cache

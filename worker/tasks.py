@@ -15,10 +15,10 @@ from datetime import timedelta
 
 from celery.utils.log import get_task_logger
 
-from service.db import jobs
-from service.db.models import utcnow
 from sandbox import VerifyRequest
 from service import queues, telemetry
+from service.db import jobs
+from service.db.models import utcnow
 from worker import gpus, runners
 from worker.app import app, services, settings
 
@@ -37,8 +37,11 @@ def run_job(self, job_id: int) -> None:
     worker_name = self.request.hostname or "worker"
     code = runners.run_job_in_fresh_process(services(), job_id, worker_name, gpus.assigned())
     if code != 0:
-        log.error("job %s: its process exited with %s; the reaper will requeue it if it is still running",
-                  job_id, code)
+        log.error(
+            "job %s: its process exited with %s; the reaper will requeue it if it is still running",
+            job_id,
+            code,
+        )
 
 
 @app.task(name=queues.COORDINATE_JOB, acks_late=False, bind=True)
@@ -56,7 +59,9 @@ def verify_batch(self, job_id: int, start: int, stop: int) -> None:
         give_up = f"gave up on this batch after {deliveries - 1} deliveries"
         log.error("job %s batch %s: %s", job_id, start, give_up)
     try:
-        runners.verify_batch(services(), job_id, range(start, stop), give_up=give_up, queue=_queue(self))
+        runners.verify_batch(
+            services(), job_id, range(start, stop), give_up=give_up, queue=_queue(self)
+        )
     except Exception:
         # Celery acks a failed task's message: dropping the marker lets the job's coordinator
         # see the batch as lost and send it again.
@@ -83,7 +88,9 @@ def reap() -> None:
     svc = services()
     with svc.db.begin() as session:
         requeued = jobs.reap(session, stale_after=timedelta(seconds=settings.stale_after_seconds))
-        waiting = jobs.unsent_since(session, utcnow() - timedelta(seconds=settings.resend_after_seconds))
+        waiting = jobs.unsent_since(
+            session, utcnow() - timedelta(seconds=settings.resend_after_seconds)
+        )
     unmarked = set(queues.unmarked(svc, [queues.job_marker(j) for j in waiting]))
     lost = [j for j in waiting if queues.job_marker(j) in unmarked]
     if lost:  # re-read: a worker drops the marker just before it claims, and may have claimed since

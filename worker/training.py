@@ -37,8 +37,8 @@ def preload() -> None:
     process. Each job runs in a process forked from it (`worker.runners`), which then starts
     with them loaded instead of spending seconds importing them (5-10 s on a small CPU).
     Importing touches no CUDA state, so forking afterwards stays safe on GPUs."""
-    import rlvr.evaluate  # noqa: F401
-    import rlvr.sft  # noqa: F401
+    import rlvr.evaluate
+    import rlvr.sft
     import rlvr.trainer  # noqa: F401
 
 
@@ -47,7 +47,9 @@ def job_dir(services: Services, job_id: int) -> Path:
 
 
 def relative(services: Services, path: str | Path) -> str:
-    return str(Path(path).resolve().relative_to((services.settings.data_dir / "artifacts").resolve()))
+    return str(
+        Path(path).resolve().relative_to((services.settings.data_dir / "artifacts").resolve())
+    )
 
 
 class JobCallback(Callback):
@@ -55,7 +57,12 @@ class JobCallback(Callback):
     `rlvr_train_step_seconds` histogram)."""
 
     def __init__(self, services: Services, job: Job, cancelled: threading.Event):
-        self.services, self.job_id, self.kind, self.cancelled = services, job.id, job.kind, cancelled
+        self.services, self.job_id, self.kind, self.cancelled = (
+            services,
+            job.id,
+            job.kind,
+            cancelled,
+        )
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         with self.services.db.begin() as session:
@@ -70,7 +77,9 @@ class JobCallback(Callback):
 
     def on_checkpoint(self, step: int, path: str) -> None:
         with self.services.db.begin() as session:
-            training.save_artifact(session, self.job_id, "checkpoint", relative(self.services, path), step)
+            training.save_artifact(
+                session, self.job_id, "checkpoint", relative(self.services, path), step
+            )
 
     def should_stop(self) -> bool:
         return self.cancelled.is_set()
@@ -85,7 +94,9 @@ def prepared_spec[S: BaseModel](services: Services, job: Job, spec_type: type[S]
     use_endpoints(services.settings.judge_endpoints)
     with services.db.read() as session:
         owner = session.get(User, job.user_id)
-        return spec_type.model_validate(tenancy.resolve(session, owner, job.spec, services.settings))
+        return spec_type.model_validate(
+            tenancy.resolve(session, owner, job.spec, services.settings)
+        )
 
 
 def resume_point(run_dir: Path) -> int:
@@ -105,11 +116,19 @@ def run_train_job(services: Services, job: Job, cancelled: threading.Event) -> t
     with services.db.begin() as session:
         training.drop_after(session, job.id, start)
     spec = prepared_spec(services, job, TrainSpec)
-    with tracked(services, job, spec, JobCallback(services, job, cancelled)) as (callback, end_tracking):
+    with tracked(services, job, spec, JobCallback(services, job, cancelled)) as (
+        callback,
+        end_tracking,
+    ):
         result = Trainer(spec, run_dir, callback, verify=queue_verifier(services)).run()
         _save_final(services, job.id, result.final_dir)
-        summary = {"steps": result.steps, "stop_reason": result.stop_reason, "resumed_from_step": start,
-                   "final": relative(services, result.final_dir), **_headline(result.last_metrics)}
+        summary = {
+            "steps": result.steps,
+            "stop_reason": result.stop_reason,
+            "resumed_from_step": start,
+            "final": relative(services, result.final_dir),
+            **_headline(result.last_metrics),
+        }
         status = "cancelled" if result.stop_reason == "cancelled" else "succeeded"
         end_tracking(status, final_dir=result.final_dir, summary=summary)
     return status, summary
@@ -123,7 +142,10 @@ def run_sft_job(services: Services, job: Job, cancelled: threading.Event) -> tup
     with services.db.begin() as session:  # SFT keeps no checkpoints: a resumed SFT job starts over
         training.drop_after(session, job.id, 0)
     spec = prepared_spec(services, job, SFTSpec)
-    with tracked(services, job, spec, JobCallback(services, job, cancelled)) as (callback, end_tracking):
+    with tracked(services, job, spec, JobCallback(services, job, cancelled)) as (
+        callback,
+        end_tracking,
+    ):
         result = run_sft(spec, run_dir, callback, verify=queue_verifier(services))
         _save_final(services, job.id, result.final_dir)
         status = "cancelled" if cancelled.is_set() else "succeeded"
@@ -138,7 +160,10 @@ def run_eval_job(services: Services, job: Job, cancelled: threading.Event) -> tu
 
     run_dir = job_dir(services, job.id)
     spec = prepared_spec(services, job, EvalSpec)
-    with tracked(services, job, spec, JobCallback(services, job, cancelled)) as (callback, end_tracking):
+    with tracked(services, job, spec, JobCallback(services, job, cancelled)) as (
+        callback,
+        end_tracking,
+    ):
         summary = run_eval(spec, run_dir, callback, verify=queue_verifier(services))
         with services.db.begin() as session:
             jobs.set_progress(session, job.id, 1)
@@ -147,7 +172,9 @@ def run_eval_job(services: Services, job: Job, cancelled: threading.Event) -> tu
 
 
 @contextmanager
-def tracked(services: Services, job: Job, spec, callback: Callback) -> Iterator[tuple[Callback, Callable]]:
+def tracked(
+    services: Services, job: Job, spec, callback: Callback
+) -> Iterator[tuple[Callback, Callable]]:
     """`callback`, joined by the job's MLflow run when its spec asks for one, and the function
     that ends that run. The spec's URI must be one the operator allows (`RLVR_MLFLOW_URIS`,
     checked at submit and again here, where the request would leave): a job must not make the
@@ -159,9 +186,13 @@ def tracked(services: Services, job: Job, spec, callback: Callback) -> Iterator[
         return
     from rlvr.tracking import MlflowRun
 
-    run = MlflowRun.open(services.settings.mlflow_uri(wanted.uri), wanted.experiment,
-                         wanted.run_name or f"job-{job.id}", params=job.spec,
-                         key={"rlvr.job_id": str(job.id), "rlvr.job_created": f"{job.created_at:%Y-%m-%dT%H:%M:%S}"})
+    run = MlflowRun.open(
+        services.settings.mlflow_uri(wanted.uri),
+        wanted.experiment,
+        wanted.run_name or f"job-{job.id}",
+        params=job.spec,
+        key={"rlvr.job_id": str(job.id), "rlvr.job_created": f"{job.created_at:%Y-%m-%dT%H:%M:%S}"},
+    )
     try:
         yield CallbackList([callback, run]), run.finish
     except BaseException:
@@ -176,7 +207,15 @@ def _save_final(services: Services, job_id: int, final_dir: Path) -> None:
 
 def _headline(metrics: dict[str, float]) -> dict[str, float]:
     """The few numbers a job's result shows; the rest is in its metric series."""
-    keep = ("reward", "pass_rate", "loss", "kl", "eval/greedy/pass_rate", "eval/pass@1", "eval_loss")
+    keep = (
+        "reward",
+        "pass_rate",
+        "loss",
+        "kl",
+        "eval/greedy/pass_rate",
+        "eval/pass@1",
+        "eval_loss",
+    )
     return {name: round(float(value), 4) for name, value in metrics.items() if name in keep}
 
 
@@ -187,7 +226,7 @@ def queue_verifier(services: Services, timeout: float | None = None):
     wait = timeout or services.settings.verify_hard_seconds
 
     def run_requests(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        chunks = [requests[i:i + VERIFY_CHUNK] for i in range(0, len(requests), VERIFY_CHUNK)]
+        chunks = [requests[i : i + VERIFY_CHUNK] for i in range(0, len(requests), VERIFY_CHUNK)]
         pending = [queues.send_requests(services, chunk, source="rewards") for chunk in chunks]
         verdicts: list[dict[str, Any]] = []
         for result in pending:

@@ -39,10 +39,15 @@ def score(
         label = spec["name"] if spec["name"] not in components else f"{spec['name']}_{index}"
         values = REWARDS[spec["name"]](completions, **{**columns, **spec.get("kwargs", {})})
         if len(values) != len(completions):
-            raise ValueError(f"reward {spec['name']!r} returned {len(values)} values for {len(completions)}")
+            raise ValueError(
+                f"reward {spec['name']!r} returned {len(values)} values for {len(completions)}"
+            )
         components[label] = values
     totals: list[float | None] = []
     for sample in range(len(completions)):
-        parts = [(spec.get("weight", 1.0), values[sample]) for spec, values in zip(specs, components.values())]
+        parts = [
+            (spec.get("weight", 1.0), values[sample])
+            for spec, values in zip(specs, components.values())
+        ]
         totals.append(None if any(v is None for _, v in parts) else sum(w * v for w, v in parts))
     return totals, components

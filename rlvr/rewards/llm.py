@@ -28,8 +28,10 @@ from rlvr.rewards.base import register_reward
 
 log = logging.getLogger(__name__)
 
-SYSTEM = ("You are a strict grader. Score the response to the task by this rubric:\n{rubric}\n"
-          "Reply with only an integer from 0 to {max_score}.")
+SYSTEM = (
+    "You are a strict grader. Score the response to the task by this rubric:\n{rubric}\n"
+    "Reply with only an integer from 0 to {max_score}."
+)
 USER = "Task:\n{prompt}\n\nResponse:\n{completion}\n\nScore:"
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
@@ -39,9 +41,15 @@ class JudgeEndpoint(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str = Field(pattern=r"^https?://", description="The `/v1` base: `{url}/chat/completions` is called.")
-    model: str = Field(description="The model asked, unless a spec names another this endpoint serves.")
-    api_key: SecretStr | None = Field(None, description="Sent as `Authorization: Bearer`; never in a spec.")
+    url: str = Field(
+        pattern=r"^https?://", description="The `/v1` base: `{url}/chat/completions` is called."
+    )
+    model: str = Field(
+        description="The model asked, unless a spec names another this endpoint serves."
+    )
+    api_key: SecretStr | None = Field(
+        None, description="Sent as `Authorization: Bearer`; never in a spec."
+    )
 
 
 JudgeEndpoints = TypeAdapter(dict[str, JudgeEndpoint])
@@ -81,21 +89,35 @@ def parse_score(reply: str, max_score: float) -> float | None:
     return value / max_score if 0 <= value <= max_score else None
 
 
-def rubric_messages(prompt: str, completion: str, rubric: str, max_score: float) -> list[dict[str, str]]:
+def rubric_messages(
+    prompt: str, completion: str, rubric: str, max_score: float
+) -> list[dict[str, str]]:
     """The system and user messages the judging model is sent."""
     scale = int(max_score) if float(max_score).is_integer() else max_score
-    return [{"role": "system", "content": SYSTEM.format(rubric=rubric, max_score=scale)},
-            {"role": "user", "content": USER.format(prompt=prompt, completion=completion)}]
+    return [
+        {"role": "system", "content": SYSTEM.format(rubric=rubric, max_score=scale)},
+        {"role": "user", "content": USER.format(prompt=prompt, completion=completion)},
+    ]
 
 
-def chat(url: str, model: str, messages: list[dict[str, str]], timeout: float, max_tokens: int,
-         api_key: str | None = None) -> str:
+def chat(
+    url: str,
+    model: str,
+    messages: list[dict[str, str]],
+    timeout: float,
+    max_tokens: int,
+    api_key: str | None = None,
+) -> str:
     """One ``POST {url}/chat/completions``; returns the first choice's text. Raises on failure."""
-    body = json.dumps({"model": model, "messages": messages, "temperature": 0.0, "max_tokens": max_tokens})
+    body = json.dumps(
+        {"model": model, "messages": messages, "temperature": 0.0, "max_tokens": max_tokens}
+    )
     headers = {"Content-Type": "application/json"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
-    request = urllib.request.Request(url.rstrip("/") + "/chat/completions", data=body.encode(), headers=headers)
+    request = urllib.request.Request(
+        url.rstrip("/") + "/chat/completions", data=body.encode(), headers=headers
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.load(response)["choices"][0]["message"]["content"]
 
@@ -124,7 +146,9 @@ def llm_judge(
     declared = judge_endpoints()
     if endpoint not in declared:
         # A spec with no such endpoint is a mistake to report, not a sample to skip.
-        raise ValueError(f"llm_judge: no judge endpoint named {endpoint!r}; declared: {sorted(declared)}")
+        raise ValueError(
+            f"llm_judge: no judge endpoint named {endpoint!r}; declared: {sorted(declared)}"
+        )
     target = declared[endpoint]
     api_key = target.api_key.get_secret_value() if target.api_key else None
 
@@ -132,7 +156,14 @@ def llm_judge(
         messages = rubric_messages(*pair, rubric, max_score)
         try:
             reply = chat(target.url, model or target.model, messages, timeout, max_tokens, api_key)
-        except (OSError, urllib.error.URLError, ValueError, KeyError, IndexError, TypeError) as error:
+        except (
+            OSError,
+            urllib.error.URLError,
+            ValueError,
+            KeyError,
+            IndexError,
+            TypeError,
+        ) as error:
             log.warning("llm_judge: no score from endpoint %r: %s", endpoint, error)
             return None
         return parse_score(reply, max_score)

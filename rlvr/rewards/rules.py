@@ -36,7 +36,11 @@ def grade_reward(completions: list[str], grade: Sequence[str], **_columns) -> li
 
 @register_reward("exact_match")
 def exact_match(
-    completions: list[str], answer: Sequence[str], pattern: str | None = None, case_sensitive: bool = False, **_columns
+    completions: list[str],
+    answer: Sequence[str],
+    pattern: str | None = None,
+    case_sensitive: bool = False,
+    **_columns,
 ) -> list[float | None]:
     """1.0 when the completion (or the regex ``pattern``'s first group in it) equals the answer.
 
@@ -71,7 +75,11 @@ def _against_numbers(
 
 @register_reward("numeric_match")
 def numeric_match(
-    completions: list[str], answer: Sequence[str], pattern: str | None = None, tolerance: float = 1e-6, **_columns
+    completions: list[str],
+    answer: Sequence[str],
+    pattern: str | None = None,
+    tolerance: float = 1e-6,
+    **_columns,
 ) -> list[float | None]:
     """1.0 when the last number of the completion (or of ``pattern``'s match) equals the answer.
 
@@ -80,6 +88,7 @@ def numeric_match(
     >>> numeric_match(["so 1,000 total", "#### 7", "none"], answer=["1000", "8", "x"])
     [1.0, 0.0, None]
     """
+
     def match(completion: str, expected: float) -> float:
         found = _extract(completion, pattern)
         got = last_number(found) if found is not None else None
@@ -126,19 +135,26 @@ def classification(
         text = completion.lower()
         positions = [(text.find(label.lower()), label) for label in labels if label.lower() in text]
         predicted = min(positions)[1] if positions else None
-        scores.append(1.0 if predicted is not None and predicted.lower() == str(reference).lower() else 0.0)
+        scores.append(
+            1.0 if predicted is not None and predicted.lower() == str(reference).lower() else 0.0
+        )
     return scores
 
 
 @register_reward("regression")
 def regression(
-    completions: list[str], answer: Sequence[str], scale: float = 1.0, max_error: float = 1.0, **_columns
+    completions: list[str],
+    answer: Sequence[str],
+    scale: float = 1.0,
+    max_error: float = 1.0,
+    **_columns,
 ) -> list[float | None]:
     """Negative absolute error of the last number, divided by ``scale``, floored at ``-max_error``.
 
     >>> regression(["about 9", "12", "no idea"], answer=["10", "10", "10"], scale=4.0)
     [-0.25, -0.5, -1.0]
     """
+
     def negative_error(completion: str, expected: float) -> float:
         got = last_number(completion)
         return -(max_error if got is None else min(abs(float(got) - expected) / scale, max_error))
@@ -215,7 +231,11 @@ _FORMAT_CHECKS: dict[str, Callable[[str, str | None, dict | None], bool]] = {
 
 @register_reward("keyword_contains")
 def keyword_contains(
-    completions: list[str], keywords: Sequence[str], mode: str = "any", case_sensitive: bool = False, **_columns
+    completions: list[str],
+    keywords: Sequence[str],
+    mode: str = "any",
+    case_sensitive: bool = False,
+    **_columns,
 ) -> list[float | None]:
     """1.0 when the completion contains any (``mode="any"``) or all (``"all"``) keywords.
 
@@ -231,7 +251,9 @@ def keyword_contains(
 
 
 @register_reward("length_penalty")
-def length_penalty(completions: list[str], target_chars: int = 200, **_columns) -> list[float | None]:
+def length_penalty(
+    completions: list[str], target_chars: int = 200, **_columns
+) -> list[float | None]:
     """0 up to ``target_chars``, then minus the overshoot as a fraction of it, floored at -1.
 
     >>> length_penalty(["x" * 10, "x" * 15, "x" * 40], target_chars=10)
@@ -241,7 +263,9 @@ def length_penalty(completions: list[str], target_chars: int = 200, **_columns) 
 
 
 @register_reward("composite")
-def composite(completions: list[str], components: Sequence[dict[str, Any]], **columns) -> list[float | None]:
+def composite(
+    completions: list[str], components: Sequence[dict[str, Any]], **columns
+) -> list[float | None]:
     """Weighted sum of other rewards, given as ``components=[{name, weight, kwargs}]``.
 
     >>> composite(["= 4", "5"], components=[{"name": "exact_match", "weight": 0.5,

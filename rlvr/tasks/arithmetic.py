@@ -25,9 +25,13 @@ class ArithmeticOptions(TaskOptions):
     name: Literal["arithmetic"] = Field("arithmetic", description="Synthetic integer arithmetic.")
     min_digits: int = Field(1, ge=1, le=9, description="Fewest digits in an operand.")
     max_digits: int = Field(2, ge=1, le=9, description="Most digits in an operand.")
-    operators: list[Literal["+", "-", "*"]] = Field(["+"], min_length=1, description="Operators to draw from.")
+    operators: list[Literal["+", "-", "*"]] = Field(
+        ["+"], min_length=1, description="Operators to draw from."
+    )
     operands: int = Field(2, ge=2, le=4, description="Numbers per expression.")
-    template: str = Field("{expression}", description="Prompt template; `{expression}` is e.g. `12+34`.")
+    template: str = Field(
+        "{expression}", description="Prompt template; `{expression}` is e.g. `12+34`."
+    )
     train_size: int = Field(20000, ge=1, description="Problems in the train split.")
     test_size: int = Field(200, ge=1, description="Problems in the held-out test split.")
     seed: int = Field(1234, description="Seed of the generator; test uses it, train uses seed+1.")
@@ -56,14 +60,19 @@ def arithmetic_format(completions: list[str], **_columns) -> list[float | None]:
 @register_task("arithmetic")
 class Arithmetic(Task):
     options_type = ArithmeticOptions
-    default_rewards = [{"name": "verdict", "weight": 1.0}, {"name": "arithmetic_format", "weight": 0.1}]
+    default_rewards = [
+        {"name": "verdict", "weight": 1.0},
+        {"name": "arithmetic_format", "weight": 0.1},
+    ]
     options: ArithmeticOptions
 
     def _draw(self, rng: random.Random) -> tuple[str, int, int]:
         opts = self.options
         numbers = [
             rng.randrange(0 if digits == 1 else 10 ** (digits - 1), 10**digits)
-            for digits in (rng.randint(opts.min_digits, opts.max_digits) for _ in range(opts.operands))
+            for digits in (
+                rng.randint(opts.min_digits, opts.max_digits) for _ in range(opts.operands)
+            )
         ]
         expression = str(numbers[0])
         for number in numbers[1:]:
@@ -80,7 +89,9 @@ class Arithmetic(Task):
             return test
         return self._generate(random.Random(opts.seed + 1), opts.train_size, test_ids, unique=False)
 
-    def _generate(self, rng: random.Random, size: int, exclude: set[str], unique: bool) -> list[Problem]:
+    def _generate(
+        self, rng: random.Random, size: int, exclude: set[str], unique: bool
+    ) -> list[Problem]:
         """Up to ``size`` problems not in ``exclude``; with ``unique``, each one joins it."""
         problems: list[Problem] = []
         for _ in range(size * 100):
@@ -92,7 +103,9 @@ class Arithmetic(Task):
             if unique:
                 exclude.add(expression)
             prompt = self.options.template.format(expression=expression)
-            problems.append(Problem(id=expression, prompt=prompt, answer=str(value), difficulty=difficulty))
+            problems.append(
+                Problem(id=expression, prompt=prompt, answer=str(value), difficulty=difficulty)
+            )
         return problems
 
     def check(self, problem: Problem, completion: str) -> Grade:

@@ -56,11 +56,12 @@ class TaskOptions(BaseModel):
         """
         if isinstance(data, dict) and "data_dir" in data:
             if data["data_dir"] is not None:
-                raise ValueError("data_dir was removed: a task reads no path a spec names; use `source` "
-                                 "(`local:<name>` for a dataset the operator saved)")
+                raise ValueError(
+                    "data_dir was removed: a task reads no path a spec names; use `source` "
+                    "(`local:<name>` for a dataset the operator saved)"
+                )
             data = {key: value for key, value in data.items() if key != "data_dir"}
         return data
-
 
 
 class Task:
@@ -83,10 +84,15 @@ class Task:
         return None
 
     def grade(
-        self, problems: Sequence[Problem], completions: Sequence[str], verify: VerifyFn | None = None
+        self,
+        problems: Sequence[Problem],
+        completions: Sequence[str],
+        verify: VerifyFn | None = None,
     ) -> list[Grade]:
         """Grade a batch. Rule tasks check in-process; code tasks override this to call ``verify``."""
-        return [self.check(problem, completion) for problem, completion in zip(problems, completions)]
+        return [
+            self.check(problem, completion) for problem, completion in zip(problems, completions)
+        ]
 
 
 class CodeTask(Task):
@@ -106,12 +112,18 @@ class CodeTask(Task):
         raise TypeError(f"{type(self).__name__} runs code: grade it with grade(..., verify=...)")
 
     def grade(
-        self, problems: Sequence[Problem], completions: Sequence[str], verify: VerifyFn | None = None
+        self,
+        problems: Sequence[Problem],
+        completions: Sequence[str],
+        verify: VerifyFn | None = None,
     ) -> list[Grade]:
         if verify is None:
             raise ValueError(
-                f"{type(self).__name__} runs code and needs a verifier, e.g. rlvr.verifier.local_sandbox_verifier()")
-        return verify(problems, [self.program(p, c) for p, c in zip(problems, completions, strict=True)])
+                f"{type(self).__name__} runs code and needs a verifier, e.g. rlvr.verifier.local_sandbox_verifier()"
+            )
+        return verify(
+            problems, [self.program(p, c) for p, c in zip(problems, completions, strict=True)]
+        )
 
 
 TASKS: dict[str, type[Task]] = {}

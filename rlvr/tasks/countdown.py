@@ -23,7 +23,9 @@ from rlvr.text import evaluate_expression
 
 
 class CountdownOptions(TaskOptions):
-    name: Literal["countdown"] = Field("countdown", description="Reach a target from numbers with + - * /.")
+    name: Literal["countdown"] = Field(
+        "countdown", description="Reach a target from numbers with + - * /."
+    )
     numbers: int = Field(3, ge=2, le=4, description="How many numbers each problem gives.")
     max_number: int = Field(100, ge=2, description="Largest number drawn by the generator.")
     max_target: int = Field(100, ge=1, description="Largest target the generator keeps.")
@@ -31,10 +33,16 @@ class CountdownOptions(TaskOptions):
         "Numbers: {numbers}. Target: {target}. Expression:",
         description="Prompt template; `{numbers}` is comma-separated, `{target}` the target.",
     )
-    train_size: int = Field(5000, ge=1, description="Problems in the train split (generated, or the source's first).")
-    test_size: int = Field(256, ge=1, description="Test problems (the bundled file has 256 for 3 numbers).")
-    source: Source = source_field("the 3-number test set in data/countdown; the rest is generated",
-                                  " Other sources give both splits.")
+    train_size: int = Field(
+        5000, ge=1, description="Problems in the train split (generated, or the source's first)."
+    )
+    test_size: int = Field(
+        256, ge=1, description="Test problems (the bundled file has 256 for 3 numbers)."
+    )
+    source: Source = source_field(
+        "the 3-number test set in data/countdown; the rest is generated",
+        " Other sources give both splits.",
+    )
     seed: int = Field(1234, description="Seed of the generator.")
 
 
@@ -44,13 +52,18 @@ def solve(numbers: list[int], target: int) -> str | None:
     >>> solve([3, 4, 5], 17)
     '5+(3*4)'
     """
+
     def search(items: list[tuple[Fraction, str]]) -> str | None:
         if len(items) == 1:
             return items[0][1] if items[0][0] == target else None
         for i, j in itertools.permutations(range(len(items)), 2):
             (a, left), (b, right) = items[i], items[j]
             rest = [item for k, item in enumerate(items) if k not in (i, j)]
-            candidates = [(a + b, f"{left}+{right}"), (a - b, f"{left}-{right}"), (a * b, f"{left}*{right}")]
+            candidates = [
+                (a + b, f"{left}+{right}"),
+                (a - b, f"{left}-{right}"),
+                (a * b, f"{left}*{right}"),
+            ]
             if b != 0:
                 candidates.append((a / b, f"{left}/{right}"))
             for value, text in candidates:
@@ -90,7 +103,9 @@ class Countdown(Task):
         opts = self.options
         size = opts.train_size if split == "train" else opts.test_size
         if opts.source != "bundled" or (split == "test" and opts.numbers == 3):
-            rows = load_rows(opts.source, split, bundled="countdown/countdown_cd3_test.jsonl")[:size]
+            rows = load_rows(opts.source, split, bundled="countdown/countdown_cd3_test.jsonl")[
+                :size
+            ]
             return [self._problem(*_numbers_and_target(row)) for row in rows]
         rng = random.Random(opts.seed + (split == "train"))
         problems: list[Problem] = []

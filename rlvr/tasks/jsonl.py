@@ -10,21 +10,34 @@ from typing import Literal
 
 from pydantic import Field
 
-from rlvr.tasks.base import Grade, Problem, Task, TaskOptions, check_split, read_jsonl, register_task
+from rlvr.tasks.base import (
+    Grade,
+    Problem,
+    Task,
+    TaskOptions,
+    check_split,
+    read_jsonl,
+    register_task,
+)
 from rlvr.tasks.sources import REPO
 from rlvr.text import last_number, normalize_number
 
 
 class JsonlOptions(TaskOptions):
-    name: Literal["jsonl"] = Field("jsonl", description="Your own prompts and answers from a JSONL file.")
+    name: Literal["jsonl"] = Field(
+        "jsonl", description="Your own prompts and answers from a JSONL file."
+    )
     path: str = Field("data.jsonl", description="JSONL file with one object per line.")
     test_path: str | None = Field(None, description="Separate JSONL file for the test split.")
-    heldout_size: int = Field(50, ge=0, description="Without test_path: last rows kept for the test split.")
+    heldout_size: int = Field(
+        50, ge=0, description="Without test_path: last rows kept for the test split."
+    )
     prompt_field: str = Field("prompt", description="Key of the prompt in each object.")
     answer_field: str = Field("answer", description="Key of the answer in each object.")
     template: str = Field("{prompt}", description="Prompt template; `{prompt}`.")
     match: Literal["exact", "numeric", "contains"] = Field(
-        "exact", description="exact: stripped, case-insensitive equality; numeric: last number; contains."
+        "exact",
+        description="exact: stripped, case-insensitive equality; numeric: last number; contains.",
     )
 
 

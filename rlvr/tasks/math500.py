@@ -21,9 +21,13 @@ class Math500Options(TaskOptions):
         "Problem: {problem}\nPut the final answer in \\boxed{{}}.\nSolution:",
         description="Prompt template; `{problem}`.",
     )
-    heldout_size: int = Field(100, ge=1, le=499, description="Rows (from the start) kept for the test split.")
-    source: Source = source_field("data/math500; the hub's copy is `hf:HuggingFaceH4/MATH-500`",
-                                  " Its `test` split is the one read.")
+    heldout_size: int = Field(
+        100, ge=1, le=499, description="Rows (from the start) kept for the test split."
+    )
+    source: Source = source_field(
+        "data/math500; the hub's copy is `hf:HuggingFaceH4/MATH-500`",
+        " Its `test` split is the one read.",
+    )
 
 
 def answers_match(completion: str, answer: str) -> bool:
@@ -39,14 +43,21 @@ def answers_match(completion: str, answer: str) -> bool:
 @register_task("math500")
 class Math500(Task):
     options_type = Math500Options
-    default_rewards = [{"name": "verdict", "weight": 1.0}, {"name": "format", "weight": 0.1, "kwargs": {"kind": "boxed"}}]
+    default_rewards = [
+        {"name": "verdict", "weight": 1.0},
+        {"name": "format", "weight": 0.1, "kwargs": {"kind": "boxed"}},
+    ]
     options: Math500Options
 
     def problems(self, split: str) -> list[Problem]:
         check_split(split)
         # One set, split here, whichever split is asked for: both read the source's test split.
         rows = load_rows(self.options.source, "test", bundled="math500/test.jsonl")
-        chosen = rows[: self.options.heldout_size] if split == "test" else rows[self.options.heldout_size :]
+        chosen = (
+            rows[: self.options.heldout_size]
+            if split == "test"
+            else rows[self.options.heldout_size :]
+        )
         return [
             Problem(
                 id=row.get("unique_id", f"math500-{index}"),

@@ -19,18 +19,28 @@ from rlvr.tasks.base import CodeTask, Problem, TaskOptions, check_split, registe
 from rlvr.tasks.sources import Source, load_rows, source_field
 
 SPLIT_IDS = {"test": range(11, 511), "validation": range(511, 601), "train": range(601, 975)}
-TEMPLATE = ("You are an expert Python programmer, and here is your task: {text} "
-            "Your code should pass these tests:\n\n{tests}\n")
+TEMPLATE = (
+    "You are an expert Python programmer, and here is your task: {text} "
+    "Your code should pass these tests:\n\n{tests}\n"
+)
 
 
 class MBPPOptions(TaskOptions):
-    name: Literal["mbpp"] = Field("mbpp", description="MBPP Python problems, judged by their asserts in the sandbox.")
+    name: Literal["mbpp"] = Field(
+        "mbpp", description="MBPP Python problems, judged by their asserts in the sandbox."
+    )
     variant: Literal["full", "sanitized"] = Field(
         "full", description="With `source: bundled`: data/mbpp/mbpp.jsonl or sanitized-mbpp.json."
     )
-    template: str = Field(TEMPLATE, description="Prompt template; `{text}` is the task, `{tests}` its asserts.")
-    train_includes_validation: bool = Field(False, description="Add the validation ids (511-600) to train.")
-    limit: int | None = Field(None, ge=1, description="Keep only the first N problems of each split.")
+    template: str = Field(
+        TEMPLATE, description="Prompt template; `{text}` is the task, `{tests}` its asserts."
+    )
+    train_includes_validation: bool = Field(
+        False, description="Add the validation ids (511-600) to train."
+    )
+    limit: int | None = Field(
+        None, ge=1, description="Keep only the first N problems of each split."
+    )
     limits: dict[str, float] = Field(
         default_factory=lambda: {"test_seconds": 10, "wall_seconds": 30, "cpu_seconds": 30},
         description="Sandbox limits per program (sandbox.Limits fields).",
@@ -42,7 +52,9 @@ class MBPPOptions(TaskOptions):
 
 
 def _rows(options: MBPPOptions, split: str) -> list[dict[str, Any]]:
-    splits = [split] + (["validation"] if split == "train" and options.train_includes_validation else [])
+    splits = [split] + (
+        ["validation"] if split == "train" and options.train_includes_validation else []
+    )
     if options.source == "bundled":
         file = "mbpp/mbpp.jsonl" if options.variant == "full" else "mbpp/sanitized-mbpp.json"
         ids = {task_id for name in splits for task_id in SPLIT_IDS[name]}
@@ -56,7 +68,11 @@ def _full_layout(row: dict[str, Any]) -> dict[str, Any]:
     """A sanitized row (``prompt``, ``test_imports``) with the full set's ``text`` and ``test_setup_code``."""
     if "text" in row:
         return row
-    return {**row, "text": row["prompt"], "test_setup_code": "\n".join(row.get("test_imports") or [])}
+    return {
+        **row,
+        "text": row["prompt"],
+        "test_setup_code": "\n".join(row.get("test_imports") or []),
+    }
 
 
 @register_task("mbpp")
@@ -76,7 +92,11 @@ class MBPP(CodeTask):
             answer=row["code"],
             difficulty=float(len(row["code"].splitlines())),
             metadata={
-                "tests": {"kind": "function", "tests": tests, "setup": row.get("test_setup_code") or ""},
+                "tests": {
+                    "kind": "function",
+                    "tests": tests,
+                    "setup": row.get("test_setup_code") or "",
+                },
                 "limits": self.options.limits,
             },
         )

@@ -71,7 +71,9 @@ def programs(max_depth: int) -> list[Program]:
     chains: list[tuple[Operation, ...]] = [(op,) for op in OPERATIONS]
     frontier = chains
     for _ in range(max_depth - 1):
-        frontier = [chain + (op,) for chain in frontier if not chain[-1].reduces for op in OPERATIONS]
+        frontier = [
+            chain + (op,) for chain in frontier if not chain[-1].reduces for op in OPERATIONS
+        ]
         chains = chains + frontier
     found = []
     for chain in chains:
@@ -83,8 +85,12 @@ def programs(max_depth: int) -> list[Program]:
 
 
 class ProgramSynthesisOptions(TaskOptions):
-    name: Literal["program_synthesis"] = Field("program_synthesis", description="Programs from input/output examples.")
-    max_depth: int = Field(2, ge=1, le=3, description="Most list operations chained in one program.")
+    name: Literal["program_synthesis"] = Field(
+        "program_synthesis", description="Programs from input/output examples."
+    )
+    max_depth: int = Field(
+        2, ge=1, le=3, description="Most list operations chained in one program."
+    )
     examples: int = Field(3, ge=1, le=8, description="Input/output pairs shown in the prompt.")
     hidden_tests: int = Field(5, ge=1, le=20, description="Hidden inputs the program is judged on.")
     min_length: int = Field(2, ge=1, description="Shortest input list.")
@@ -120,14 +126,26 @@ def _generate(options_json: str, split: str) -> tuple[Problem, ...]:
     opts = ProgramSynthesisOptions.model_validate_json(options_json)
     table = programs(opts.max_depth)
     test_ids: set[str] = set()
-    test = _draw_problems(opts, table, random.Random(opts.seed), opts.test_size, test_ids, unique=True)
+    test = _draw_problems(
+        opts, table, random.Random(opts.seed), opts.test_size, test_ids, unique=True
+    )
     if split == "test":
         return tuple(test)
-    return tuple(_draw_problems(opts, table, random.Random(opts.seed + 1), opts.train_size, test_ids, unique=False))
+    return tuple(
+        _draw_problems(
+            opts, table, random.Random(opts.seed + 1), opts.train_size, test_ids, unique=False
+        )
+    )
 
 
-def _draw_problems(opts: ProgramSynthesisOptions, table: list[Program], rng: random.Random, size: int,
-                   exclude: set[str], unique: bool) -> list[Problem]:
+def _draw_problems(
+    opts: ProgramSynthesisOptions,
+    table: list[Program],
+    rng: random.Random,
+    size: int,
+    exclude: set[str],
+    unique: bool,
+) -> list[Problem]:
     problems: list[Problem] = []
     for _ in range(size * 50):
         if len(problems) == size:
@@ -142,10 +160,15 @@ def _draw_problems(opts: ProgramSynthesisOptions, table: list[Program], rng: ran
         if unique:
             exclude.add(problem_id)
         tests = [f"assert f({xs}) == {out!r}" for xs, out in hidden]
-        problems.append(Problem(
-            id=problem_id, prompt=render_prompt(shown), answer=program.source, difficulty=float(len(program.steps)),
-            metadata={"tests": {"kind": "function", "tests": tests}},
-        ))
+        problems.append(
+            Problem(
+                id=problem_id,
+                prompt=render_prompt(shown),
+                answer=program.source,
+                difficulty=float(len(program.steps)),
+                metadata={"tests": {"kind": "function", "tests": tests}},
+            )
+        )
     return problems
 
 
@@ -164,14 +187,19 @@ def _draw_one(opts: ProgramSynthesisOptions, table: list[Program], rng: random.R
     program = rng.choice(table)
 
     def draw_input() -> list[int]:
-        return [rng.randint(0, opts.max_value) for _ in range(rng.randint(opts.min_length, opts.max_length))]
+        return [
+            rng.randint(0, opts.max_value)
+            for _ in range(rng.randint(opts.min_length, opts.max_length))
+        ]
 
     for _ in range(20):
         inputs = [draw_input() for _ in range(opts.examples + opts.hidden_tests)]
         if len({json.dumps(xs) for xs in inputs}) < len(inputs):
             continue
         outputs = [_run(program, xs) for xs in inputs]
-        if any(out is _FAILED for out in outputs) or all(out == xs for out, xs in zip(outputs, inputs)):
+        if any(out is _FAILED for out in outputs) or all(
+            out == xs for out, xs in zip(outputs, inputs)
+        ):
             continue
         shown_in, hidden_in = inputs[: opts.examples], inputs[opts.examples :]
         if not any(_ambiguous(other, program, shown_in, hidden_in) for other in table):
@@ -180,7 +208,9 @@ def _draw_one(opts: ProgramSynthesisOptions, table: list[Program], rng: random.R
     return None
 
 
-def _ambiguous(other: Program, program: Program, shown: list[list[int]], hidden: list[list[int]]) -> bool:
+def _ambiguous(
+    other: Program, program: Program, shown: list[list[int]], hidden: list[list[int]]
+) -> bool:
     """``other`` fits the shown examples yet fails a hidden one."""
     if other is program or any(_run(other, xs) != program(xs) for xs in shown):
         return False

@@ -39,8 +39,10 @@ def parse_source(source: str) -> tuple[str, str, str | None]:
     (('hf', 'openai/gsm8k', 'main'), ('local', 'my.set', None), ('bundled', '', None))
     """
     if not re.fullmatch(SOURCE_PATTERN, source):
-        raise ValueError(f"source {source!r} is not {SOURCE_FORMS}; a name has letters, digits, `_`, `-` "
-                         "and single dots, and no `/`, `..` or absolute path")
+        raise ValueError(
+            f"source {source!r} is not {SOURCE_FORMS}; a name has letters, digits, `_`, `-` "
+            "and single dots, and no `/`, `..` or absolute path"
+        )
     kind, _, rest = source.partition(":")
     name, _, config = rest.partition(":") if kind == "hf" else (rest, "", "")
     return kind, name, config or None
@@ -58,16 +60,23 @@ forms (pydantic's own pattern error would print the regex instead)."""
 
 def source_field(bundled: str, more: str = "") -> Any:
     """A task's ``source`` field: ``bundled`` by default, the pattern in its JSON schema."""
-    return Field("bundled", json_schema_extra={"pattern": SOURCE_PATTERN}, description=(
-        f"Where rows come from: `bundled` ({bundled}), `hf:<owner>/<name>[:<config>]` (a Hugging Face hub "
-        f"dataset) or `local:<name>` (a dataset the operator saved under $RLVR_DATASETS_ROOT).{more}"))
+    return Field(
+        "bundled",
+        json_schema_extra={"pattern": SOURCE_PATTERN},
+        description=(
+            f"Where rows come from: `bundled` ({bundled}), `hf:<owner>/<name>[:<config>]` (a Hugging Face hub "
+            f"dataset) or `local:<name>` (a dataset the operator saved under $RLVR_DATASETS_ROOT).{more}"
+        ),
+    )
 
 
 def bundled_path(relative: str) -> Path:
     """A file under the repository's data/ folder; missing is an error, never a fallback."""
     path = REPO / "data" / relative
     if not path.is_file():
-        raise FileNotFoundError(f"bundled dataset file data/{relative} is missing from this checkout")
+        raise FileNotFoundError(
+            f"bundled dataset file data/{relative} is missing from this checkout"
+        )
     return path
 
 
@@ -102,8 +111,10 @@ def _from_hub(source: str, repo: str, config: str | None, split: str) -> list[di
         # relative to the worker's working directory would otherwise be read from disk.
         dataset = datasets.load_dataset(f"hf://datasets/{repo}", config, split=split)
     except Exception as exc:
-        raise ValueError(f"source {source!r}: split {split!r} could not be loaded from the Hugging Face hub "
-                         f"({type(exc).__name__}); offline, only datasets already cached load") from exc
+        raise ValueError(
+            f"source {source!r}: split {split!r} could not be loaded from the Hugging Face hub "
+            f"({type(exc).__name__}); offline, only datasets already cached load"
+        ) from exc
     return dataset.to_list()
 
 
@@ -128,9 +139,13 @@ def _from_local(source: str, name: str, split: str) -> list[dict[str, Any]]:
         else:  # parquet/JSONL/Arrow files; datasets names splits after the files (train.jsonl, test-*.parquet)
             dataset = datasets.load_dataset(str(folder), split=split)
     except _NoSplit as missing:
-        raise ValueError(f"source {source!r} has no split {split!r}; it has {missing.args[0]}") from None
+        raise ValueError(
+            f"source {source!r} has no split {split!r}; it has {missing.args[0]}"
+        ) from None
     except Exception as exc:
-        raise ValueError(f"source {source!r}: split {split!r} could not be read ({type(exc).__name__})") from exc
+        raise ValueError(
+            f"source {source!r}: split {split!r} could not be read ({type(exc).__name__})"
+        ) from exc
     return dataset.to_list()
 
 

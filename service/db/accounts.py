@@ -44,17 +44,24 @@ def create_user(session: Session, name: str, *, is_admin: bool = False) -> User:
     return user
 
 
-def issue_token(session: Session, user_id: int, label: str = "", expires_at: datetime | None = None) -> str:
+def issue_token(
+    session: Session, user_id: int, label: str = "", expires_at: datetime | None = None
+) -> str:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user_id, token_hash=hash_token(token), label=label, expires_at=expires_at))
+    session.add(
+        ApiToken(user_id=user_id, token_hash=hash_token(token), label=label, expires_at=expires_at)
+    )
     session.flush()
     return token
 
 
 def credential_for_token(session: Session, token: str) -> Credential | None:
     """The token's user, unless the token is unknown, revoked or expired."""
-    row = session.execute(select(User, ApiToken.id, ApiToken.expires_at).join(ApiToken)
-                          .where(ApiToken.token_hash == hash_token(token))).first()
+    row = session.execute(
+        select(User, ApiToken.id, ApiToken.expires_at)
+        .join(ApiToken)
+        .where(ApiToken.token_hash == hash_token(token))
+    ).first()
     found = row and Credential(*row)
     return found if found and found.live() else None
 
@@ -65,18 +72,24 @@ def user_for_token(session: Session, token: str) -> User | None:
 
 def ensure_user(session: Session, name: str, *, is_admin: bool = False) -> User:
     """The user called `name`, made if missing."""
-    return session.scalar(select(User).where(User.name == name)) or create_user(session, name, is_admin=is_admin)
+    return session.scalar(select(User).where(User.name == name)) or create_user(
+        session, name, is_admin=is_admin
+    )
 
 
 def tokens(session: Session, user_id: int) -> list[ApiToken]:
-    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)))
+    return list(
+        session.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id))
+    )
 
 
 def revoke_token(session: Session, user_id: int, token_id: int) -> bool:
     """Deletes the user's token and the page sessions it signed in; False if it is not theirs.
     The sessions are deleted here, not left to the foreign key, so it holds whatever the
     database does with ON DELETE."""
-    owned = session.scalar(select(ApiToken.id).where(ApiToken.id == token_id, ApiToken.user_id == user_id))
+    owned = session.scalar(
+        select(ApiToken.id).where(ApiToken.id == token_id, ApiToken.user_id == user_id)
+    )
     if owned is None:
         return False
     session.execute(delete(WebSession).where(WebSession.token_id == token_id))
@@ -98,9 +111,14 @@ def start_session(session: Session, signed_in_with: Credential, lifetime: timede
     ends = now + lifetime
     if signed_in_with.expires_at is not None:
         ends = min(ends, signed_in_with.expires_at)
-    session.execute(delete(WebSession).where(WebSession.token_id == signed_in_with.token_id,
-                                             WebSession.expires_at < now))  # the token's stale sessions
-    session.add(WebSession(key_hash=hash_token(key), token_id=signed_in_with.token_id, expires_at=ends))
+    session.execute(
+        delete(WebSession).where(
+            WebSession.token_id == signed_in_with.token_id, WebSession.expires_at < now
+        )
+    )  # the token's stale sessions
+    session.add(
+        WebSession(key_hash=hash_token(key), token_id=signed_in_with.token_id, expires_at=ends)
+    )
     return key
 
 
@@ -108,8 +126,10 @@ def credential_for_session(session: Session, key: str) -> Credential | None:
     """The session's user, unless it ended, or its token was revoked or expired."""
     row = session.execute(
         select(User, ApiToken.id, ApiToken.expires_at, WebSession.expires_at)
-        .join(ApiToken, ApiToken.user_id == User.id).join(WebSession, WebSession.token_id == ApiToken.id)
-        .where(WebSession.key_hash == hash_token(key))).first()
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .join(WebSession, WebSession.token_id == ApiToken.id)
+        .where(WebSession.key_hash == hash_token(key))
+    ).first()
     if row is None:
         return None
     user, token_id, token_ends, session_ends = row

@@ -61,8 +61,13 @@ def path(data_dir: Path, user_id: int, file_id: int) -> Path:
 
 def store(session: Session, data_dir: Path, user_id: int, name: str, content: bytes) -> DataFile:
     """Checks and keeps an upload; its row is flushed, so it has an id, and commits with `session`."""
-    row = DataFile(user_id=user_id, name=name[:NAME_LENGTH], size_bytes=len(content), rows=count_rows(content),
-                   sha256=hashlib.sha256(content).hexdigest())
+    row = DataFile(
+        user_id=user_id,
+        name=name[:NAME_LENGTH],
+        size_bytes=len(content),
+        rows=count_rows(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+    )
     session.add(row)
     session.flush()
     target = path(data_dir, user_id, row.id)

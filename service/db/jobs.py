@@ -28,7 +28,14 @@ RESUMABLE = ("failed", "cancelled", "crashed")
 
 
 def transition(
-    session: Session, job_id: int, to: str, *, from_: tuple[str, ...], where=(), message: str | None = None, **values
+    session: Session,
+    job_id: int,
+    to: str,
+    *,
+    from_: tuple[str, ...],
+    where=(),
+    message: str | None = None,
+    **values,
 ) -> bool:
     """Moves the job to `to` if its status is in `from_` (and `where` holds); True if it moved."""
     now = utcnow()
@@ -60,8 +67,14 @@ def submit(
     if idempotency_key is not None and (existing := _by_key(session, user_id, idempotency_key)):
         return existing, False
     job = Job(
-        user_id=user_id, kind=kind, spec=spec, progress_total=total, max_attempts=max_attempts,
-        idempotency_key=idempotency_key, parent_id=parent_id, status="queued",
+        user_id=user_id,
+        kind=kind,
+        spec=spec,
+        progress_total=total,
+        max_attempts=max_attempts,
+        idempotency_key=idempotency_key,
+        parent_id=parent_id,
+        status="queued",
     )
     try:
         with session.begin_nested():
@@ -92,15 +105,26 @@ def claim(session: Session, job_id: int, worker: str) -> bool:
     """queued -> running for exactly one caller; counts the attempt and starts the heartbeat."""
     now = utcnow()
     return transition(
-        session, job_id, "running", from_=("queued",), message=f"claimed by {worker}",
-        attempt=Job.attempt + 1, worker=worker, started_at=now, heartbeat_at=now, error=None,
+        session,
+        job_id,
+        "running",
+        from_=("queued",),
+        message=f"claimed by {worker}",
+        attempt=Job.attempt + 1,
+        worker=worker,
+        started_at=now,
+        heartbeat_at=now,
+        error=None,
     )
 
 
 def beat(session: Session, job_id: int) -> str | None:
     """Touches the heartbeat of an active job; returns its status (`cancelling` means stop)."""
     return session.execute(
-        update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE)).values(heartbeat_at=utcnow()).returning(Job.status)
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(ACTIVE))
+        .values(heartbeat_at=utcnow())
+        .returning(Job.status)
     ).scalar_one_or_none()
 
 
@@ -108,16 +132,31 @@ def set_progress(session: Session, job_id: int, done: int) -> None:
     session.execute(update(Job).where(Job.id == job_id).values(progress_done=done))
 
 
-def finish(session: Session, job_id: int, status: str, *, result=None, error: str | None = None) -> bool:
+def finish(
+    session: Session, job_id: int, status: str, *, result=None, error: str | None = None
+) -> bool:
     return transition(
-        session, job_id, status, from_=ACTIVE, message=error, result=result, error=error, finished_at=utcnow()
+        session,
+        job_id,
+        status,
+        from_=ACTIVE,
+        message=error,
+        result=result,
+        error=error,
+        finished_at=utcnow(),
     )
 
 
 def cancel(session: Session, job_id: int) -> bool:
     """A queued job is cancelled at once; a running one is asked to wind down."""
-    if transition(session, job_id, "cancelled", from_=("queued",), message="cancelled before it ran",
-                  finished_at=utcnow()):
+    if transition(
+        session,
+        job_id,
+        "cancelled",
+        from_=("queued",),
+        message="cancelled before it ran",
+        finished_at=utcnow(),
+    ):
         return True
     return transition(session, job_id, "cancelling", from_=("running",), message="cancel requested")
 
@@ -129,40 +168,77 @@ def resume(session: Session, job_id: int, *, kinds: tuple[str, ...], attempts: i
     job = session.get(Job, job_id)
     if job is None:
         return False
-    return transition(session, job_id, "queued", from_=RESUMABLE, where=(Job.kind.in_(kinds),),
-                      message=f"resumed by its owner for attempt {job.attempt + 1}",
-                      max_attempts=Job.attempt + attempts, error=None, result=None, finished_at=None)
+    return transition(
+        session,
+        job_id,
+        "queued",
+        from_=RESUMABLE,
+        where=(Job.kind.in_(kinds),),
+        message=f"resumed by its owner for attempt {job.attempt + 1}",
+        max_attempts=Job.attempt + attempts,
+        error=None,
+        result=None,
+        finished_at=None,
+    )
 
 
 def reap(session: Session, *, stale_after: timedelta, now: datetime | None = None) -> list[int]:
     """Marks active jobs with a stale heartbeat `crashed`; returns the ids requeued for a retry."""
     cutoff = (now or utcnow()) - stale_after
-    stale = session.execute(select(Job.id, Job.status).where(Job.status.in_(ACTIVE), Job.heartbeat_at < cutoff)).all()
+    stale = session.execute(
+        select(Job.id, Job.status).where(Job.status.in_(ACTIVE), Job.heartbeat_at < cutoff)
+    ).all()
     requeued = []
     for job_id, status in stale:
         # Guarded on the heartbeat too: a job that beat since the SELECT is alive after all.
-        if not transition(session, job_id, "crashed", from_=(status,), where=(Job.heartbeat_at < cutoff,),
-                          message=f"no heartbeat since {cutoff:%H:%M:%S} UTC"):
+        if not transition(
+            session,
+            job_id,
+            "crashed",
+            from_=(status,),
+            where=(Job.heartbeat_at < cutoff,),
+            message=f"no heartbeat since {cutoff:%H:%M:%S} UTC",
+        ):
             continue
         job = session.get(Job, job_id, populate_existing=True)
         if status == "cancelling":
-            transition(session, job_id, "cancelled", from_=("crashed",), message="worker lost while cancelling",
-                       finished_at=utcnow())
+            transition(
+                session,
+                job_id,
+                "cancelled",
+                from_=("crashed",),
+                message="worker lost while cancelling",
+                finished_at=utcnow(),
+            )
         elif job.attempt < job.max_attempts:
-            transition(session, job_id, "queued", from_=("crashed",),
-                       message=f"requeued for attempt {job.attempt + 1} of {job.max_attempts}")
+            transition(
+                session,
+                job_id,
+                "queued",
+                from_=("crashed",),
+                message=f"requeued for attempt {job.attempt + 1} of {job.max_attempts}",
+            )
             requeued.append(job_id)
         else:
-            session.execute(update(Job).where(Job.id == job_id).values(
-                error=f"worker lost on each of {job.attempt} attempts", finished_at=utcnow()))
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(
+                    error=f"worker lost on each of {job.attempt} attempts", finished_at=utcnow()
+                )
+            )
     return requeued
 
 
 def unsent_since(session: Session, before: datetime) -> list[int]:
     """Queued jobs whose message was last sent before `before` (or never)."""
-    return list(session.scalars(
-        select(Job.id).where(Job.status == "queued", (Job.sent_at.is_(None)) | (Job.sent_at < before))
-    ))
+    return list(
+        session.scalars(
+            select(Job.id).where(
+                Job.status == "queued", (Job.sent_at.is_(None)) | (Job.sent_at < before)
+            )
+        )
+    )
 
 
 def still_queued(session: Session, job_ids: list[int]) -> list[int]:

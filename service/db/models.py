@@ -14,7 +14,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -67,7 +77,9 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     label: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime | None] = mapped_column(doc="After this the token is refused; null: never.")
+    expires_at: Mapped[datetime | None] = mapped_column(
+        doc="After this the token is refused; null: never."
+    )
 
 
 class WebSession(Base):
@@ -79,7 +91,9 @@ class WebSession(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True)
+    token_id: Mapped[int] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
 
@@ -119,10 +133,14 @@ class Job(Base):
     result: Mapped[dict[str, Any] | None]
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
-    worker: Mapped[str | None] = mapped_column(String(200), doc="Hostname of the worker running it.")
+    worker: Mapped[str | None] = mapped_column(
+        String(200), doc="Hostname of the worker running it."
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(doc="When its message last went to the broker.")
+    sent_at: Mapped[datetime | None] = mapped_column(
+        doc="When its message last went to the broker."
+    )
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
@@ -162,7 +180,9 @@ class MetricRow(Base):
     """One scalar of one step of a train, eval or SFT job (`reward`, `kl`, `eval/...`)."""
 
     __tablename__ = "metrics"
-    __table_args__ = (UniqueConstraint("job_id", "step", "name", name="uq_metrics_job_id_step_name"),)
+    __table_args__ = (
+        UniqueConstraint("job_id", "step", "name", name="uq_metrics_job_id_step_name"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
@@ -177,7 +197,9 @@ class ExperienceRow(Base):
 
     __tablename__ = "experiences"
     __table_args__ = (
-        UniqueConstraint("job_id", "step", "prompt_index", "sample_index", name="uq_experiences_key"),
+        UniqueConstraint(
+            "job_id", "step", "prompt_index", "sample_index", name="uq_experiences_key"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -204,7 +226,9 @@ class ArtifactRow(Base):
     adapter or weights, reports. `path` is relative to the artifacts directory."""
 
     __tablename__ = "artifacts"
-    __table_args__ = (UniqueConstraint("job_id", "kind", "path", name="uq_artifacts_job_id_kind_path"),)
+    __table_args__ = (
+        UniqueConstraint("job_id", "kind", "path", name="uq_artifacts_job_id_kind_path"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)

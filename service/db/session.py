@@ -112,7 +112,9 @@ class Database:
     def prepare(self, statement: Select) -> PreparedRead:
         """The statement compiled for this database, once per process (keyed by identity: pass
         a statement built once at import, with `bindparam`s for its values)."""
-        if (prepared := self._prepared.get(id(statement))) is None or prepared.statement is not statement:
+        if (
+            prepared := self._prepared.get(id(statement))
+        ) is None or prepared.statement is not statement:
             prepared = self._prepared[id(statement)] = PreparedRead(self.engine, statement)
         return prepared
 
@@ -139,14 +141,18 @@ class PreparedRead:
         self._sql = str(compiled)
         self._order = compiled.positiontup  # parameter names in order, for positional paramstyles
         columns = list(statement.selected_columns)
-        self._processors = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns]
+        self._processors = [
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
+        ]
         self._row = namedtuple("PreparedRow", [c.key for c in columns])
         self._toggle_autocommit = dialect.name != "sqlite"
 
     def one_or_none(self, **params: Any) -> tuple | None:
         try:
             raw = self._engine.raw_connection()
-        except self._engine.dialect.loaded_dbapi.Error as exc:  # the pool does not wrap a failed connect
+        except (
+            self._engine.dialect.loaded_dbapi.Error
+        ) as exc:  # the pool does not wrap a failed connect
             raise self._wrapped(exc, None, params) from exc
         try:
             driver = raw.driver_connection
@@ -154,7 +160,10 @@ class PreparedRead:
                 driver.autocommit = True
             try:
                 cursor = raw.cursor()
-                cursor.execute(self._sql, tuple(params[name] for name in self._order) if self._order else params)
+                cursor.execute(
+                    self._sql,
+                    tuple(params[name] for name in self._order) if self._order else params,
+                )
                 found = cursor.fetchone()
                 cursor.close()
             finally:
@@ -166,8 +175,12 @@ class PreparedRead:
             raw.close()
         if found is None:
             return None
-        return self._row(*(value if process is None else process(value)
-                           for process, value in zip(self._processors, found)))
+        return self._row(
+            *(
+                value if process is None else process(value)
+                for process, value in zip(self._processors, found)
+            )
+        )
 
     def _wrapped(self, exc: Exception, raw, params: dict) -> DBAPIError:
         """The driver's error as SQLAlchemy raises it from a `Connection` (so callers and
@@ -176,5 +189,11 @@ class PreparedRead:
         lost = raw is not None and dialect.is_disconnect(exc, raw.dbapi_connection, None)
         if lost:
             raw.invalidate(exc)
-        return DBAPIError.instance(self._sql, params, exc, dialect.loaded_dbapi.Error, connection_invalidated=lost,
-                                   dialect=dialect)
+        return DBAPIError.instance(
+            self._sql,
+            params,
+            exc,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=lost,
+            dialect=dialect,
+        )

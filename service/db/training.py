@@ -20,19 +20,39 @@ from service.db.models import ArtifactRow, ExperienceRow, Job, MetricRow
 
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 EXPERIENCE_COLUMNS = (
-    "job_id", "step", "prompt_index", "sample_index", "problem_id", "prompt", "completion", "prompt_tokens",
-    "completion_tokens", "truncated", "reward", "reward_components", "verdict", "advantage", "logprob_mean", "extra",
+    "job_id",
+    "step",
+    "prompt_index",
+    "sample_index",
+    "problem_id",
+    "prompt",
+    "completion",
+    "prompt_tokens",
+    "completion_tokens",
+    "truncated",
+    "reward",
+    "reward_components",
+    "verdict",
+    "advantage",
+    "logprob_mean",
+    "extra",
 )
 _JSON_COLUMNS = {"reward_components", "extra"}
 
 
 def save_metrics(session: Session, job_id: int, step: int, metrics: dict[str, float]) -> None:
-    rows = [{"job_id": job_id, "step": step, "name": name, "value": float(value)}
-            for name, value in metrics.items() if value is not None and value == value]  # NaN: not stored
+    rows = [
+        {"job_id": job_id, "step": step, "name": name, "value": float(value)}
+        for name, value in metrics.items()
+        if value is not None and value == value
+    ]  # NaN: not stored
     if rows:
         insert = _INSERTS[session.get_bind().dialect.name]
-        session.execute(insert(MetricRow).values(rows).on_conflict_do_nothing(
-            index_elements=["job_id", "step", "name"]))
+        session.execute(
+            insert(MetricRow)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["job_id", "step", "name"])
+        )
 
 
 def save_experiences(session: Session, job_id: int, records: Iterable[dict[str, Any]]) -> int:
@@ -43,8 +63,13 @@ def save_experiences(session: Session, job_id: int, records: Iterable[dict[str, 
     if session.get_bind().dialect.name == "postgresql":
         _copy_experiences(session, rows)
     else:
-        session.execute(sqlite.insert(ExperienceRow).values(rows).on_conflict_do_nothing(
-            index_elements=["job_id", "step", "prompt_index", "sample_index"]))
+        session.execute(
+            sqlite.insert(ExperienceRow)
+            .values(rows)
+            .on_conflict_do_nothing(
+                index_elements=["job_id", "step", "prompt_index", "sample_index"]
+            )
+        )
     return len(rows)
 
 
@@ -52,8 +77,13 @@ def _experience_row(job_id: int, record: dict[str, Any]) -> dict[str, Any]:
     row = {name: _text(record.get(name)) for name in EXPERIENCE_COLUMNS}
     row["job_id"] = job_id
     row["reward_components"] = _json(record.get("reward_components") or {})
-    row["extra"] = _json({**(record.get("extra") or {}), "logprob_sum": record.get("logprob_sum"),
-                          "temperature": record.get("temperature")})
+    row["extra"] = _json(
+        {
+            **(record.get("extra") or {}),
+            "logprob_sum": record.get("logprob_sum"),
+            "temperature": record.get("temperature"),
+        }
+    )
     row["verdict"] = _text(str(record.get("verdict", "")))[:32]
     return row
 
@@ -69,14 +99,20 @@ def _json(value: Any) -> Any:
 
 def _copy_experiences(session: Session, rows: list[dict[str, Any]]) -> None:
     cursor = session.connection().connection.cursor()
-    cursor.execute("CREATE TEMP TABLE IF NOT EXISTS experiences_in (LIKE experiences INCLUDING DEFAULTS) "
-                   "ON COMMIT DELETE ROWS")
+    cursor.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS experiences_in (LIKE experiences INCLUDING DEFAULTS) "
+        "ON COMMIT DELETE ROWS"
+    )
     columns = ", ".join(EXPERIENCE_COLUMNS)
     with cursor.copy(f"COPY experiences_in ({columns}) FROM STDIN") as copy:
         for row in rows:
-            copy.write_row([json.dumps(row[c]) if c in _JSON_COLUMNS else row[c] for c in EXPERIENCE_COLUMNS])
-    cursor.execute(f"INSERT INTO experiences ({columns}) SELECT {columns} FROM experiences_in "
-                   "ON CONFLICT (job_id, step, prompt_index, sample_index) DO NOTHING")
+            copy.write_row(
+                [json.dumps(row[c]) if c in _JSON_COLUMNS else row[c] for c in EXPERIENCE_COLUMNS]
+            )
+    cursor.execute(
+        f"INSERT INTO experiences ({columns}) SELECT {columns} FROM experiences_in "
+        "ON CONFLICT (job_id, step, prompt_index, sample_index) DO NOTHING"
+    )
     cursor.execute("TRUNCATE experiences_in")
 
 
@@ -90,7 +126,9 @@ def series(
     session: Session, job_id: int, names: list[str] | None = None, after: int | None = None
 ) -> dict[str, list[list[float]]]:
     """`{name: [[step, value], ...]}` in step order; only steps past `after` when given."""
-    query = select(MetricRow.name, MetricRow.step, MetricRow.value).where(MetricRow.job_id == job_id)
+    query = select(MetricRow.name, MetricRow.step, MetricRow.value).where(
+        MetricRow.job_id == job_id
+    )
     if names:
         query = query.where(MetricRow.name.in_(names))
     if after is not None:
@@ -101,9 +139,13 @@ def series(
     return out
 
 
-def by_step(session: Session, job_id: int, names: list[str] | None = None) -> Iterator[dict[str, float]]:
+def by_step(
+    session: Session, job_id: int, names: list[str] | None = None
+) -> Iterator[dict[str, float]]:
     """`{"step": 3, "reward": 0.5, ...}` per step, in step order: a job's metrics as table rows."""
-    query = select(MetricRow.step, MetricRow.name, MetricRow.value).where(MetricRow.job_id == job_id)
+    query = select(MetricRow.step, MetricRow.name, MetricRow.value).where(
+        MetricRow.job_id == job_id
+    )
     if names:
         query = query.where(MetricRow.name.in_(names))
     row: dict[str, float] = {}
@@ -117,23 +159,45 @@ def by_step(session: Session, job_id: int, names: list[str] | None = None) -> It
         yield row
 
 
-def latest_values(session: Session, job_ids: list[int], names: Iterable[str]) -> dict[int, dict[str, float]]:
+def latest_values(
+    session: Session, job_ids: list[int], names: Iterable[str]
+) -> dict[int, dict[str, float]]:
     """Per job, each of the named metrics at the latest step that has it."""
-    latest = (select(MetricRow.job_id, MetricRow.name, func.max(MetricRow.step).label("step"))
-              .where(MetricRow.job_id.in_(job_ids), MetricRow.name.in_(list(names)))
-              .group_by(MetricRow.job_id, MetricRow.name).subquery())
-    rows = session.execute(select(MetricRow.job_id, MetricRow.name, MetricRow.value).join(latest, and_(
-        MetricRow.job_id == latest.c.job_id, MetricRow.name == latest.c.name, MetricRow.step == latest.c.step)))
+    latest = (
+        select(MetricRow.job_id, MetricRow.name, func.max(MetricRow.step).label("step"))
+        .where(MetricRow.job_id.in_(job_ids), MetricRow.name.in_(list(names)))
+        .group_by(MetricRow.job_id, MetricRow.name)
+        .subquery()
+    )
+    rows = session.execute(
+        select(MetricRow.job_id, MetricRow.name, MetricRow.value).join(
+            latest,
+            and_(
+                MetricRow.job_id == latest.c.job_id,
+                MetricRow.name == latest.c.name,
+                MetricRow.step == latest.c.step,
+            ),
+        )
+    )
     out: dict[int, dict[str, float]] = {job_id: {} for job_id in job_ids}
     for job_id, name, value in rows:
         out[job_id][name] = value
     return out
 
 
-def recent_step_seconds(session: Session, job_ids: list[int], last: int = 10) -> dict[int, list[float]]:
+def recent_step_seconds(
+    session: Session, job_ids: list[int], last: int = 10
+) -> dict[int, list[float]]:
     """Per job, the `step_time` the loop measured over its last `last` steps (by its progress)."""
-    rows = session.execute(select(MetricRow.job_id, MetricRow.value).join(Job, Job.id == MetricRow.job_id).where(
-        MetricRow.job_id.in_(job_ids), MetricRow.name == "step_time", MetricRow.step > Job.progress_done - last))
+    rows = session.execute(
+        select(MetricRow.job_id, MetricRow.value)
+        .join(Job, Job.id == MetricRow.job_id)
+        .where(
+            MetricRow.job_id.in_(job_ids),
+            MetricRow.name == "step_time",
+            MetricRow.step > Job.progress_done - last,
+        )
+    )
     out: dict[int, list[float]] = {job_id: [] for job_id in job_ids}
     for job_id, seconds in rows:
         out[job_id].append(seconds)
@@ -142,26 +206,50 @@ def recent_step_seconds(session: Session, job_ids: list[int], last: int = 10) ->
 
 def unverified_rewards(session: Session, job_ids: list[int]) -> dict[int, int]:
     """Per job, its experiences whose reward is None (the verifier could not judge them)."""
-    rows = session.execute(select(ExperienceRow.job_id, func.count()).where(
-        ExperienceRow.job_id.in_(job_ids), ExperienceRow.reward.is_(None)).group_by(ExperienceRow.job_id))
-    return {job_id: 0 for job_id in job_ids} | dict(rows.all())
+    rows = session.execute(
+        select(ExperienceRow.job_id, func.count())
+        .where(ExperienceRow.job_id.in_(job_ids), ExperienceRow.reward.is_(None))
+        .group_by(ExperienceRow.job_id)
+    )
+    return dict.fromkeys(job_ids, 0) | dict(rows.all())
 
 
 def outcomes(session: Session, job_id: int, chunk: int = 2000) -> Iterator[dict[str, Any]]:
     """Step, reward, verdict and extra of each experience, without the texts: what
     `rlvr.analysis.error_patterns` reads. Read `chunk` rows at a time (a long job has many;
     keyset pages, since read sessions autocommit and cannot hold a server-side cursor)."""
-    columns = (ExperienceRow.id, ExperienceRow.step, ExperienceRow.reward, ExperienceRow.verdict, ExperienceRow.extra)
+    columns = (
+        ExperienceRow.id,
+        ExperienceRow.step,
+        ExperienceRow.reward,
+        ExperienceRow.verdict,
+        ExperienceRow.extra,
+    )
     last = 0
-    while rows := session.execute(select(*columns).where(ExperienceRow.job_id == job_id, ExperienceRow.id > last)
-                                  .order_by(ExperienceRow.id).limit(chunk)).mappings().all():
+    while (
+        rows := session.execute(
+            select(*columns)
+            .where(ExperienceRow.job_id == job_id, ExperienceRow.id > last)
+            .order_by(ExperienceRow.id)
+            .limit(chunk)
+        )
+        .mappings()
+        .all()
+    ):
         last = rows[-1]["id"]
         yield from (dict(row) for row in rows)
 
 
 def experiences(
-    session: Session, job_id: int, *, step: int | None = None, verdict: str | None = None,
-    min_reward: float | None = None, max_reward: float | None = None, limit: int = 50, offset: int = 0,
+    session: Session,
+    job_id: int,
+    *,
+    step: int | None = None,
+    verdict: str | None = None,
+    min_reward: float | None = None,
+    max_reward: float | None = None,
+    limit: int = 50,
+    offset: int = 0,
 ) -> tuple[int, list[ExperienceRow]]:
     """(total matching, one page of rows) in (step, prompt, sample) order."""
     where = [ExperienceRow.job_id == job_id]
@@ -174,8 +262,13 @@ def experiences(
     if max_reward is not None:
         where.append(ExperienceRow.reward <= max_reward)
     total = session.scalar(select(func.count()).select_from(ExperienceRow).where(*where))
-    rows = session.scalars(select(ExperienceRow).where(*where).order_by(
-        ExperienceRow.step, ExperienceRow.prompt_index, ExperienceRow.sample_index).limit(limit).offset(offset))
+    rows = session.scalars(
+        select(ExperienceRow)
+        .where(*where)
+        .order_by(ExperienceRow.step, ExperienceRow.prompt_index, ExperienceRow.sample_index)
+        .limit(limit)
+        .offset(offset)
+    )
     return total, list(rows)
 
 
@@ -183,10 +276,15 @@ def count_experiences(session: Session, job_id: int) -> int:
     return session.scalar(select(func.count()).where(ExperienceRow.job_id == job_id))
 
 
-def save_artifact(session: Session, job_id: int, kind: str, path: str, step: int | None = None) -> None:
+def save_artifact(
+    session: Session, job_id: int, kind: str, path: str, step: int | None = None
+) -> None:
     insert = _INSERTS[session.get_bind().dialect.name]
-    session.execute(insert(ArtifactRow).values(job_id=job_id, kind=kind, path=path, step=step)
-                    .on_conflict_do_nothing(index_elements=["job_id", "kind", "path"]))
+    session.execute(
+        insert(ArtifactRow)
+        .values(job_id=job_id, kind=kind, path=path, step=step)
+        .on_conflict_do_nothing(index_elements=["job_id", "kind", "path"])
+    )
 
 
 def artifacts(session: Session, job_id: int, kind: str | None = None) -> list[ArtifactRow]:

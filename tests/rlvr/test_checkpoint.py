@@ -15,12 +15,19 @@ def test_save_prune_and_find_latest(tiny_dir, tmp_path):
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     assert latest_checkpoint(tmp_path) is None
     for step in (1, 2, 3):
-        path = save_checkpoint(tmp_path, step, model, tokenizer, optimizer, scheduler, {"stream": step}, keep=2)
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000002", "step-000003"]
+        path = save_checkpoint(
+            tmp_path, step, model, tokenizer, optimizer, scheduler, {"stream": step}, keep=2
+        )
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "step-000002",
+        "step-000003",
+    ]
     assert latest_checkpoint(tmp_path) == path
     state = load_state(path)
     assert (state["step"], state["trainer"]) == (3, {"stream": 3})
-    assert (path / "model" / "adapter_config.json").exists() and (path / "model" / "tokenizer.json").exists()
+    assert (path / "model" / "adapter_config.json").exists() and (
+        path / "model" / "tokenizer.json"
+    ).exists()
 
 
 def test_rng_state_round_trips():

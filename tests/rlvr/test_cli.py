@@ -22,7 +22,9 @@ def test_train_writes_metrics_and_experiences(tiny_dir, tmp_path, capsys):
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     assert main(["train", str(path), "--run-dir", str(tmp_path / "run")]) == 0
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert [row["step"] for row in rows] == [1, 2, 2]  # two steps, then the eval of step 2
     assert "eval/greedy/pass_rate" in rows[-1]
     assert len((tmp_path / "run" / "experiences.jsonl").read_text().splitlines()) == 2 * 2 * 2
@@ -37,5 +39,7 @@ def test_an_invalid_spec_exits_2_and_names_the_field(tmp_path, capsys):
 
 
 def test_module_entry_point_prints_a_schema():
-    out = subprocess.run([sys.executable, "-m", "rlvr", "schema", "eval"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "rlvr", "schema", "eval"], capture_output=True, text=True, check=True
+    )
     assert "num_samples" in json.loads(out.stdout)["properties"]

@@ -17,15 +17,24 @@ EXTRACTIONS = [
     ("unclosed fence (cut-off generation)", f"```python\n{DEF}", DEF),
     ("prose before bare code", f"The answer is below.\n{DEF}", DEF),
     ("prose after bare code", f"{DEF}This function adds one to x.", DEF),
-    ("imports kept", "Sure.\nimport math\ndef f(x):\n    return math.floor(x)\nDone.",
-     "import math\ndef f(x):\n    return math.floor(x)\n"),
+    (
+        "imports kept",
+        "Sure.\nimport math\ndef f(x):\n    return math.floor(x)\nDone.",
+        "import math\ndef f(x):\n    return math.floor(x)\n",
+    ),
     ("unparseable returned for the sandbox to report", "def f(x) return x", "def f(x) return x"),
     ("empty", "", ""),
-    ("crlf fence", "```python\r\ndef f(x):\r\n    return x\r\n```", "def f(x):\r\n    return x\r\n"),
+    (
+        "crlf fence",
+        "```python\r\ndef f(x):\r\n    return x\r\n```",
+        "def f(x):\r\n    return x\r\n",
+    ),
 ]
 
 
-@pytest.mark.parametrize("completion, expected", [row[1:] for row in EXTRACTIONS], ids=[row[0] for row in EXTRACTIONS])
+@pytest.mark.parametrize(
+    "completion, expected", [row[1:] for row in EXTRACTIONS], ids=[row[0] for row in EXTRACTIONS]
+)
 def test_extract_code(completion, expected):
     assert extract_code(completion) == expected
 
@@ -35,7 +44,9 @@ def test_a_function_body_continues_the_prompt_and_a_whole_function_replaces_the_
     assert complete_function(prompt, "    return x + 1\n", "inc") == prompt + "    return x + 1\n"
     whole = complete_function(prompt, "```python\ndef inc(x):\n    return x + 1\n```", "inc")
     namespace: dict = {}
-    exec(compile(whole, "<test>", "exec"), namespace)  # our own string, to see which definition wins
+    exec(
+        compile(whole, "<test>", "exec"), namespace
+    )  # our own string, to see which definition wins
     assert namespace["inc"](1) == 2
 
 

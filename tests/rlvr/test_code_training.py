@@ -22,7 +22,10 @@ from rlvr.verifier import RequestVerifier, local_sandbox_verifier
 
 TASK = {"name": "program_synthesis", "max_depth": 1, "train_size": 32, "test_size": 4}
 # The random tiny model fails every test; a length term gives its groups something to rank.
-REWARDS = [{"name": "code_tests"}, {"name": "length_penalty", "weight": 0.1, "kwargs": {"target_chars": 12}}]
+REWARDS = [
+    {"name": "code_tests"},
+    {"name": "length_penalty", "weight": 0.1, "kwargs": {"target_chars": 12}},
+]
 
 
 class Recorder(Callback):
@@ -45,13 +48,18 @@ def verify():
 def code_spec(tiny_dir):
     def make(**overrides) -> TrainSpec:
         data = {
-            "model": {"name": tiny_dir, "lora": {"r": 4, "alpha": 8}}, "task": TASK,
-            "algorithm": {"group_size": 4}, "sampling": {"max_new_tokens": 8},
-            "optim": {"prompts_per_step": 2, "learning_rate": 1e-2, "seed": 3}, "stopping": {"max_steps": 2},
+            "model": {"name": tiny_dir, "lora": {"r": 4, "alpha": 8}},
+            "task": TASK,
+            "algorithm": {"group_size": 4},
+            "sampling": {"max_new_tokens": 8},
+            "optim": {"prompts_per_step": 2, "learning_rate": 1e-2, "seed": 3},
+            "stopping": {"max_steps": 2},
             "rewards": REWARDS,
         }
         for section, values in overrides.items():
-            data[section] = {**data.get(section, {}), **values} if isinstance(values, dict) else values
+            data[section] = (
+                {**data.get(section, {}), **values} if isinstance(values, dict) else values
+            )
         return TrainSpec.model_validate(data)
 
     return make
@@ -73,13 +81,19 @@ def test_code_rewards_reach_the_loss_and_the_records(code_spec, verify, tmp_path
 
 
 def test_an_unverifiable_batch_scores_none_and_leaves_the_weights(code_spec, tmp_path):
-    down = RequestVerifier(lambda requests: (_ for _ in ()).throw(ConnectionError("verify queue down")), retries=0)
+    down = RequestVerifier(
+        lambda requests: (_ for _ in ()).throw(ConnectionError("verify queue down")), retries=0
+    )
     recorder = Recorder()
-    trainer = Trainer(code_spec(stopping={"max_steps": 1}), tmp_path, callback=recorder, verify=down)
+    trainer = Trainer(
+        code_spec(stopping={"max_steps": 1}), tmp_path, callback=recorder, verify=down
+    )
     before = [p.detach().clone() for p in trainer.params]
     trainer.run()
     assert recorder.metrics[-1]["num_none_rewards"] == 8
-    assert {r.verdict for r in recorder.experiences} == {"error"} and {r.reward for r in recorder.experiences} == {None}
+    assert {r.verdict for r in recorder.experiences} == {"error"} and {
+        r.reward for r in recorder.experiences
+    } == {None}
     assert all(torch.equal(a, b) for a, b in zip(before, trainer.params))
 
 
@@ -92,18 +106,26 @@ def test_refinement_turns_are_trained_and_recorded(code_spec, verify, tmp_path, 
     assert 1.0 <= metrics["refine/mean_turns"] <= 2.0
     retried = [r for r in recorder.experiences if len(r.extra["turns"]) == 2]
     assert retried, "the random tiny model fails, so its attempts are retried"
-    assert retried[0].extra["turns"][0]["feedback"] and retried[0].completion == retried[0].extra["turns"][1]["completion"]
+    assert (
+        retried[0].extra["turns"][0]["feedback"]
+        and retried[0].completion == retried[0].extra["turns"][1]["completion"]
+    )
 
 
 def test_replayed_rows_join_the_update_once_the_buffer_fills(code_spec, verify, tmp_path):
     recorder = Recorder()
-    spec = code_spec(replay={"enabled": True, "size": 64, "min_size": 8, "fraction": 0.5}, stopping={"max_steps": 3})
+    spec = code_spec(
+        replay={"enabled": True, "size": 64, "min_size": 8, "fraction": 0.5},
+        stopping={"max_steps": 3},
+    )
     Trainer(spec, tmp_path, callback=recorder, verify=verify).run()
     replayed = [m["replay/rows"] for m in recorder.metrics]
     assert replayed[0] == 0 and replayed[-1] > 0
 
 
-def test_pipelined_training_scores_code_in_the_background_while_it_samples(code_spec, verify, tmp_path):
+def test_pipelined_training_scores_code_in_the_background_while_it_samples(
+    code_spec, verify, tmp_path
+):
     callers = []
 
     def watched(problems, programs):
@@ -111,12 +133,16 @@ def test_pipelined_training_scores_code_in_the_background_while_it_samples(code_
         return verify(problems, programs)
 
     recorder = Recorder()
-    spec = code_spec(overlap_verification=True, stopping={"max_steps": 3}, data={"eval_every": 2, "eval_size": 4})
+    spec = code_spec(
+        overlap_verification=True, stopping={"max_steps": 3}, data={"eval_every": 2, "eval_size": 4}
+    )
     Trainer(spec, tmp_path, callback=recorder, verify=watched).run()
     steps = [m for m in recorder.metrics if "step_time" in m]
     assert [m["policy_lag"] for m in steps] == [0, 1, 1]
     assert all(m["num_none_rewards"] == 0 and m["verify_time"] > 0 for m in steps)
-    assert len(recorder.experiences) == 3 * 8 and all(r.extra["code"]["total"] == 5 for r in recorder.experiences)
+    assert len(recorder.experiences) == 3 * 8 and all(
+        r.extra["code"]["total"] == 5 for r in recorder.experiences
+    )
     # Every training round was scored by the scoring thread; the eval after step 2 scored in
     # the trainer's own thread, with step 3's round sampled and handed to the other one.
     assert sorted(callers) == ["MainThread"] + ["rlvr-score_0"] * 3
@@ -127,15 +153,36 @@ def test_cli_eval_of_reference_solutions_passes_everything(tmp_path):
     for task in ({"name": "mbpp", "limit": 6}, {"name": "humaneval", "limit": 6}):
         spec = tmp_path / f"{task['name']}.yaml"
         spec.write_text(yaml.safe_dump({"kind": "eval", "task": task, "use_references": True}))
-        run = subprocess.run([sys.executable, "-m", "rlvr", "eval", str(spec), "--run-dir", str(tmp_path / task["name"])],
-                             capture_output=True, text=True, timeout=300)
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "rlvr",
+                "eval",
+                str(spec),
+                "--run-dir",
+                str(tmp_path / task["name"]),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert run.returncode == 0, run.stderr[-2000:]
         metrics = json.loads((tmp_path / task["name"] / "eval.json").read_text())
-        assert metrics["num_problems"] == 6 and metrics["pass@1"] == 1.0 and metrics["num_none_rewards"] == 0
+        assert (
+            metrics["num_problems"] == 6
+            and metrics["pass@1"] == 1.0
+            and metrics["num_none_rewards"] == 0
+        )
 
 
 def test_jsonl_experiences_feed_the_analysis(code_spec, verify, tmp_path):
-    Trainer(code_spec(stopping={"max_steps": 1}), tmp_path, callback=JsonlCallback(tmp_path), verify=verify).run()
+    Trainer(
+        code_spec(stopping={"max_steps": 1}),
+        tmp_path,
+        callback=JsonlCallback(tmp_path),
+        verify=verify,
+    ).run()
     rows = [json.loads(line) for line in (tmp_path / "experiences.jsonl").read_text().splitlines()]
     found = error_patterns(rows)
     assert found["programs"] == 8 and sum(found["verdicts"].values()) == 8

@@ -12,8 +12,11 @@ pytestmark = [
 
 
 def test_one_rl_step_on_cuda_in_bf16(train_spec, tmp_path):
-    spec = train_spec(model={"dtype": "auto", "device": "auto"}, stopping={"max_steps": 1},
-                      data={"eval_every": 1, "eval_size": 4})
+    spec = train_spec(
+        model={"dtype": "auto", "device": "auto"},
+        stopping={"max_steps": 1},
+        data={"eval_every": 1, "eval_size": 4},
+    )
     trainer = Trainer(spec, tmp_path)
     assert trainer.device.type == "cuda"
     if torch.cuda.is_bf16_supported():

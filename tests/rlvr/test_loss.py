@@ -28,11 +28,15 @@ def test_group_advantages_subtract_mean_and_divide_by_unbiased_std():
     rewards = torch.tensor([[1.0, 0.0, 0.0, 1.0]])
     # mean 0.5; unbiased std sqrt(4 * 0.25 / 3) = 0.57735; 0.5 / (0.57735 + 1e-4) = 0.865875
     got = group_advantages(rewards, ALL_VALID, scale=True, baseline=0.0)
-    assert got == pytest.approx(torch.tensor([[0.865875, -0.865875, -0.865875, 0.865875]]), abs=1e-5)
+    assert got == pytest.approx(
+        torch.tensor([[0.865875, -0.865875, -0.865875, 0.865875]]), abs=1e-5
+    )
 
 
 def test_dr_grpo_advantages_do_not_scale():
-    got = group_advantages(torch.tensor([[1.0, 0.0, 0.0, 1.0]]), ALL_VALID, scale=False, baseline=0.0)
+    got = group_advantages(
+        torch.tensor([[1.0, 0.0, 0.0, 1.0]]), ALL_VALID, scale=False, baseline=0.0
+    )
     assert got.tolist() == [[0.5, -0.5, -0.5, 0.5]]
 
 
@@ -49,7 +53,9 @@ def test_equal_rewards_give_zero_advantage_even_when_scaled():
 
 
 def test_rloo_uses_the_mean_of_the_other_samples():
-    got = rloo_advantages(torch.tensor([[1.0, 0.0, 0.0, 0.0]]), ALL_VALID, scale=False, baseline=0.0)
+    got = rloo_advantages(
+        torch.tensor([[1.0, 0.0, 0.0, 0.0]]), ALL_VALID, scale=False, baseline=0.0
+    )
     # sample 0: 1 - mean(0, 0, 0) = 1; others: 0 - mean(1, 0, 0) = -1/3
     assert got == pytest.approx(torch.tensor([[1.0, -1 / 3, -1 / 3, -1 / 3]]))
 
@@ -95,19 +101,33 @@ def test_clipped_policy_loss_by_hand():
     logprobs = RATIOS.log()
     old = torch.zeros_like(logprobs)
     # one token per row: (ratio, A) = (1.5, +1), (1.5, -1), (0.5, -1), (0.5, +1)
-    per_token = clipped_policy_loss(logprobs.T, old.T, torch.tensor([1.0, -1.0, -1.0, 1.0]), 0.2, 0.2)
+    per_token = clipped_policy_loss(
+        logprobs.T, old.T, torch.tensor([1.0, -1.0, -1.0, 1.0]), 0.2, 0.2
+    )
     assert per_token.squeeze(1) == pytest.approx(torch.tensor([-1.2, 1.5, 0.8, -0.5]))
 
 
 def test_clip_higher_raises_only_the_ceiling():
-    per_token = clipped_policy_loss(RATIOS.log().T, torch.zeros(4, 1), torch.tensor([1.0, -1.0, -1.0, 1.0]), 0.2, 0.28)
+    per_token = clipped_policy_loss(
+        RATIOS.log().T, torch.zeros(4, 1), torch.tensor([1.0, -1.0, -1.0, 1.0]), 0.2, 0.28
+    )
     assert per_token.squeeze(1) == pytest.approx(torch.tensor([-1.28, 1.5, 0.8, -0.5]))
 
 
 def test_clip_fractions_count_low_and_high_clipped_tokens():
-    stats = clip_fractions(RATIOS.log().T, torch.zeros(4, 1), torch.tensor([1.0, -1.0, -1.0, 1.0]),
-                           torch.ones(4, 1), 0.2, 0.2)
-    assert stats == {"clip_ratio/low_mean": 0.25, "clip_ratio/high_mean": 0.25, "clip_ratio/region_mean": 0.5}
+    stats = clip_fractions(
+        RATIOS.log().T,
+        torch.zeros(4, 1),
+        torch.tensor([1.0, -1.0, -1.0, 1.0]),
+        torch.ones(4, 1),
+        0.2,
+        0.2,
+    )
+    assert stats == {
+        "clip_ratio/low_mean": 0.25,
+        "clip_ratio/high_mean": 0.25,
+        "clip_ratio/region_mean": 0.5,
+    }
 
 
 @pytest.mark.parametrize("loss_fn", [clipped_policy_loss, plain_policy_loss])
@@ -118,12 +138,16 @@ def test_policy_gradient_at_ratio_one_is_minus_the_advantage(loss_fn):
 
 
 def test_plain_policy_loss_is_not_clipped():
-    per_token = plain_policy_loss(torch.tensor([[math.log(3.0)]]), torch.zeros(1, 1), torch.tensor([1.0]), 0.2, 0.2)
+    per_token = plain_policy_loss(
+        torch.tensor([[math.log(3.0)]]), torch.zeros(1, 1), torch.tensor([1.0]), 0.2, 0.2
+    )
     assert per_token.item() == pytest.approx(-3.0)
 
 
 PER_TOKEN = torch.tensor([[1.0, 2.0, 3.0], [4.0, 0.0, 0.0], [9.0, 9.0, 9.0]])
-MASK = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])  # the last row was excluded
+MASK = torch.tensor(
+    [[1.0, 1.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+)  # the last row was excluded
 
 
 @pytest.mark.parametrize(

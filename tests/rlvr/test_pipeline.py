@@ -41,7 +41,12 @@ class Recorder(Callback):
 
 
 def _round(name: str) -> Round:
-    return Round([Problem(id=name, prompt=name, answer="")], rollout=None, generation_time=0.0, policy_version=0)
+    return Round(
+        [Problem(id=name, prompt=name, answer="")],
+        rollout=None,
+        generation_time=0.0,
+        policy_version=0,
+    )
 
 
 def test_background_scoring_lets_the_caller_work_meanwhile_and_scores_each_round_once():
@@ -58,7 +63,9 @@ def test_background_scoring_lets_the_caller_work_meanwhile_and_scores_each_round
     scoring.start(second)
     scoring.start(first)  # already under way: not scored again
     release.set()  # the caller's own work, which a blocking start() would never reach
-    assert scoring.wait(second).batch.rewards == [1.0] and scoring.wait(first).batch.grades == ["pass"]
+    assert scoring.wait(second).batch.rewards == [1.0] and scoring.wait(first).batch.grades == [
+        "pass"
+    ]
     scoring.close()
     assert [name for name, _ in scored] == ["first", "second"]  # one at a time, in order
     assert all(thread.startswith("rlvr-score") for _, thread in scored)
@@ -66,7 +73,9 @@ def test_background_scoring_lets_the_caller_work_meanwhile_and_scores_each_round
 
 def test_without_the_background_thread_a_round_is_scored_when_its_scores_are_asked_for():
     scored = []
-    scoring = Scoring(lambda round: scored.append(round) or ScoredBatch(["fail"], [0.0], {}), background=False)
+    scoring = Scoring(
+        lambda round: scored.append(round) or ScoredBatch(["fail"], [0.0], {}), background=False
+    )
     first = _round("first")
     scoring.start(first)
     assert scored == []
@@ -78,7 +87,9 @@ def test_pipelined_rows_are_one_update_stale_and_their_ratio_is_not_one(train_sp
     runs = {}
     for pipelined in (False, True):
         recorder = Recorder()
-        spec = train_spec(rewards=BY_LENGTH, overlap_verification=pipelined, stopping={"max_steps": 3})
+        spec = train_spec(
+            rewards=BY_LENGTH, overlap_verification=pipelined, stopping={"max_steps": 3}
+        )
         Trainer(spec, tmp_path / str(pipelined), recorder).run()
         runs[pipelined] = recorder
     sequential, pipelined = runs[False].metrics, runs[True].metrics
@@ -90,7 +101,9 @@ def test_pipelined_rows_are_one_update_stale_and_their_ratio_is_not_one(train_sp
     assert min(m["approx_kl"] for m in pipelined[1:]) > 1e-7
     # The same problems at the same steps: nothing skipped, nothing twice.
     assert runs[True].problems_by_step() == runs[False].problems_by_step()
-    assert {"generation_time", "verify_time", "verify_wait_time", "update_time"} <= set(pipelined[0])
+    assert {"generation_time", "verify_time", "verify_wait_time", "update_time"} <= set(
+        pipelined[0]
+    )
 
 
 def test_a_stale_rows_ratio_to_the_current_weights_is_not_one(train_spec, tmp_path):
@@ -101,15 +114,22 @@ def test_a_stale_rows_ratio_to_the_current_weights_is_not_one(train_spec, tmp_pa
     assert ahead is not None and ahead.policy_version == 0 and trainer.step == 1
     rollout = ahead.rollout
     with torch.no_grad():
-        current, _ = policy_logprobs(trainer.model, rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids,
-                                     rollout.completion_mask, rollout.temperatures)
+        current, _ = policy_logprobs(
+            trainer.model,
+            rollout.prompt_ids,
+            rollout.prompt_mask,
+            rollout.completion_ids,
+            rollout.completion_mask,
+            rollout.temperatures,
+        )
     ratio = torch.exp(current - rollout.logprobs)[rollout.completion_mask.bool()]
     assert (ratio - 1).abs().max() > 1e-3
 
 
 def test_a_stopped_and_resumed_pipelined_run_ends_with_the_same_weights(train_spec, tmp_path):
     spec = train_spec(
-        rewards=BY_LENGTH, overlap_verification=True,
+        rewards=BY_LENGTH,
+        overlap_verification=True,
         model={"lora": {"r": 4, "alpha": 8, "dropout": 0.1}},
         algorithm={"name": "ppo", "ppo_epochs": 2, "minibatches": 2, "kl_coef": 0.05},
         stopping={"max_steps": 4},
@@ -120,8 +140,13 @@ def test_a_stopped_and_resumed_pipelined_run_ends_with_the_same_weights(train_sp
     assert train(spec, tmp_path / "resumed", first).steps == 2
     state = load_state(latest_checkpoint(tmp_path / "resumed"))["trainer"]
     step_3 = [problem for step, problem in straight.problems_by_step() if step == 3]
-    assert [p.id for p in state["ahead"]["problems"]] == step_3  # sampled, not trained: kept in the checkpoint
-    assert state["stream"] == {"epoch": 0, "index": 3 * 2}  # the data position counts it as consumed
+    assert [
+        p.id for p in state["ahead"]["problems"]
+    ] == step_3  # sampled, not trained: kept in the checkpoint
+    assert state["stream"] == {
+        "epoch": 0,
+        "index": 3 * 2,
+    }  # the data position counts it as consumed
     second = Recorder()
     assert train(spec, tmp_path / "resumed", second).steps == 4
     assert first.problems_by_step() + second.problems_by_step() == straight.problems_by_step()
@@ -131,21 +156,32 @@ def test_a_stopped_and_resumed_pipelined_run_ends_with_the_same_weights(train_sp
 
 
 def test_dynamic_sampling_refills_after_the_overlapped_round(train_spec, tmp_path):
-    flat = [{"name": "length_penalty", "kwargs": {"target_chars": 1000}}]  # every reward 0: every group refilled
+    flat = [
+        {"name": "length_penalty", "kwargs": {"target_chars": 1000}}
+    ]  # every reward 0: every group refilled
     recorder = Recorder()
-    spec = train_spec(rewards=flat, overlap_verification=True, data={"dynamic_sampling": True, "max_refills": 2},
-                      stopping={"max_steps": 2})
+    spec = train_spec(
+        rewards=flat,
+        overlap_verification=True,
+        data={"dynamic_sampling": True, "max_refills": 2},
+        stopping={"max_steps": 2},
+    )
     trainer = Trainer(spec, tmp_path, recorder)
     trainer.run()
-    assert trainer.stream.state.index == 2 * 3 * 2  # steps x rounds x prompts, as without the overlap
+    assert (
+        trainer.stream.state.index == 2 * 3 * 2
+    )  # steps x rounds x prompts, as without the overlap
     assert [m["num_samples"] for m in recorder.metrics] == [3 * 2 * 4] * 2
     assert [m["policy_lag"] for m in recorder.metrics] == [0, 1]
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"refinement": {"max_turns": 2}}, "refinement"),
-    ({"algorithm": {"name": "reinforce"}}, "policy_loss: clipped"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"refinement": {"max_turns": 2}}, "refinement"),
+        ({"algorithm": {"name": "reinforce"}}, "policy_loss: clipped"),
+    ],
+)
 def test_options_that_do_not_overlap_are_refused(train_spec, overrides, message):
     with pytest.raises(ValueError, match=message):
         train_spec(overlap_verification=True, **overrides)

@@ -57,7 +57,9 @@ def test_init_from_an_adapter_merges_it_into_the_base(tiny_dir, tmp_path):
     ids = torch.tensor([[5, 6, 7]])
     expected = _logits(model, ids)
     model.save_pretrained(str(tmp_path / "adapter"))
-    merged, _, _ = load_policy(ModelSpec(name=tiny_dir, init_from=str(tmp_path / "adapter"), lora=None))
+    merged, _, _ = load_policy(
+        ModelSpec(name=tiny_dir, init_from=str(tmp_path / "adapter"), lora=None)
+    )
     assert torch.allclose(_logits(merged, ids), expected, atol=1e-5)
 
 

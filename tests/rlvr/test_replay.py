@@ -44,7 +44,11 @@ def test_nothing_is_replayed_before_min_size(rollout, policy):
     assert buffer.sample(6, policy[1].pad_token_id) is None
     buffer.add(rollout, torch.zeros(6), torch.ones(6, dtype=torch.bool), step=2)
     replayed, advantages, steps = buffer.sample(6, policy[1].pad_token_id)
-    assert len(replayed.completions) == 6 and advantages.shape == (6,) and set(steps.tolist()) <= {1, 2}
+    assert (
+        len(replayed.completions) == 6
+        and advantages.shape == (6,)
+        and set(steps.tolist()) <= {1, 2}
+    )
 
 
 def test_replayed_rows_keep_their_sampling_logprobs(rollout, policy):
@@ -52,12 +56,23 @@ def test_replayed_rows_keep_their_sampling_logprobs(rollout, policy):
     buffer = ReplayBuffer(size=100, min_size=1, fraction=0.5, seed=1)
     buffer.add(rollout, torch.linspace(-1, 1, 6), torch.ones(6, dtype=torch.bool), step=1)
     fresh_advantages = torch.ones(6)
-    merged, advantages, valid = mix(rollout, fresh_advantages, torch.ones(6, dtype=torch.bool),
-                                    buffer.sample(6, tokenizer.pad_token_id), tokenizer.pad_token_id)
+    merged, advantages, valid = mix(
+        rollout,
+        fresh_advantages,
+        torch.ones(6, dtype=torch.bool),
+        buffer.sample(6, tokenizer.pad_token_id),
+        tokenizer.pad_token_id,
+    )
     assert len(merged.completions) == 12 and advantages.shape == (12,) and valid.all()
     assert set(merged.completions[6:]) <= set(rollout.completions)
     with torch.no_grad():  # the policy has not moved: every replayed ratio is exactly 1
-        now, _ = policy_logprobs(model, merged.prompt_ids, merged.prompt_mask, merged.completion_ids,
-                                 merged.completion_mask, merged.temperatures)
+        now, _ = policy_logprobs(
+            model,
+            merged.prompt_ids,
+            merged.prompt_mask,
+            merged.completion_ids,
+            merged.completion_mask,
+            merged.temperatures,
+        )
     mask = merged.completion_mask.bool()
     assert torch.allclose(now[mask], merged.logprobs[mask], atol=1e-4)

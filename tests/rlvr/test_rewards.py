@@ -30,9 +30,19 @@ def test_every_reward_is_a_picklable_module_level_function():
         ("format", "```json\n[1, 2]\n```", {"kind": "json"}, 1.0),
         ("format", "\\boxed{", {"kind": "boxed"}, 0.0),
         ("format", "so \\boxed{4}", {"kind": "boxed"}, 1.0),
-        ("format", '{"a": 1}', {"kind": "json_schema", "schema": {"type": "object", "required": ["b"]}}, 0.0),
+        (
+            "format",
+            '{"a": 1}',
+            {"kind": "json_schema", "schema": {"type": "object", "required": ["b"]}},
+            0.0,
+        ),
         ("keyword_contains", "", {"keywords": ["a"]}, 0.0),
-        ("classification", "POSITIVE", {"answer": ["positive"], "labels": ["positive", "negative"]}, 1.0),
+        (
+            "classification",
+            "POSITIVE",
+            {"answer": ["positive"], "labels": ["positive", "negative"]},
+            1.0,
+        ),
         ("regression", "nan", {"answer": ["3"], "scale": 1.0}, -1.0),
         ("f1", "", {"answer": ["a b"]}, 0.0),
     ],
@@ -47,7 +57,10 @@ def test_format_without_its_pattern_is_an_error_not_a_zero():
 
 
 def test_score_weights_components_and_keeps_none():
-    specs = [{"name": "verdict", "weight": 1.0}, {"name": "length_penalty", "weight": 0.5, "kwargs": {"target_chars": 2}}]
+    specs = [
+        {"name": "verdict", "weight": 1.0},
+        {"name": "length_penalty", "weight": 0.5, "kwargs": {"target_chars": 2}},
+    ]
     totals, components = score(specs, ["ok", "long!", "ok"], {"grade": ["pass", "fail", "error"]})
     assert components == {"verdict": [1.0, 0.0, None], "length_penalty": [0.0, -1.0, 0.0]}
     assert totals == [1.0, -0.5, None]
@@ -60,8 +73,9 @@ def test_score_passes_context_such_as_an_injected_verify_to_rewards():
         seen.append(list(completions))
         return ["pass"] * len(completions)
 
-    REWARDS["_test_uses_verify"] = lambda completions, verify, **_: [1.0 if v == "pass" else 0.0
-                                                                   for v in verify([], completions)]
+    REWARDS["_test_uses_verify"] = lambda completions, verify, **_: [
+        1.0 if v == "pass" else 0.0 for v in verify([], completions)
+    ]
     try:
         totals, _ = score([{"name": "_test_uses_verify"}], ["a", "b"], {"verify": verify})
     finally:

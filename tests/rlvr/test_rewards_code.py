@@ -14,7 +14,11 @@ CASES = [
     ("none pass", CodeGrade("ok", 0, 4, [WRONG] * 4), -0.5),
     ("syntax error", CodeGrade("ok", 0, 1, [TestResult("error", "SyntaxError", "bad")]), -0.5),
     ("whole run timed out", CodeGrade("timeout", 0, 4, [TestResult("timeout")] * 4), -0.5),
-    ("memory limit after one pass", CodeGrade("memory", 1, 4, [PASS] + [TestResult("error")] * 3), 0.125),
+    (
+        "memory limit after one pass",
+        CodeGrade("memory", 1, 4, [PASS] + [TestResult("error")] * 3),
+        0.125,
+    ),
     ("no tests at all", CodeGrade("ok", 0, 0), -0.5),
     ("sandbox could not run", CodeGrade("sandbox_error", error="nsjail died"), None),
 ]
@@ -26,10 +30,16 @@ def test_default_partial_credit(grade, expected):
 
 
 def test_credit_is_configurable_from_the_spec_kwargs():
-    grades = [CodeGrade("ok", 2, 2), CodeGrade("ok", 1, 2), CodeGrade("ok", 0, 2), CodeGrade("sandbox_error")]
+    grades = [
+        CodeGrade("ok", 2, 2),
+        CodeGrade("ok", 1, 2),
+        CodeGrade("ok", 0, 2),
+        CodeGrade("sandbox_error"),
+    ]
     totals, components = score(
         [{"name": "code_tests", "weight": 2.0, "kwargs": {"partial_scale": 1.0, "none_pass": 0.0}}],
-        ["a", "b", "c", "d"], {"grade": grades},
+        ["a", "b", "c", "d"],
+        {"grade": grades},
     )
     assert components["code_tests"] == [1.0, 0.5, 0.0, None]
     assert totals == [2.0, 1.0, 0.0, None]

@@ -30,14 +30,19 @@ def judge_dir(tiny_dir, tmp_path_factory):
     tokenizer = load_tokenizer(tiny_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_dir)
     reply = tokenizer(" 8", add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
-    rows = [tokenizer(render(tokenizer, rubric_messages(p, c, RUBRIC, 10))).input_ids + reply
-            for p in PROMPTS for c in COMPLETIONS]
+    rows = [
+        tokenizer(render(tokenizer, rubric_messages(p, c, RUBRIC, 10))).input_ids + reply
+        for p in PROMPTS
+        for c in COMPLETIONS
+    ]
     width = max(map(len, rows))
     ids = torch.tensor([row + [tokenizer.pad_token_id] * (width - len(row)) for row in rows])
     labels = torch.full_like(ids, -100)  # learn only the reply
     for i, row in enumerate(rows):
         labels[i, len(row) - len(reply) : len(row)] = torch.tensor(reply)
-    mask = (labels != -100) | (torch.arange(width) < torch.tensor([len(r) for r in rows]).unsqueeze(1))
+    mask = (labels != -100) | (
+        torch.arange(width) < torch.tensor([len(r) for r in rows]).unsqueeze(1)
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     for _ in range(30):
         loss = model(input_ids=ids, attention_mask=mask.long(), labels=labels).loss
@@ -52,8 +57,11 @@ def judge_dir(tiny_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def judge_url(judge_dir):
-    server = subprocess.Popen([sys.executable, "-m", "rlvr.serve", judge_dir, "--name", "tiny-judge"],
-                              stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rlvr.serve", judge_dir, "--name", "tiny-judge"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     line = server.stdout.readline()
     assert line.startswith("serving "), line
     yield line.split()[1]
@@ -69,10 +77,16 @@ def declare():
 
 
 def test_scores_come_from_the_served_model(judge_url, declare):
-    direct = chat(judge_url, "tiny-judge", rubric_messages(PROMPTS[0], COMPLETIONS[0], RUBRIC, 10), 30, 8)
+    direct = chat(
+        judge_url, "tiny-judge", rubric_messages(PROMPTS[0], COMPLETIONS[0], RUBRIC, 10), 30, 8
+    )
     assert direct.strip() == "8"
     declare(judge_url)
-    assert llm_judge(COMPLETIONS, prompt=PROMPTS, endpoint="judge", rubric=RUBRIC) == [0.8, 0.8, 0.8]
+    assert llm_judge(COMPLETIONS, prompt=PROMPTS, endpoint="judge", rubric=RUBRIC) == [
+        0.8,
+        0.8,
+        0.8,
+    ]
 
 
 def test_configured_from_a_spec_like_any_reward(judge_url, declare):
@@ -85,8 +99,9 @@ def test_configured_from_a_spec_like_any_reward(judge_url, declare):
 def test_an_unknown_model_or_a_reply_out_of_range_gives_none(judge_url, declare):
     declare(judge_url)
     assert llm_judge(COMPLETIONS[:1], prompt=PROMPTS[:1], endpoint="judge", model="gpt-x") == [None]
-    assert llm_judge(COMPLETIONS[:1], prompt=PROMPTS[:1], endpoint="judge", rubric=RUBRIC,
-                     max_score=5) == [None]  # "8" is not a score out of 5
+    assert llm_judge(
+        COMPLETIONS[:1], prompt=PROMPTS[:1], endpoint="judge", rubric=RUBRIC, max_score=5
+    ) == [None]  # "8" is not a score out of 5
 
 
 def test_a_stalled_or_absent_endpoint_gives_none(declare):
@@ -103,8 +118,12 @@ def test_a_stalled_or_absent_endpoint_gives_none(declare):
 
 
 def test_endpoints_come_from_the_operator_by_name(monkeypatch, declare):
-    monkeypatch.setenv("RLVR_JUDGE_ENDPOINTS", '{"ops": {"url": "http://127.0.0.1:9/v1", "model": "m"}}')
+    monkeypatch.setenv(
+        "RLVR_JUDGE_ENDPOINTS", '{"ops": {"url": "http://127.0.0.1:9/v1", "model": "m"}}'
+    )
     use_endpoints(None)  # the CLI's way: the variable, read when a judge runs
     assert llm_judge(COMPLETIONS[:1], prompt=PROMPTS[:1], endpoint="ops", timeout=1) == [None]
-    with pytest.raises(ValueError, match="no judge endpoint named 'elsewhere'; declared: \\['ops'\\]"):
+    with pytest.raises(
+        ValueError, match="no judge endpoint named 'elsewhere'; declared: \\['ops'\\]"
+    ):
         llm_judge(COMPLETIONS[:1], prompt=PROMPTS[:1], endpoint="elsewhere")

@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from rlvr.policy import load_policy
-from rlvr.rollout import PerSampleWarper, generate, merge_rollouts, policy_logprobs, sample_temperatures
+from rlvr.rollout import (
+    PerSampleWarper,
+    generate,
+    merge_rollouts,
+    policy_logprobs,
+    sample_temperatures,
+)
 from rlvr.spec import ModelSpec
 
 
@@ -16,7 +22,10 @@ def policy(tiny_dir):
     return model, tokenizer
 
 
-PROMPTS = ["1+2", "Numbers: 30, 100, 93. Target: 23. Expression:"]  # different lengths: padding matters
+PROMPTS = [
+    "1+2",
+    "Numbers: 30, 100, 93. Target: 23. Expression:",
+]  # different lengths: padding matters
 
 
 def test_shapes_left_padding_and_eos_masks(policy):
@@ -24,7 +33,9 @@ def test_shapes_left_padding_and_eos_masks(policy):
     torch.manual_seed(0)
     rollout = generate(model, tokenizer, PROMPTS, group_size=3, max_new_tokens=5)
     assert rollout.completion_ids.shape[0] == 6 and rollout.completion_ids.shape[1] <= 5
-    assert rollout.prompt_mask[0, 0] == 0 and rollout.prompt_mask[0, -1] == 1  # short prompt padded on the left
+    assert (
+        rollout.prompt_mask[0, 0] == 0 and rollout.prompt_mask[0, -1] == 1
+    )  # short prompt padded on the left
     for row in range(6):
         ids, mask = rollout.completion_ids[row], rollout.completion_mask[row]
         eos = (ids == tokenizer.eos_token_id).nonzero()
@@ -37,10 +48,18 @@ def test_shapes_left_padding_and_eos_masks(policy):
 def test_sampling_logprobs_equal_a_fresh_forward_pass(policy):
     model, tokenizer = policy
     torch.manual_seed(1)
-    rollout = generate(model, tokenizer, PROMPTS, group_size=2, temperature=[0.7, 1.3], top_p=1.0, max_new_tokens=6)
+    rollout = generate(
+        model, tokenizer, PROMPTS, group_size=2, temperature=[0.7, 1.3], top_p=1.0, max_new_tokens=6
+    )
     with torch.no_grad():
-        fresh, _ = policy_logprobs(model, rollout.prompt_ids, rollout.prompt_mask, rollout.completion_ids,
-                                   rollout.completion_mask, rollout.temperatures)
+        fresh, _ = policy_logprobs(
+            model,
+            rollout.prompt_ids,
+            rollout.prompt_mask,
+            rollout.completion_ids,
+            rollout.completion_mask,
+            rollout.temperatures,
+        )
     mask = rollout.completion_mask.bool()
     assert torch.allclose(fresh[mask], rollout.logprobs[mask], atol=1e-4)
     assert rollout.temperatures.tolist() == pytest.approx([0.7, 1.3, 0.7, 1.3])
@@ -57,7 +76,9 @@ def test_tiny_temperature_samples_what_greedy_picks(policy):
 def test_warper_scales_each_row_then_keeps_the_nucleus():
     scores = torch.tensor([[math.log(0.5), math.log(0.3), math.log(0.2)]] * 3)
     warped = PerSampleWarper(torch.tensor([1.0, 1.0, 2.0]), top_p=0.6)(None, scores)
-    assert torch.isinf(warped[0, 2]) and not torch.isinf(warped[0, :2]).any()  # mass before 3rd is 0.8
+    assert (
+        torch.isinf(warped[0, 2]) and not torch.isinf(warped[0, :2]).any()
+    )  # mass before 3rd is 0.8
     assert warped[2, 0].item() == pytest.approx(math.log(0.5) / 2)
     only_top = PerSampleWarper(torch.ones(1), top_p=0.5)(None, scores[:1])
     assert torch.isinf(only_top[0, 1:]).all() and not torch.isinf(only_top[0, 0])
@@ -78,4 +99,4 @@ def test_merge_rollouts_repads_and_keeps_the_chosen_rows(policy):
     assert merged.prompt_ids.shape[1] == long.prompt_ids.shape[1]
     width = short.prompt_ids.shape[1]
     assert torch.equal(merged.prompt_ids[0, -width:], short.prompt_ids[1])
-    assert merged.completion_mask[0, short.completion_ids.shape[1]:].sum() == 0
+    assert merged.completion_mask[0, short.completion_ids.shape[1] :].sum() == 0

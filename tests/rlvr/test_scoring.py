@@ -35,7 +35,8 @@ def test_rewards_see_task_metadata_and_the_injected_verify():
     from rlvr.rewards.base import REWARDS
 
     REWARDS["_sees_columns"] = lambda completions, numbers, verify, **_: [
-        float(sum(n)) if v == "pass" else 0.0 for n, v in zip(numbers, verify([problem], completions))
+        float(sum(n)) if v == "pass" else 0.0
+        for n, v in zip(numbers, verify([problem], completions))
     ]
     try:
         result = score_batch(task, [problem], [" 3+4"], [{"name": "_sees_columns"}], verify=verify)

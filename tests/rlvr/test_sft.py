@@ -31,15 +31,24 @@ def test_sft_lowers_the_loss_and_saves_a_loadable_model(tiny_dir, tmp_path):
             if "loss" in metrics:
                 losses.append(metrics["loss"])
 
-    spec = SFTSpec.model_validate({
-        "model": {"name": tiny_dir, "lora": None},
-        "task": {"name": "arithmetic", "max_digits": 1, "train_size": 64, "test_size": 4},
-        "max_steps": 30, "batch_size": 16, "learning_rate": 3e-3, "warmup_steps": 0, "max_new_tokens": 4,
-    })
+    spec = SFTSpec.model_validate(
+        {
+            "model": {"name": tiny_dir, "lora": None},
+            "task": {"name": "arithmetic", "max_digits": 1, "train_size": 64, "test_size": 4},
+            "max_steps": 30,
+            "batch_size": 16,
+            "learning_rate": 3e-3,
+            "warmup_steps": 0,
+            "max_new_tokens": 4,
+        }
+    )
     result = run_sft(spec, tmp_path, Losses())
     assert len(losses) == 30
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
     model, _, _ = load_policy(ModelSpec(name=tiny_dir, init_from=str(result.final_dir), lora=None))
     trained, _, _ = load_policy(ModelSpec(name=str(result.final_dir), lora=None))
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), trained.state_dict().values())
+    )
     assert "eval/greedy/pass_rate" in result.metrics

@@ -54,16 +54,22 @@ def test_errors_name_the_field(data, location):
 
 def test_a_spec_stored_before_data_dir_was_removed_loads_but_a_path_is_refused():
     stored = TrainSpec.model_validate({"task": {"name": "gsm8k"}}).model_dump(mode="json")
-    stored["task"]["data_dir"] = None  # what every stored gsm8k, math500, mbpp or countdown spec holds
+    stored["task"]["data_dir"] = (
+        None  # what every stored gsm8k, math500, mbpp or countdown spec holds
+    )
     assert TrainSpec.model_validate(stored).task.source == "bundled"
     stored["task"]["data_dir"] = "/etc"
-    with pytest.raises(ValidationError, match="data_dir was removed: a task reads no path a spec names") as error:
+    with pytest.raises(
+        ValidationError, match="data_dir was removed: a task reads no path a spec names"
+    ) as error:
         TrainSpec.model_validate(stored)
     assert error.value.errors()[0]["loc"] == ("task", "gsm8k")
 
 
 def test_per_sample_temperatures_must_match_the_group_size():
-    TrainSpec.model_validate({"algorithm": {"group_size": 2}, "sampling": {"temperature": [0.7, 1.2]}})
+    TrainSpec.model_validate(
+        {"algorithm": {"group_size": 2}, "sampling": {"temperature": [0.7, 1.2]}}
+    )
     with pytest.raises(ValidationError, match="group_size is 8"):
         TrainSpec.model_validate({"sampling": {"temperature": [0.7, 1.2]}})
 
@@ -76,7 +82,9 @@ def test_eval_k_cannot_exceed_the_number_of_samples():
 @pytest.mark.parametrize("name", sorted(ALGORITHM_PRESETS))
 def test_presets_fill_only_unset_fields(name):
     resolved = AlgorithmSpec(name=name).resolved()
-    assert {key: getattr(resolved, key) for key in ALGORITHM_PRESETS[name]} == ALGORITHM_PRESETS[name]
+    assert {key: getattr(resolved, key) for key in ALGORITHM_PRESETS[name]} == ALGORITHM_PRESETS[
+        name
+    ]
     assert AlgorithmSpec(name=name, loss_aggregation="token").resolved().loss_aggregation == "token"
 
 

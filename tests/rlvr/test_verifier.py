@@ -10,7 +10,9 @@ from rlvr.tasks.base import Problem
 from rlvr.verifier import CodeGrade, RequestVerifier, local_sandbox_verifier, request_for
 
 TESTS = {"kind": "function", "tests": ["assert f([1, 2]) == [2, 1]", "assert f([]) == []"]}
-PROBLEM = Problem(id="rev", prompt="", answer="", metadata={"tests": TESTS, "limits": {"test_seconds": 2}})
+PROBLEM = Problem(
+    id="rev", prompt="", answer="", metadata={"tests": TESTS, "limits": {"test_seconds": 2}}
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,20 +35,33 @@ def test_grades_carry_what_the_sandbox_found(verify):
     assert grades[2].tests[0].error_type == "NameError"
     assert "timeout" in {grades[3].status, grades[3].tests[0].outcome}
     assert grades[4].tests[0].error_type == "SyntaxError"
-    assert score([{"name": "code_tests"}], [""] * 5, {"grade": grades})[0] == [1.0, 0.25, -0.5, -0.5, -0.5]
+    assert score([{"name": "code_tests"}], [""] * 5, {"grade": grades})[0] == [
+        1.0,
+        0.25,
+        -0.5,
+        -0.5,
+        -0.5,
+    ]
 
 
 def test_identical_programs_are_judged_once(verify):
     before = verify.stats.distinct
-    grades = verify([PROBLEM] * 4, ["def f(xs):\n    return xs[::-1]\n"] * 3 + ["def f(xs):\n    return []\n"])
+    grades = verify(
+        [PROBLEM] * 4, ["def f(xs):\n    return xs[::-1]\n"] * 3 + ["def f(xs):\n    return []\n"]
+    )
     assert grades == ["pass", "pass", "pass", "fail"]
     assert verify.stats.distinct - before == 2
 
 
-@pytest.mark.parametrize("transport", [
-    pytest.param(lambda requests: (_ for _ in ()).throw(ConnectionError("queue down")), id="raises"),
-    pytest.param(lambda requests: [], id="too few verdicts"),
-])
+@pytest.mark.parametrize(
+    "transport",
+    [
+        pytest.param(
+            lambda requests: (_ for _ in ()).throw(ConnectionError("queue down")), id="raises"
+        ),
+        pytest.param(lambda requests: [], id="too few verdicts"),
+    ],
+)
 def test_a_batch_that_cannot_be_verified_scores_none_never_zero(transport):
     verify = RequestVerifier(transport)
     grades = verify([PROBLEM, PROBLEM], ["def f(xs):\n    return xs\n", "x = 1"])
@@ -62,10 +77,22 @@ def test_requests_are_plain_json_for_a_queue_and_grades_survive_pickling(verify)
     copy = pickle.loads(pickle.dumps(grade))
     assert copy == "pass" and copy.details() == grade.details()
     assert json.dumps({"grade": grade}) == '{"grade": "pass"}'
-    assert CodeGrade.from_dict({"status": "ok", "passed": 1, "total": 2, "wall_seconds": 0.1, "tests": [
-        {"outcome": "pass"}, {"outcome": "wrong", "detail": "got 3"}]}, ["assert a", "assert b"]).feedback() \
+    assert (
+        CodeGrade.from_dict(
+            {
+                "status": "ok",
+                "passed": 1,
+                "total": 2,
+                "wall_seconds": 0.1,
+                "tests": [{"outcome": "pass"}, {"outcome": "wrong", "detail": "got 3"}],
+            },
+            ["assert a", "assert b"],
+        ).feedback()
         == "assert b failed: got 3"
-    queued = CodeGrade.from_dict({**grade.details(), "verified_by": "verify@host"})  # as the verify queue sends it
+    )
+    queued = CodeGrade.from_dict(
+        {**grade.details(), "verified_by": "verify@host"}
+    )  # as the verify queue sends it
     assert pickle.loads(pickle.dumps(queued)).details()["verified_by"] == "verify@host"
 
 

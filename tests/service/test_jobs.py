@@ -15,15 +15,27 @@ def submit(db, make_user):
 
     def submit(**kw) -> int:
         with db.begin() as session:
-            job, _ = jobs.submit(session, user_id=user_id, kind="verify", spec={"requests": []}, total=3,
-                                 max_attempts=kw.pop("max_attempts", 2), **kw)
+            job, _ = jobs.submit(
+                session,
+                user_id=user_id,
+                kind="verify",
+                spec={"requests": []},
+                total=3,
+                max_attempts=kw.pop("max_attempts", 2),
+                **kw,
+            )
             return job.id
+
     return submit
 
 
 def statuses(db, job_id) -> list[str]:
     with db.read() as session:
-        return list(session.scalars(select(JobEvent.status).where(JobEvent.job_id == job_id).order_by(JobEvent.id)))
+        return list(
+            session.scalars(
+                select(JobEvent.status).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+            )
+        )
 
 
 def test_claim_happens_once(db, submit):
@@ -64,7 +76,9 @@ def test_reaper_requeues_until_the_attempts_run_out(db, submit):
         with db.begin() as session:
             assert jobs.claim(session, job_id, f"w{attempt}")
         with db.begin() as session:
-            assert job_id not in jobs.reap(session, stale_after=timedelta(seconds=60))  # fresh heartbeat
+            assert job_id not in jobs.reap(
+                session, stale_after=timedelta(seconds=60)
+            )  # fresh heartbeat
             requeued = jobs.reap(session, stale_after=timedelta(seconds=60), now=later)
         assert (job_id in requeued) == (attempt == 1)  # the database is shared with other tests
     with db.read() as session:
@@ -80,9 +94,15 @@ def test_verdicts_are_unique_per_index(db, submit):
     with db.begin() as session:
         verdicts.save(session, job_id, {0: row, 1: row})
     with db.begin() as session:
-        verdicts.save(session, job_id, {1: {**row, "passed": 0}, 2: {**row, "status": "sandbox_error"}})
+        verdicts.save(
+            session, job_id, {1: {**row, "passed": 0}, 2: {**row, "status": "sandbox_error"}}
+        )
     with db.read() as session:
         assert verdicts.count(session, job_id) == 3
-        assert verdicts.missing(session, job_id, range(0, 4)) == [3]
+        assert verdicts.missing(session, job_id, range(4)) == [3]
         assert verdicts.summary(session, job_id) == {
-            "programs": 3, "all_passed": 2, "pass_rate": 1.0, "by_status": {"ok": 2, "sandbox_error": 1}}
+            "programs": 3,
+            "all_passed": 2,
+            "pass_rate": 1.0,
+            "by_status": {"ok": 2, "sandbox_error": 1},
+        }

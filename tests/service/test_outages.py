@@ -34,17 +34,20 @@ def refused() -> exc.OperationalError:
     return caught.value
 
 
-@pytest.mark.parametrize("error, down", [
-    (refused, "database"),  # made when the test runs: it connects
-    (sqlite_error("database is locked"), "database"),
-    (sqlite_error("no such table: jobs"), None),  # a bug, not an outage
-    (exc.DataError("SELECT 1", {}, ValueError("integer out of range")), None),
-    (exc.TimeoutError("QueuePool limit reached"), "database"),
-    (redis.ConnectionError("Connection refused"), "redis"),
-    (redis.TimeoutError("Timeout reading from socket"), "redis"),
-    (BrokerError("Error 111 connecting to localhost:6379"), "redis"),
-    (raised_from(sqlite_error("database is locked")), "database"),
-    (ValueError("bad"), None),
-])
+@pytest.mark.parametrize(
+    "error, down",
+    [
+        (refused, "database"),  # made when the test runs: it connects
+        (sqlite_error("database is locked"), "database"),
+        (sqlite_error("no such table: jobs"), None),  # a bug, not an outage
+        (exc.DataError("SELECT 1", {}, ValueError("integer out of range")), None),
+        (exc.TimeoutError("QueuePool limit reached"), "database"),
+        (redis.ConnectionError("Connection refused"), "redis"),
+        (redis.TimeoutError("Timeout reading from socket"), "redis"),
+        (BrokerError("Error 111 connecting to localhost:6379"), "redis"),
+        (raised_from(sqlite_error("database is locked")), "database"),
+        (ValueError("bad"), None),
+    ],
+)
 def test_outage(error, down):
     assert outage(error() if callable(error) else error) == down

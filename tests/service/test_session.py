@@ -12,10 +12,17 @@ STATUS = select(*[c for c in _jobs.c if c.name != "spec"]).where(_jobs.c.id == b
 def test_a_prepared_read_returns_what_a_connection_returns(db, make_user):
     user_id, _ = make_user()
     with db.begin() as session:
-        job, _ = jobs.submit(session, user_id=user_id, kind="verify", spec={"requests": []}, total=3, max_attempts=2)
-    with db.begin() as session:  # a JSON result, timestamps and NULLs: the types with result processors
-        session.execute(update(Job).where(Job.id == job.id).values(
-            result={"passed": 2, "nested": [1, None]}, started_at=utcnow(), error="é\n"))
+        job, _ = jobs.submit(
+            session, user_id=user_id, kind="verify", spec={"requests": []}, total=3, max_attempts=2
+        )
+    with (
+        db.begin() as session
+    ):  # a JSON result, timestamps and NULLs: the types with result processors
+        session.execute(
+            update(Job)
+            .where(Job.id == job.id)
+            .values(result={"passed": 2, "nested": [1, None]}, started_at=utcnow(), error="é\n")
+        )
     with db.engine.connect() as conn:
         expected = conn.execute(STATUS, {"job_id": job.id}).one()
     row = db.prepare(STATUS).one_or_none(job_id=job.id)
@@ -28,7 +35,9 @@ def test_a_prepared_read_returns_what_a_connection_returns(db, make_user):
 def test_a_prepared_read_leaves_no_transaction_open_and_sees_new_commits(db, make_user):
     user_id, _ = make_user()
     with db.begin() as session:
-        job, _ = jobs.submit(session, user_id=user_id, kind="verify", spec={"requests": []}, total=3, max_attempts=2)
+        job, _ = jobs.submit(
+            session, user_id=user_id, kind="verify", spec={"requests": []}, total=3, max_attempts=2
+        )
     prepared = db.prepare(STATUS)
     assert db.prepare(STATUS) is prepared  # compiled once
     assert prepared.one_or_none(job_id=job.id).status == "queued"

@@ -14,25 +14,45 @@ def test_defaults_put_sqlite_under_the_data_dir():
     settings = load_settings({})
     assert settings.data_dir == PROJECT_ROOT / ".data"
     assert settings.database_url == f"sqlite:///{PROJECT_ROOT / '.data' / 'rlvr.sqlite3'}"
-    assert (settings.verify_hard_seconds, settings.verify_soft_seconds, settings.visibility_timeout) == (300, 240, 600)
+    assert (
+        settings.verify_hard_seconds,
+        settings.verify_soft_seconds,
+        settings.visibility_timeout,
+    ) == (300, 240, 600)
 
 
 def test_values_come_from_the_named_variables(tmp_path):
     settings = load_settings(
-        {"RLVR_DATA_DIR": str(tmp_path), "DATABASE_URL": "postgres://u@h/db", "RLVR_VERIFY_HARD_SECONDS": "10",
-         "RLVR_MAX_ATTEMPTS": "5", "UNRELATED": "x"}
+        {
+            "RLVR_DATA_DIR": str(tmp_path),
+            "DATABASE_URL": "postgres://u@h/db",
+            "RLVR_VERIFY_HARD_SECONDS": "10",
+            "RLVR_MAX_ATTEMPTS": "5",
+            "UNRELATED": "x",
+        }
     )
     assert settings.data_dir == tmp_path
-    assert settings.database_url == "postgresql+psycopg://u@h/db"  # psycopg 3 is the driver we install
+    assert (
+        settings.database_url == "postgresql+psycopg://u@h/db"
+    )  # psycopg 3 is the driver we install
     assert (settings.verify_soft_seconds, settings.visibility_timeout) == (8, 20)
     assert settings.max_attempts == 5
 
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("RLVR_MAX_ATTEMPTS", "three"), ("RLVR_MAX_ATTEMPTS", "0"), ("RLVR_HEARTBEAT_SECONDS", "-1"),
-     ("RLVR_WEB_THREADS", "1.5"), ("RLVR_JUDGE_ENDPOINTS", "{not json"),
-     ("RLVR_JUDGE_ENDPOINTS", '{"x": {"url": "file:///etc/passwd", "model": "m"}}'), ("RLVR_PROXY_HOPS", "-1"), ("RLVR_GPUS", "0,x"), ("RLVR_GPUS", "-1"), ("RLVR_GPUS", "1,1")],
+    [
+        ("RLVR_MAX_ATTEMPTS", "three"),
+        ("RLVR_MAX_ATTEMPTS", "0"),
+        ("RLVR_HEARTBEAT_SECONDS", "-1"),
+        ("RLVR_WEB_THREADS", "1.5"),
+        ("RLVR_JUDGE_ENDPOINTS", "{not json"),
+        ("RLVR_JUDGE_ENDPOINTS", '{"x": {"url": "file:///etc/passwd", "model": "m"}}'),
+        ("RLVR_PROXY_HOPS", "-1"),
+        ("RLVR_GPUS", "0,x"),
+        ("RLVR_GPUS", "-1"),
+        ("RLVR_GPUS", "1,1"),
+    ],
 )
 def test_a_bad_value_names_its_variable(variable, value):
     with pytest.raises(ValidationError) as error:
@@ -41,12 +61,19 @@ def test_a_bad_value_names_its_variable(variable, value):
 
 
 def test_the_tenancy_settings(tmp_path):
-    settings = load_settings({"RLVR_DATA_DIR": str(tmp_path), "SECRET_KEY": "signing-key-1", "RLVR_METRICS_TOKEN":
-                              "scrape-token-2", "RLVR_JUDGE_ENDPOINTS":
-                              '{"ops": {"url": "https://judge.internal/v1", "model": "m", "api_key": "judge-key-3"}}'})
+    settings = load_settings(
+        {
+            "RLVR_DATA_DIR": str(tmp_path),
+            "SECRET_KEY": "signing-key-1",
+            "RLVR_METRICS_TOKEN": "scrape-token-2",
+            "RLVR_JUDGE_ENDPOINTS": '{"ops": {"url": "https://judge.internal/v1", "model": "m", "api_key": "judge-key-3"}}',
+        }
+    )
     assert settings.models_dir == tmp_path / "models"  # registered:<name> is a folder here
     assert settings.judge_endpoints["ops"].api_key.get_secret_value() == "judge-key-3"
-    assert not any(secret in repr(settings) for secret in ("signing-key-1", "scrape-token-2", "judge-key-3"))
+    assert not any(
+        secret in repr(settings) for secret in ("signing-key-1", "scrape-token-2", "judge-key-3")
+    )
     assert load_settings({"RLVR_MODELS_DIR": "/srv/models"}).models_dir == Path("/srv/models")
 
 
@@ -73,11 +100,18 @@ def test_settings_are_frozen():
 
 
 def test_a_job_logs_only_to_mlflow_servers_the_operator_allows():
-    settings = load_settings({"RLVR_MLFLOW_URIS": "http://mlflow.internal:5000/, https://mlflow.example.com"})
+    settings = load_settings(
+        {"RLVR_MLFLOW_URIS": "http://mlflow.internal:5000/, https://mlflow.example.com"}
+    )
     assert settings.mlflow_uri(None) == "http://mlflow.internal:5000"  # the first is the default
     assert settings.mlflow_uri("https://mlflow.example.com/") == "https://mlflow.example.com"
-    for uri in ("http://169.254.169.254/latest", "file:///etc", "sqlite:////srv/rlvr/x.db",
-                "http://mlflow.internal:5000.evil.com", "http://mlflow.internal:5000/../admin"):
+    for uri in (
+        "http://169.254.169.254/latest",
+        "file:///etc",
+        "sqlite:////srv/rlvr/x.db",
+        "http://mlflow.internal:5000.evil.com",
+        "http://mlflow.internal:5000/../admin",
+    ):
         with pytest.raises(ValueError, match="not an MLflow server this service logs to"):
             settings.mlflow_uri(uri)
     with pytest.raises(ValueError, match="RLVR_MLFLOW_URIS"):

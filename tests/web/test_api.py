@@ -8,17 +8,23 @@ import json
 
 import pytest
 import redis
+from support import free_port
 
 from service import queues
 from service.settings import load_settings
-from support import free_port
 from web import create_app
 
 
 def verify_spec(n: int = 1) -> dict:
-    return {"requests": [{"program": f"def f():\n    return {i}", "tests": {"kind": "function",
-                                                                      "tests": [f"assert f() == {i}"]}}
-                         for i in range(n)]}
+    return {
+        "requests": [
+            {
+                "program": f"def f():\n    return {i}",
+                "tests": {"kind": "function", "tests": [f"assert f() == {i}"]},
+            }
+            for i in range(n)
+        ]
+    }
 
 
 def submit(api, headers=None):
@@ -29,7 +35,12 @@ def test_submit_queues_the_job_and_its_message(api, redis_server):
     response = submit(api)
     assert response.status_code == 201, response.json
     job = response.json
-    assert (job["status"], job["kind"], job["progress"]["total"], job["attempt"]) == ("queued", "verify", 1, 0)
+    assert (job["status"], job["kind"], job["progress"]["total"], job["attempt"]) == (
+        "queued",
+        "verify",
+        1,
+        0,
+    )
     assert response.headers["Location"].endswith(f"/api/v1/jobs/{job['id']}")
     broker = redis.Redis.from_url(redis_server.url)
     # a verify job's whole run is coordinated on the CPU side, never on a train (GPU) worker
@@ -48,17 +59,30 @@ def test_idempotency_key_makes_a_retried_submit_return_the_same_job(api, as_user
     assert submit(as_user(), headers={"Idempotency-Key": "abc"}).json["id"] != first.json["id"]
 
 
-@pytest.mark.parametrize("body, fields", [
-    ({"spec": verify_spec()}, ["kind"]),
-    ({"kind": "bake", "spec": {}}, ["kind"]),
-    ({"kind": "verify"}, ["spec"]),
-    ({"kind": "verify", "spec": {"requests": []}}, ["spec.requests"]),
-    ({"kind": "verify", "spec": {"requests": [{"tests": {"kind": "function", "tests": []}}]}},
-     ["spec.requests.0.program"]),
-    ({"kind": "verify", "spec": {"requests": [{"program": 3, "tests": {"kind": "nope"}}], "batch_size": 0}},
-     ["spec.requests.0.program", "spec.requests.0.tests", "spec.batch_size"]),
-    ({"kind": "verify", "spec": verify_spec(), "extra": 1}, ["extra"]),
-])
+@pytest.mark.parametrize(
+    "body, fields",
+    [
+        ({"spec": verify_spec()}, ["kind"]),
+        ({"kind": "bake", "spec": {}}, ["kind"]),
+        ({"kind": "verify"}, ["spec"]),
+        ({"kind": "verify", "spec": {"requests": []}}, ["spec.requests"]),
+        (
+            {
+                "kind": "verify",
+                "spec": {"requests": [{"tests": {"kind": "function", "tests": []}}]},
+            },
+            ["spec.requests.0.program"],
+        ),
+        (
+            {
+                "kind": "verify",
+                "spec": {"requests": [{"program": 3, "tests": {"kind": "nope"}}], "batch_size": 0},
+            },
+            ["spec.requests.0.program", "spec.requests.0.tests", "spec.batch_size"],
+        ),
+        ({"kind": "verify", "spec": verify_spec(), "extra": 1}, ["extra"]),
+    ],
+)
 def test_bad_specs_get_400_naming_each_field(api, body, fields):
     response = api.post("/jobs", json=body)
     assert response.status_code == 400
@@ -66,14 +90,18 @@ def test_bad_specs_get_400_naming_each_field(api, body, fields):
     assert sorted({e["field"] for e in response.json["detail"]}) == sorted(fields)
 
 
-@pytest.mark.parametrize("data", [b"", b"{", b"[1, 2]", b"null", b"\xff\xfe", json.dumps("x").encode()])
+@pytest.mark.parametrize(
+    "data", [b"", b"{", b"[1, 2]", b"null", b"\xff\xfe", json.dumps("x").encode()]
+)
 def test_malformed_bodies_are_json_400s(api, data):
     response = api.post("/jobs", data=data, content_type="application/json")
     assert response.status_code == 400 and set(response.json) == {"error", "detail"}
 
 
 def test_oversized_body_is_413(api, stack_settings):
-    big = json.dumps({"kind": "verify", "spec": {"requests": [], "pad": "x" * stack_settings.max_body_bytes}})
+    big = json.dumps(
+        {"kind": "verify", "spec": {"requests": [], "pad": "x" * stack_settings.max_body_bytes}}
+    )
     response = api.post("/jobs", data=big, content_type="application/json")
     assert response.status_code == 413 and response.json["error"]
 
@@ -84,9 +112,13 @@ def test_auth(client, api, as_user):
     no_token = client.get(f"/api/v1/jobs/{job_id}", headers={"Authorization": "Bearer nope"})
     assert no_token.status_code == 401 and no_token.json["error"] == "unauthorized"
     stranger = as_user()
-    for call in (stranger.get(f"/jobs/{job_id}"), stranger.get(f"/jobs/{job_id}/events"),
-                 stranger.get(f"/jobs/{job_id}/verdicts"),
-                 stranger.post(f"/jobs/{job_id}/cancel"), stranger.post(f"/jobs/{job_id}/retry")):
+    for call in (
+        stranger.get(f"/jobs/{job_id}"),
+        stranger.get(f"/jobs/{job_id}/events"),
+        stranger.get(f"/jobs/{job_id}/verdicts"),
+        stranger.post(f"/jobs/{job_id}/cancel"),
+        stranger.post(f"/jobs/{job_id}/retry"),
+    ):
         assert call.status_code == 404
     assert job_id not in [j["id"] for j in stranger.get("/jobs").json["jobs"]]
     assert as_user(admin=True).get(f"/jobs/{job_id}").status_code == 200
@@ -133,11 +165,16 @@ def test_health_metrics_and_stats(app, client, api):
     health = client.get("/api/v1/health")
     assert health.status_code == 200, health.json
     assert all(health.json[check]["ok"] for check in ("database", "redis", "beat", "reaper"))
-    assert health.json["workers"] == {"train": 0, "verify": 0, "coordinate": 0} and health.json["gpus"] == {}
+    assert (
+        health.json["workers"] == {"train": 0, "verify": 0, "coordinate": 0}
+        and health.json["gpus"] == {}
+    )
     metrics = client.get("/api/v1/metrics").get_data(as_text=True)
     assert 'rlvr_jobs{kind="verify",state="queued"}' in metrics
     assert 'rlvr_queue_depth{queue="coordinate"} 1.0' in metrics
-    assert "# TYPE rlvr_verify_seconds histogram" in metrics and "# TYPE rlvr_workers gauge" in metrics
+    assert (
+        "# TYPE rlvr_verify_seconds histogram" in metrics and "# TYPE rlvr_workers gauge" in metrics
+    )
     stats = api.get("/stats").json
     assert stats["jobs"]["queued"] >= 1 and stats["queues"]["coordinate"] == 1
 
@@ -167,10 +204,15 @@ def test_a_database_out_of_reach_is_a_503_with_retry_after(stack_env):
     nobody_there = f"postgresql://postgres@127.0.0.1:{free_port()}/rlvr"
     app = create_app(load_settings({**stack_env, "DATABASE_URL": nobody_there}), TESTING=True)
     client = app.test_client()
-    for call in (client.get("/api/v1/jobs/1", headers={"Authorization": "Bearer x"}),
-                 client.post("/api/v1/jobs", headers={"Authorization": "Bearer x"}, json={})):
+    for call in (
+        client.get("/api/v1/jobs/1", headers={"Authorization": "Bearer x"}),
+        client.post("/api/v1/jobs", headers={"Authorization": "Bearer x"}, json={}),
+    ):
         assert call.status_code == 503 and call.headers["Retry-After"] == "5"
-        assert call.json == {"error": "unavailable", "detail": "the database cannot be reached for the moment; retry"}
+        assert call.json == {
+            "error": "unavailable",
+            "detail": "the database cannot be reached for the moment; retry",
+        }
     health = client.get("/api/v1/health")
     assert health.status_code == 503 and not health.json["database"]["ok"]
 

@@ -24,6 +24,10 @@ def test_submit_the_form_and_watch_the_job_finish(web_page, procfile, tmp_path):
     page.click("button[type=submit]")
     page.wait_for_selector("#status.succeeded", timeout=60_000)  # the page refreshes itself
     assert "Passed all tests" in page.inner_text("#result")
-    assert [b.inner_text() for b in page.query_selector_all(".timeline .badge")] == ["queued", "running", "succeeded"]
+    assert [b.inner_text() for b in page.query_selector_all(".timeline .badge")] == [
+        "queued",
+        "running",
+        "succeeded",
+    ]
     page.screenshot(path=str(tmp_path / "job-page.png"), full_page=True)
     assert (tmp_path / "job-page.png").stat().st_size > 10_000

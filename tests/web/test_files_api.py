@@ -14,16 +14,27 @@ ROWS = b'{"prompt": "1+1", "answer": "2"}\n\n{"prompt": "2+2", "answer": "4"}\n'
 
 
 def upload(api, content: bytes = ROWS, **kw):
-    return api.post("/files", data=content, content_type=kw.pop("content_type", "application/jsonl"), **kw)
+    return api.post(
+        "/files", data=content, content_type=kw.pop("content_type", "application/jsonl"), **kw
+    )
 
 
 def test_upload_as_a_body_or_a_multipart_part(api, stack_settings):
     body = upload(api, query_string={"name": "sums.jsonl"})
     assert body.status_code == 201, body.json
-    assert {k: body.json[k] for k in ("name", "rows", "size_bytes")} == {"name": "sums.jsonl", "rows": 2,
-                                                                        "size_bytes": len(ROWS)}
-    assert body.json["ref"] == f"file:{body.json['id']}" and body.headers["Location"].endswith(f"/files/{body.json['id']}")
-    part = api.post("/files", data={"file": (io.BytesIO(ROWS), "from-disk.jsonl")}, content_type="multipart/form-data")
+    assert {k: body.json[k] for k in ("name", "rows", "size_bytes")} == {
+        "name": "sums.jsonl",
+        "rows": 2,
+        "size_bytes": len(ROWS),
+    }
+    assert body.json["ref"] == f"file:{body.json['id']}" and body.headers["Location"].endswith(
+        f"/files/{body.json['id']}"
+    )
+    part = api.post(
+        "/files",
+        data={"file": (io.BytesIO(ROWS), "from-disk.jsonl")},
+        content_type="multipart/form-data",
+    )
     assert (part.status_code, part.json["name"], part.json["rows"]) == (201, "from-disk.jsonl", 2)
     assert [f["id"] for f in api.get("/files").json["files"]] == [part.json["id"], body.json["id"]]
     assert api.get(f"/files/{part.json['id']}").json == part.json
@@ -31,12 +42,15 @@ def test_upload_as_a_body_or_a_multipart_part(api, stack_settings):
     assert stored.read_bytes() == ROWS and stored.stat().st_mode & 0o777 == 0o600
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b'{"prompt": "1"}\n[1, 2]\n', "line 2 is not a JSON object"),
-    (b'{"prompt": "1"}\n{nope\n', "line 2 is not JSON"),
-    (b"\xff\xfe", "not UTF-8 text"),
-    (b"\n\n", "the file has no rows"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"prompt": "1"}\n[1, 2]\n', "line 2 is not a JSON object"),
+        (b'{"prompt": "1"}\n{nope\n', "line 2 is not JSON"),
+        (b"\xff\xfe", "not UTF-8 text"),
+        (b"\n\n", "the file has no rows"),
+    ],
+)
 def test_anything_but_json_lines_is_a_400(api, content, message):
     response = upload(api, content)
     assert response.status_code == 400 and response.json["detail"][0]["field"] == "body"
@@ -52,9 +66,15 @@ def test_an_upload_over_the_cap_is_a_413(stack_env):
     headers = {"Authorization": f"Bearer {token}"}
     client = app.test_client()
     line = b'{"prompt": "' + b"x" * 100 + b'"}\n'
-    assert client.post("/api/v1/files", data=line * 10, headers=headers,
-                       content_type="application/jsonl").status_code == 201
-    too_big = client.post("/api/v1/files", data=line * 30, headers=headers, content_type="application/jsonl")
+    assert (
+        client.post(
+            "/api/v1/files", data=line * 10, headers=headers, content_type="application/jsonl"
+        ).status_code
+        == 201
+    )
+    too_big = client.post(
+        "/api/v1/files", data=line * 30, headers=headers, content_type="application/jsonl"
+    )
     assert (too_big.status_code, too_big.json["error"]) == (413, "request entity too large")
     app.extensions["rlvr"].db.dispose()
 

@@ -26,7 +26,8 @@ EXAMPLES = 25  # per operation
 # The document depends on the routes alone, so it is read from an app that connects to
 # nothing; each call goes to the test's own app, on a real database.
 schema = schemathesis.openapi.from_wsgi(
-    "/api/v1/openapi.json", create_app(load_settings({"DATABASE_URL": "sqlite://"}), TESTING=True))
+    "/api/v1/openapi.json", create_app(load_settings({"DATABASE_URL": "sqlite://"}), TESTING=True)
+)
 
 
 @pytest.fixture
@@ -34,8 +35,12 @@ def fuzzed_app(stack_env):
     # No verify worker runs here, so a valid `POST /verify` gets its documented 504; a short
     # wait keeps the test fast. A reaper period of an hour keeps beat and the reaper, marked
     # seen below as if they ran, seen for the whole test, so /health answers 200.
-    app = create_app(load_settings({**stack_env, "RLVR_SYNC_VERIFY_TIMEOUT": "0.05",
-                                    "RLVR_REAPER_SECONDS": "3600"}), TESTING=True)
+    app = create_app(
+        load_settings(
+            {**stack_env, "RLVR_SYNC_VERIFY_TIMEOUT": "0.05", "RLVR_REAPER_SECONDS": "3600"}
+        ),
+        TESTING=True,
+    )
     for key in (queues.BEAT_SEEN, queues.REAPER_SEEN):
         queues.mark_seen(app.extensions["rlvr"], key)
     yield app
@@ -49,7 +54,9 @@ def token(make_user):
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 def test_no_server_errors_and_only_documented_statuses(case, fuzzed_app, token):
     response = case.call(app=fuzzed_app, headers={"Authorization": f"Bearer {token}"})
     checks = [status_code_conformance]

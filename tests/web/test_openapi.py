@@ -21,8 +21,12 @@ VERBS = {"get", "post", "put", "patch", "delete"}
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("openapi")
-    return create_app(load_settings({"DATABASE_URL": f"sqlite:///{tmp / 'unused.sqlite3'}",
-                                     "RLVR_DATA_DIR": str(tmp)}), TESTING=True)
+    return create_app(
+        load_settings(
+            {"DATABASE_URL": f"sqlite:///{tmp / 'unused.sqlite3'}", "RLVR_DATA_DIR": str(tmp)}
+        ),
+        TESTING=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +60,8 @@ def test_the_document_is_valid_openapi(doc):
 
 def test_the_document_has_exactly_the_api_routes(app, doc):
     assert {(path, method) for path, method, _ in operations(doc)} == {
-        (path, method) for path, method, _ in api_rules(app)}
+        (path, method) for path, method, _ in api_rules(app)
+    }
 
 
 def test_every_operation_has_an_id_tags_and_the_errors_its_view_returns(app, doc):
@@ -71,20 +76,26 @@ def test_every_operation_has_an_id_tags_and_the_errors_its_view_returns(app, doc
         needs_token = getattr(view, "needs_token", False)
         assert ("401" in op["responses"]) == needs_token, op["operationId"]
         assert (op.get("security") == [{"bearer": []}]) == needs_token, op["operationId"]
-        validates = "requestBody" in op or any(p["in"] in ("query", "header") for p in op.get("parameters", ()))
+        validates = "requestBody" in op or any(
+            p["in"] in ("query", "header") for p in op.get("parameters", ())
+        )
         assert ("400" in op["responses"]) == validates, op["operationId"]
         if "{job_id}" in path:
             assert "404" in op["responses"], op["operationId"]
         for code, response in op["responses"].items():
             if code[0] in "45":
                 assert response["content"]["application/json"]["schema"] in (
-                    {"$ref": "#/components/schemas/ErrorOut"}, {"$ref": "#/components/schemas/Health"})
+                    {"$ref": "#/components/schemas/ErrorOut"},
+                    {"$ref": "#/components/schemas/Health"},
+                )
 
 
 def test_a_submission_is_one_of_the_kinds_picked_by_kind(doc):
     schemas = doc["components"]["schemas"]
     body = doc["paths"]["/api/v1/jobs"]["post"]["requestBody"]
-    assert body["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/JobSubmission"}
+    assert body["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/JobSubmission"
+    }
     submission = schemas["JobSubmission"]
     assert submission["discriminator"]["propertyName"] == "kind"
     assert set(submission["discriminator"]["mapping"]) == set(KINDS)
@@ -92,7 +103,9 @@ def test_a_submission_is_one_of_the_kinds_picked_by_kind(doc):
     for kind, job_kind in KINDS.items():
         member = schemas[submission["discriminator"]["mapping"][kind].rsplit("/", 1)[1]]
         assert member["properties"]["kind"]["const"] == kind
-        assert member["properties"]["spec"] == {"$ref": f"#/components/schemas/{job_kind.spec.__name__}"}
+        assert member["properties"]["spec"] == {
+            "$ref": f"#/components/schemas/{job_kind.spec.__name__}"
+        }
         assert job_kind.spec.__name__ in schemas
     assert {"VerifyRequest", "Verdict"} <= set(schemas)
     headers = [p for p in doc["paths"]["/api/v1/jobs"]["post"]["parameters"] if p["in"] == "header"]
@@ -110,7 +123,10 @@ def test_query_parameters_carry_their_bounds(doc):
     assert params("/api/v1/jobs/{job_id}/verdicts")["limit"]["schema"]["maximum"] == 1000
     assert params("/api/v1/jobs/{job_id}/experiences")["limit"]["schema"]["maximum"] == 500
     analysis = params("/api/v1/jobs/{job_id}/analysis")
-    assert analysis["window"]["schema"]["default"] == 5 and analysis["tolerance"]["schema"]["exclusiveMinimum"] == 0
+    assert (
+        analysis["window"]["schema"]["default"] == 5
+        and analysis["tolerance"]["schema"]["exclusiveMinimum"] == 0
+    )
     compare = params("/api/v1/compare")["jobs"]
     assert compare["required"] and (compare["style"], compare["explode"]) == ("form", False)  # 3,5
     assert compare["schema"]["maxItems"] == 20
@@ -120,20 +136,35 @@ def test_replies_are_typed(doc):
     def reply(path, method, code):
         return doc["paths"][path][method]["responses"][code]["content"]
 
-    assert reply("/api/v1/stats", "get", "200")["application/json"]["schema"] == {"$ref": "#/components/schemas/Stats"}
-    assert set(reply("/api/v1/jobs", "post", "201")) == set(reply("/api/v1/jobs", "post", "200")) == {"application/json"}
+    assert reply("/api/v1/stats", "get", "200")["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Stats"
+    }
+    assert (
+        set(reply("/api/v1/jobs", "post", "201"))
+        == set(reply("/api/v1/jobs", "post", "200"))
+        == {"application/json"}
+    )
     assert "application/gzip" in reply("/api/v1/jobs/{job_id}/download", "get", "200")
     assert "text/plain" in reply("/api/v1/metrics", "get", "200")
     assert doc["paths"]["/api/v1/jobs/{job_id}/clone"]["post"]["requestBody"]["required"] is False
     schemas = doc["components"]["schemas"]
     assert set(schemas["LiveTraining"]["properties"]) >= {"job_id", "step", "eta_seconds"}
-    assert {"Analysis", "Comparison", "CloneBody", "RewardDistribution", "Health", "VerdictList"} <= set(schemas)
+    assert {
+        "Analysis",
+        "Comparison",
+        "CloneBody",
+        "RewardDistribution",
+        "Health",
+        "VerdictList",
+    } <= set(schemas)
 
 
 def test_validation_runs_after_the_token_check(app):
     client = app.test_client()
     assert client.post("/api/v1/jobs", json={"kind": "bake"}).status_code == 401
-    assert client.post("/api/v1/verify", data=b"[", content_type="application/json").status_code == 401
+    assert (
+        client.post("/api/v1/verify", data=b"[", content_type="application/json").status_code == 401
+    )
 
 
 def test_the_docs_page_serves_swagger_ui_from_the_package(app):
@@ -153,8 +184,12 @@ def test_the_document_states_the_bounds_the_server_enforces(doc):
         assert ("413" in op["responses"]) == ("requestBody" in op), op["operationId"]
         for p in op.get("parameters", ()):
             if p["in"] == "path":
-                assert (p["schema"]["minimum"], p["schema"]["maximum"]) == (1, 2**31 - 1), op["operationId"]
-    headers = {p["name"]: p for p in ops["/api/v1/jobs", "post"]["parameters"] if p["in"] == "header"}
+                assert (p["schema"]["minimum"], p["schema"]["maximum"]) == (1, 2**31 - 1), op[
+                    "operationId"
+                ]
+    headers = {
+        p["name"]: p for p in ops["/api/v1/jobs", "post"]["parameters"] if p["in"] == "header"
+    }
     assert headers["Idempotency-Key"]["schema"]["anyOf"][0]["maxLength"] == 200
     metrics = {p["name"]: p for p in ops["/api/v1/jobs/{job_id}/metrics", "get"]["parameters"]}
     assert metrics["after"]["schema"]["anyOf"][0]["maximum"] == 2**31 - 1

@@ -8,18 +8,22 @@ import pytest
 
 
 def csrf(page: bytes) -> str:
-    return re.search(rb'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page).group(1).decode()
+    return (
+        re.search(rb'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page).group(1).decode()
+    )
 
 
 @pytest.fixture
 def signed_in(client, make_user):
     """`signed_in(admin=False)`: signs the client in as a fresh user; returns its token."""
+
     def sign_in(admin: bool = False) -> str:
         _, token = make_user(admin)
         page = client.get("/login").data
         response = client.post("/login", data={"token": token, "csrf_token": csrf(page)})
         assert response.status_code == 302
         return token
+
     return sign_in
 
 
@@ -30,21 +34,39 @@ def test_pages_need_a_sign_in(client):
 
 def test_wrong_token_and_missing_csrf_are_refused(client):
     page = client.get("/login").data
-    assert b"Unknown token" in client.post("/login", data={"token": "x", "csrf_token": csrf(page)},
-                                           follow_redirects=True).data
+    assert (
+        b"Unknown token"
+        in client.post(
+            "/login", data={"token": "x", "csrf_token": csrf(page)}, follow_redirects=True
+        ).data
+    )
     assert client.post("/login", data={"token": "x"}).status_code == 400  # no CSRF token
 
 
 def test_form_shows_errors_next_to_fields_and_submits(client, signed_in):
     signed_in()
     form = client.get("/jobs/new/verify")
-    bad = client.post("/jobs/new/verify", data={"csrf_token": csrf(form.data), "program": "",
-                                                "tests": "assert f() == 1\nprint(2)", "wall_seconds": "10"})
+    bad = client.post(
+        "/jobs/new/verify",
+        data={
+            "csrf_token": csrf(form.data),
+            "program": "",
+            "tests": "assert f() == 1\nprint(2)",
+            "wall_seconds": "10",
+        },
+    )
     assert bad.status_code == 400
     assert re.search(rb'id="program-error">This field is required', bad.data)
     assert re.search(rb'id="tests-error">line 2 is not an assert statement', bad.data)
-    good = client.post("/jobs/new/verify", data={"csrf_token": csrf(form.data), "program": "def f():\n  return 1",
-                                                 "tests": "assert f() == 1", "wall_seconds": "10"})
+    good = client.post(
+        "/jobs/new/verify",
+        data={
+            "csrf_token": csrf(form.data),
+            "program": "def f():\n  return 1",
+            "tests": "assert f() == 1",
+            "wall_seconds": "10",
+        },
+    )
     assert good.status_code == 302
     job_page = client.get(good.headers["Location"])
     assert b'class="badge queued"' in job_page.data and b"submitted" in job_page.data
@@ -56,8 +78,15 @@ def test_form_shows_errors_next_to_fields_and_submits(client, signed_in):
 def test_cancel_and_retry_buttons(client, signed_in, api):
     signed_in()
     form = client.get("/jobs/new/verify")
-    location = client.post("/jobs/new/verify", data={"csrf_token": csrf(form.data), "program": "x = 1",
-                                                     "tests": "assert x == 1", "wall_seconds": "5"}).headers["Location"]
+    location = client.post(
+        "/jobs/new/verify",
+        data={
+            "csrf_token": csrf(form.data),
+            "program": "x = 1",
+            "tests": "assert x == 1",
+            "wall_seconds": "5",
+        },
+    ).headers["Location"]
     page = client.get(location).data
     client.post(location + "/cancel", data={"csrf_token": csrf(page)})
     page = client.get(location).data
@@ -67,8 +96,17 @@ def test_cancel_and_retry_buttons(client, signed_in, api):
 
 
 def test_someone_elses_job_page_is_404(client, signed_in, api):
-    job_id = api.post("/jobs", json={"kind": "verify", "spec": {"requests": [
-        {"program": "x = 1", "tests": {"kind": "function", "tests": ["assert x == 1"]}}]}}).json["id"]
+    job_id = api.post(
+        "/jobs",
+        json={
+            "kind": "verify",
+            "spec": {
+                "requests": [
+                    {"program": "x = 1", "tests": {"kind": "function", "tests": ["assert x == 1"]}}
+                ]
+            },
+        },
+    ).json["id"]
     signed_in()
     assert client.get(f"/jobs/{job_id}").status_code == 404
     signed_in(admin=True)
@@ -87,7 +125,9 @@ def own_job(db, token: str, kind: str = "train", **fields):
     return job.id
 
 
-def test_training_job_page_shows_its_result_and_charts_its_metrics_from_the_api(client, signed_in, db):
+def test_training_job_page_shows_its_result_and_charts_its_metrics_from_the_api(
+    client, signed_in, db
+):
     from service.db import training
 
     token = signed_in()
@@ -101,13 +141,20 @@ def test_training_job_page_shows_its_result_and_charts_its_metrics_from_the_api(
     assert re.search(r'data-metrics="\[&#34;reward&#34;, &#34;pass_rate&#34;, &#34;kl&#34;', page)
     # the page's script reads the API with the session cookie, no token
     series = client.get(f"/api/v1/jobs/{job_id}/metrics?names=reward,kl").json["series"]
-    assert series == {"reward": [[1, 0.1], [2, 0.5], [3, 0.4]], "kl": [[1, 0.01], [2, 0.02], [3, 0.03]]}
+    assert series == {
+        "reward": [[1, 0.1], [2, 0.5], [3, 0.4]],
+        "kl": [[1, 0.01], [2, 0.02], [3, 0.03]],
+    }
     assert client.get(f"/api/v1/jobs/{job_id}").json["status"] == "queued"
 
 
-def test_the_session_cookie_reads_the_api_but_never_writes_through_it(client, signed_in, db, make_user):
+def test_the_session_cookie_reads_the_api_but_never_writes_through_it(
+    client, signed_in, db, make_user
+):
     job_id = own_job(db, signed_in())
-    assert client.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 401  # the API does no CSRF check
+    assert (
+        client.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 401
+    )  # the API does no CSRF check
     assert client.get(f"/api/v1/jobs/{job_id}").json["status"] == "queued"
     _, other = make_user()
     assert client.get(f"/api/v1/jobs/{own_job(db, other)}/metrics").status_code == 404
@@ -116,15 +163,36 @@ def test_the_session_cookie_reads_the_api_but_never_writes_through_it(client, si
 
 
 def experience(step: int, prompt: int, sample: int, reward: float, verdict: str, **extra) -> dict:
-    return {"step": step, "prompt_index": prompt, "sample_index": sample, "problem_id": f"p{prompt}",
-            "prompt": f"What is {prompt} + {prompt}?", "completion": f"= {sample} (step {step})", "prompt_tokens": 5,
-            "completion_tokens": 3, "truncated": False, "reward": reward, "verdict": verdict, "advantage": 0.25,
-            "logprob_mean": -1.5, "reward_components": {"verdict": reward, "format": 0.1}, "extra": extra}
+    return {
+        "step": step,
+        "prompt_index": prompt,
+        "sample_index": sample,
+        "problem_id": f"p{prompt}",
+        "prompt": f"What is {prompt} + {prompt}?",
+        "completion": f"= {sample} (step {step})",
+        "prompt_tokens": 5,
+        "completion_tokens": 3,
+        "truncated": False,
+        "reward": reward,
+        "verdict": verdict,
+        "advantage": 0.25,
+        "logprob_mean": -1.5,
+        "reward_components": {"verdict": reward, "format": 0.1},
+        "extra": extra,
+    }
 
 
-FAILED_CODE = {"status": "ok", "passed": 1, "total": 2, "error": None, "wall_seconds": 0.05, "tests": [
-    {"outcome": "pass", "error_type": None, "detail": None, "test": "assert f(1) == 1"},
-    {"outcome": "wrong", "error_type": None, "detail": "got 3", "test": "assert f(2) == 4"}]}
+FAILED_CODE = {
+    "status": "ok",
+    "passed": 1,
+    "total": 2,
+    "error": None,
+    "wall_seconds": 0.05,
+    "tests": [
+        {"outcome": "pass", "error_type": None, "detail": None, "test": "assert f(1) == 1"},
+        {"outcome": "wrong", "error_type": None, "detail": "got 3", "test": "assert f(2) == 4"},
+    ],
+}
 
 
 def test_rollout_browser_filters_pages_and_opens_a_rollout(client, signed_in, db):
@@ -132,10 +200,23 @@ def test_rollout_browser_filters_pages_and_opens_a_rollout(client, signed_in, db
 
     job_id = own_job(db, signed_in())
     with db.begin() as session:
-        training.save_experiences(session, job_id, [
-            experience(step, prompt, sample, 1.0 if sample == 0 else -0.5, "pass" if sample == 0 else "fail",
-                       code=FAILED_CODE if sample else None)
-            for step in (1, 2) for prompt in range(3) for sample in range(4)])
+        training.save_experiences(
+            session,
+            job_id,
+            [
+                experience(
+                    step,
+                    prompt,
+                    sample,
+                    1.0 if sample == 0 else -0.5,
+                    "pass" if sample == 0 else "fail",
+                    code=FAILED_CODE if sample else None,
+                )
+                for step in (1, 2)
+                for prompt in range(3)
+                for sample in range(4)
+            ],
+        )
 
     everything = client.get(f"/jobs/{job_id}/rollouts").data.decode()
     assert "24 rollouts · page 1 of 2" in everything and "next ›" in everything
@@ -146,7 +227,11 @@ def test_rollout_browser_filters_pages_and_opens_a_rollout(client, signed_in, db
     failing = client.get(f"/jobs/{job_id}/rollouts?step=2&verdict=fail&max_reward=0").data.decode()
     assert "9 rollouts · page 1 of 1" in failing
     assert failing.count('<span class="verdict fail">fail</span>') == 9
-    detail = re.search(r'<tr class="detail" id="rollout-2-1-3">(.*?)</tr>\s*<tr class="(rollout|detail)"', failing, re.S)
+    detail = re.search(
+        r'<tr class="detail" id="rollout-2-1-3">(.*?)</tr>\s*<tr class="(rollout|detail)"',
+        failing,
+        re.S,
+    )
     assert detail, "a row opens its full rollout by its anchor"
     text = detail.group(1)
     assert "What is 1 + 1?" in text and "= 3 (step 2)" in text
@@ -156,7 +241,9 @@ def test_rollout_browser_filters_pages_and_opens_a_rollout(client, signed_in, db
     none = client.get(f"/jobs/{job_id}/rollouts?min_reward=2").data.decode()
     assert "No rollouts match these filters" in none
     bad = client.get(f"/jobs/{job_id}/rollouts?step=-1")
-    assert bad.status_code == 400 and b"step: Input should be greater than or equal to 0" in bad.data
+    assert (
+        bad.status_code == 400 and b"step: Input should be greater than or equal to 0" in bad.data
+    )
 
 
 def test_compare_page_offers_the_users_training_jobs(client, signed_in, db, make_user):
@@ -176,15 +263,26 @@ def test_spec_form_shows_yaml_and_spec_errors_under_the_spec_and_submits(client,
     assert b"max_steps: 100" in form.data  # starts from the defaults
     token = csrf(form.data)
     not_yaml = client.post("/jobs/new/train", data={"csrf_token": token, "spec": "model: [tiny"})
-    assert not_yaml.status_code == 400 and re.search(rb'id="spec-error">not YAML: line 1, column 13', not_yaml.data)
-    bad = client.post("/jobs/new/train", data={"csrf_token": token, "spec": "stopping:\n  max_steps: 0\noptim: {lr: 1}"})
+    assert not_yaml.status_code == 400 and re.search(
+        rb'id="spec-error">not YAML: line 1, column 13', not_yaml.data
+    )
+    bad = client.post(
+        "/jobs/new/train",
+        data={"csrf_token": token, "spec": "stopping:\n  max_steps: 0\noptim: {lr: 1}"},
+    )
     assert bad.status_code == 400
-    assert re.search(rb'id="spec-error">stopping.max_steps: Input should be greater than or equal to 1', bad.data)
+    assert re.search(
+        rb'id="spec-error">stopping.max_steps: Input should be greater than or equal to 1', bad.data
+    )
     assert re.search(rb'id="spec-error">optim.lr: Extra inputs are not permitted', bad.data)
-    path = client.post("/jobs/new/train", data={"csrf_token": token, "spec": "model: {name: /srv/models/x}"})
+    path = client.post(
+        "/jobs/new/train", data={"csrf_token": token, "spec": "model: {name: /srv/models/x}"}
+    )
     assert path.status_code == 400  # what a user may name is checked here as in the API
     assert re.search(rb'id="spec-error">model.name: a path is not allowed here', path.data)
-    good = client.post("/jobs/new/sft", data={"csrf_token": token, "spec": "max_steps: 7\nbatch_size: 4"})
+    good = client.post(
+        "/jobs/new/sft", data={"csrf_token": token, "spec": "max_steps: 7\nbatch_size: 4"}
+    )
     assert good.status_code == 302
     job_id = int(good.headers["Location"].rsplit("/", 1)[1])
     from service.db import Job
@@ -200,7 +298,9 @@ def test_resume_and_clone_with_edits_from_the_job_page(client, signed_in, db):
     signed_in()
     form = client.get("/jobs/new/train")
     spec = "model: {name: tiny, lora: null}\nstopping: {max_steps: 4}\noptim: {seed: 9}"
-    location = client.post("/jobs/new/train", data={"csrf_token": csrf(form.data), "spec": spec}).headers["Location"]
+    location = client.post(
+        "/jobs/new/train", data={"csrf_token": csrf(form.data), "spec": spec}
+    ).headers["Location"]
     page = client.get(location).data
     assert b">Resume<" not in page  # queued: nothing to resume yet
     client.post(location + "/cancel", data={"csrf_token": csrf(page)})
@@ -211,16 +311,28 @@ def test_resume_and_clone_with_edits_from_the_job_page(client, signed_in, db):
     assert b'id="status">queued' in page and b"resumed by its owner" in page
 
     clone_form = client.get(location + "/clone").data.decode()
-    assert "Clone job #" in clone_form and "max_steps: 4" in clone_form and "lora: null" in clone_form
-    bad = client.post(location + "/clone", data={"csrf_token": csrf(clone_form.encode()),
-                                                 "spec": "stopping: {max_steps: -1}"})
+    assert (
+        "Clone job #" in clone_form and "max_steps: 4" in clone_form and "lora: null" in clone_form
+    )
+    bad = client.post(
+        location + "/clone",
+        data={"csrf_token": csrf(clone_form.encode()), "spec": "stopping: {max_steps: -1}"},
+    )
     assert bad.status_code == 400
-    assert re.search(rb'id="spec-error">stopping.max_steps: Input should be greater than or equal to 1', bad.data)
-    made = client.post(location + "/clone", data={"csrf_token": csrf(clone_form.encode()),
-                                                  "spec": "stopping: {max_steps: 6}"})
+    assert re.search(
+        rb'id="spec-error">stopping.max_steps: Input should be greater than or equal to 1', bad.data
+    )
+    made = client.post(
+        location + "/clone",
+        data={"csrf_token": csrf(clone_form.encode()), "spec": "stopping: {max_steps: 6}"},
+    )
     assert made.status_code == 302
     new_page = client.get(made.headers["Location"]).data.decode()
     assert f'from <a href="{location}">' in new_page and "clone of job" in new_page
     with db.read() as session:
         clone = session.get(Job, int(made.headers["Location"].rsplit("/", 1)[1]))
-        assert clone.progress_total == 6 and clone.spec["optim"]["seed"] == 9 and clone.spec["model"]["lora"] is None
+        assert (
+            clone.progress_total == 6
+            and clone.spec["optim"]["seed"] == 9
+            and clone.spec["model"]["lora"] is None
+        )

@@ -19,7 +19,10 @@ def test_list_issue_and_revoke(api, client):
     assert client.get("/api/v1/tokens", headers=bearer).status_code == 200
     assert api.delete(f"/tokens/{issued.json['id']}").status_code == 204
     refused = client.get("/api/v1/tokens", headers=bearer)
-    assert (refused.status_code, refused.json["detail"]) == (401, "unknown, expired or revoked API token")
+    assert (refused.status_code, refused.json["detail"]) == (
+        401,
+        "unknown, expired or revoked API token",
+    )
     assert [t["label"] for t in api.get("/tokens").json["tokens"]] == ["tests"]
 
 

@@ -10,7 +10,6 @@ import re
 
 import pytest
 import yaml
-
 from support import TINY, train_spec
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -22,7 +21,9 @@ def points(page, metric: str) -> int:
     return int(page.get_attribute(f'figure[data-metric="{metric}"]', "data-points"))
 
 
-def test_watch_a_train_job_grow_open_a_rollout_and_cancel_it(web_page, procfile, tiny_model, tmp_path):
+def test_watch_a_train_job_grow_open_a_rollout_and_cancel_it(
+    web_page, procfile, tiny_model, tmp_path
+):
     procfile("train")
     page = web_page
     page.click("text=New train job")
@@ -31,28 +32,39 @@ def test_watch_a_train_job_grow_open_a_rollout_and_cancel_it(web_page, procfile,
     spec["algorithm"]["kl_coef"] = 0.05
     page.fill("#spec", yaml.safe_dump({**spec, "stopping": {"max_steps": 0}}))
     page.click("button[type=submit]")
-    assert page.inner_text("#spec-error") == "stopping.max_steps: Input should be greater than or equal to 1"
+    assert (
+        page.inner_text("#spec-error")
+        == "stopping.max_steps: Input should be greater than or equal to 1"
+    )
     page.fill("#spec", yaml.safe_dump(spec))
     page.click("button[type=submit]")
     page.wait_for_selector("#status.running", timeout=120_000)
 
-    page.wait_for_selector('figure[data-metric="reward"][data-points]:not([data-points="0"])', timeout=240_000)
+    page.wait_for_selector(
+        'figure[data-metric="reward"][data-points]:not([data-points="0"])', timeout=240_000
+    )
     page.evaluate("window.sameDocument = true")  # gone if the page reloads
     seen = points(page, "reward")
     page.wait_for_function(
         f"""() => Number(document.querySelector('figure[data-metric="reward"]').dataset.points) > {seen}""",
-        timeout=120_000)
+        timeout=120_000,
+    )
     assert page.evaluate("window.sameDocument") is True
-    drawn = page.eval_on_selector_all("#charts figure", "figures => figures.map(f => f.dataset.metric)")
+    drawn = page.eval_on_selector_all(
+        "#charts figure", "figures => figures.map(f => f.dataset.metric)"
+    )
     assert {"reward", "pass_rate", "kl", "entropy", "completions/mean_length"} <= set(drawn)
     # every point is a vertex of the drawn line (markers are drawn only for short series)
     plotted, vertices = page.eval_on_selector(
         'figure[data-metric="reward"]',
-        "f => [Number(f.dataset.points), f.querySelector('polyline').getAttribute('points').trim().split(/\\s+/).length]")
+        "f => [Number(f.dataset.points), f.querySelector('polyline').getAttribute('points').trim().split(/\\s+/).length]",
+    )
     assert plotted == vertices > seen
     done, total = map(int, page.inner_text("#progress").split("/"))
     assert total == STEPS and 1 <= done < STEPS
-    assert re.fullmatch(r"· ETA (\d+h )?(\d+m )?\d+s", page.inner_text("#eta")), page.inner_text("#eta")
+    assert re.fullmatch(r"· ETA (\d+h )?(\d+m )?\d+s", page.inner_text("#eta")), page.inner_text(
+        "#eta"
+    )
     page.screenshot(path=str(tmp_path / "train-job-page.png"), full_page=True)
     assert (tmp_path / "train-job-page.png").stat().st_size > 10_000
     job_url = page.url
@@ -66,7 +78,9 @@ def test_watch_a_train_job_grow_open_a_rollout_and_cancel_it(web_page, procfile,
     first.locator("a.open").click()
     assert detail.is_visible()
     assert "Prompt" in detail.inner_text() and "Completion" in detail.inner_text()
-    assert re.fullmatch(r"\d+\+\d+", detail.locator("pre").first.inner_text())  # the arithmetic prompt
+    assert re.fullmatch(
+        r"\d+\+\d+", detail.locator("pre").first.inner_text()
+    )  # the arithmetic prompt
     assert "Advantage" in detail.inner_text()
 
     page.goto(job_url)

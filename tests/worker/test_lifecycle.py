@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
-
 from support import timeline, train_spec, wait_for, wait_until
+
 from service.db import JobEvent, VerdictRow
 
 CORRECT = ("def add(a, b):\n    return a + b", ["assert add(1, 2) == 3", "assert add(-1, 1) == 0"])
@@ -20,7 +20,9 @@ def request(program: str, tests: list[str], **limits) -> dict:
 
 def slow(seconds: float) -> dict:
     """A correct program that takes `seconds` to import."""
-    return request(f"import time\ntime.sleep({seconds})\n" + CORRECT[0], CORRECT[1], wall_seconds=30)
+    return request(
+        f"import time\ntime.sleep({seconds})\n" + CORRECT[0], CORRECT[1], wall_seconds=30
+    )
 
 
 def submit(api, requests: list[dict]) -> int:
@@ -45,7 +47,9 @@ def test_verify_job_runs_to_success(api, procfile):
     page = api.get(f"/jobs/{job_id}/verdicts?limit=4&offset=2").json
     assert page["total"] == 6 and [v["index"] for v in page["verdicts"]] == [2, 3, 4, 5]
     assert [v["verdict"]["passed"] for v in page["verdicts"]][:2] == [2, 2]
-    assert page["verdicts"][2]["verdict"]["tests"][1]["outcome"] == "wrong"  # WRONG fails its second test
+    assert (
+        page["verdicts"][2]["verdict"]["tests"][1]["outcome"] == "wrong"
+    )  # WRONG fails its second test
 
 
 def test_cancel_a_running_job(api, procfile):
@@ -64,21 +68,30 @@ def test_sync_verify_endpoint(api, procfile, stack_settings):
     response = api.post("/verify", json={"requests": [request(*CORRECT), request(*WRONG)]})
     assert response.status_code == 200, response.json
     verdicts = response.json["verdicts"]
-    assert [(v["status"], v["passed"], v["total"]) for v in verdicts] == [("ok", 2, 2), ("ok", 1, 2)], verdicts
+    assert [(v["status"], v["passed"], v["total"]) for v in verdicts] == [
+        ("ok", 2, 2),
+        ("ok", 1, 2),
+    ], verdicts
     too_many = [request(*CORRECT)] * (stack_settings.sync_verify_max_programs + 1)
     assert api.post("/verify", json={"requests": too_many}).status_code == 413
     assert api.post("/verify", json={"requests": [{"program": "x"}]}).status_code == 400
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # a queue property; one backend will do
+@pytest.mark.parametrize(
+    "database_url", ["sqlite"], indirect=True
+)  # a queue property; one backend will do
 def test_sync_verify_goes_ahead_of_a_big_jobs_batches(api, procfile, redis_server):
     procfile("coordinate")
     procfile("verify", VERIFY_CONCURRENCY="1")
     job_id = submit(api, [slow(0.5)] * 24)  # six batches of four, one at a time
-    wait_until(lambda: api.get("/stats").json["queues"]["verify"] >= 3, 30, "batches waiting in the queue")
+    wait_until(
+        lambda: api.get("/stats").json["queues"]["verify"] >= 3, 30, "batches waiting in the queue"
+    )
     response = api.post("/verify", json={"requests": [request(*CORRECT)]})
     assert response.status_code == 200 and response.json["verdicts"][0]["passed"] == 2
-    assert api.get("/stats").json["queues"]["verify"] >= 1, "the sync request waited for the whole job"
+    assert api.get("/stats").json["queues"]["verify"] >= 1, (
+        "the sync request waited for the whole job"
+    )
     assert wait_for(api, job_id, "succeeded", "failed")["status"] == "succeeded"
 
 
@@ -86,12 +99,18 @@ def test_sync_verify_goes_ahead_of_a_big_jobs_batches(api, procfile, redis_serve
 def test_verify_worker_killed_mid_job_loses_and_duplicates_nothing(api, procfile, db):
     # A visibility timeout above the hard limit but short, so Redis hands the killed
     # worker's unacked batch to the new worker within seconds.
-    clocks = dict(VERIFY_CONCURRENCY="1", RLVR_VERIFY_HARD_SECONDS="10", RLVR_VERIFY_SOFT_SECONDS="8",
-                  RLVR_VISIBILITY_TIMEOUT="12")
+    clocks = dict(
+        VERIFY_CONCURRENCY="1",
+        RLVR_VERIFY_HARD_SECONDS="10",
+        RLVR_VERIFY_SOFT_SECONDS="8",
+        RLVR_VISIBILITY_TIMEOUT="12",
+    )
     procfile("coordinate")
     verify = procfile("verify", **clocks)
     job_id = submit(api, [slow(0.4)] * 16)
-    wait_until(lambda: api.get(f"/jobs/{job_id}").json["progress"]["done"] >= 4, 60, "a first batch")
+    wait_until(
+        lambda: api.get(f"/jobs/{job_id}").json["progress"]["done"] >= 4, 60, "a first batch"
+    )
     verify.kill()
     assert api.get(f"/jobs/{job_id}").json["progress"]["done"] < 16
     procfile("verify", **clocks)
@@ -114,7 +133,14 @@ def test_coordinator_killed_is_reaped_and_requeued(api, procfile, db):
     procfile("coordinate")
     job = wait_for(api, job_id, "succeeded", "failed", timeout=120)
     assert job["status"] == "succeeded" and job["attempt"] == 2
-    assert timeline(api, job_id) == ["queued", "running", "crashed", "queued", "running", "succeeded"]
+    assert timeline(api, job_id) == [
+        "queued",
+        "running",
+        "crashed",
+        "queued",
+        "running",
+        "succeeded",
+    ]
     with db.read() as s:
         messages = s.scalars(select(JobEvent.message).where(JobEvent.job_id == job_id)).all()
     assert any(m and m.startswith("requeued for attempt 2") for m in messages)
@@ -141,9 +167,15 @@ def test_a_verify_job_finishes_while_the_only_train_worker_is_busy(api, procfile
     job_id = submit(api, [request(*CORRECT), request(*WRONG)])
     job = wait_for(api, job_id, "succeeded", "failed", timeout=60)
     assert job["status"] == "succeeded" and job["result"]["all_passed"] == 1, job
-    claimed_by = [e["message"] for e in api.get(f"/jobs/{job_id}/events").json["events"] if e["status"] == "running"]
+    claimed_by = [
+        e["message"]
+        for e in api.get(f"/jobs/{job_id}/events").json["events"]
+        if e["status"] == "running"
+    ]
     assert claimed_by[0].startswith("claimed by coordinate@"), claimed_by
-    assert api.get(f"/jobs/{long_job}").json["status"] == "running", "the train job should still hold its worker"
+    assert api.get(f"/jobs/{long_job}").json["status"] == "running", (
+        "the train job should still hold its worker"
+    )
     api.post(f"/jobs/{long_job}/cancel")
     assert wait_for(api, long_job, "cancelled")["status"] == "cancelled"
 

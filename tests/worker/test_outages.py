@@ -39,7 +39,9 @@ class PostgresCluster:
         self.data, self.port = self.root / "data", free_port()
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
-        self._run("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8")
+        self._run(
+            "initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"
+        )
 
     @property
     def admin_url(self) -> str:
@@ -105,16 +107,24 @@ def test_postgres_restarted_under_a_running_and_a_queued_job(private_postgres, s
     procfile("beat", DATABASE_URL=url)
     running = submit(api, [slow(1.0)] * 16)  # four batches, one at a time: seconds of work
     wait_for(api, running, "running")
-    queued = submit(api, [request(*CORRECT)] * 2)  # behind it: the train worker runs one job at a time
+    queued = submit(
+        api, [request(*CORRECT)] * 2
+    )  # behind it: the train worker runs one job at a time
 
     private_postgres.stop()
     # The running job's process meets the outage and ends; the train worker then takes the
     # queued job's message, acked on receipt, and its claim fails too.
-    wait_until(lambda: re.search(rf"job {queued}: its process exited with 1", train.output()), 60,
-               "the queued job's claim to fail")
-    during = [api.get(f"/jobs/{running}"), api.get("/jobs"),
-              api.post("/jobs", json={"kind": "verify", "spec": {"requests": [request(*CORRECT)]}}),
-              api.get("/health")]
+    wait_until(
+        lambda: re.search(rf"job {queued}: its process exited with 1", train.output()),
+        60,
+        "the queued job's claim to fail",
+    )
+    during = [
+        api.get(f"/jobs/{running}"),
+        api.get("/jobs"),
+        api.post("/jobs", json={"kind": "verify", "spec": {"requests": [request(*CORRECT)]}}),
+        api.get("/health"),
+    ]
     assert [r.status_code for r in during] == [503, 503, 503, 503], [r.json for r in during]
     assert all(r.headers.get("Retry-After") == "5" for r in during[:3])
 
@@ -129,26 +139,43 @@ def test_postgres_restarted_under_a_running_and_a_queued_job(private_postgres, s
             seen.append(response.status_code)
             statuses.append(response.json.get("status"))
         return all(s in ("succeeded", "failed", "cancelled") for s in statuses)
+
     wait_until(both_done, 120, "both jobs to finish", every=0.5)
     assert set(seen) == {200}
     first, second = wait_for(api, running, "succeeded"), wait_for(api, queued, "succeeded")
     assert first["result"]["all_passed"] == 16 and second["result"]["all_passed"] == 2
-    assert timeline(api, running) == ["queued", "running", "crashed", "queued", "running", "succeeded"]
+    assert timeline(api, running) == [
+        "queued",
+        "running",
+        "crashed",
+        "queued",
+        "running",
+        "succeeded",
+    ]
     assert timeline(api, queued) == ["queued", "running", "succeeded"]
     with Database(app.extensions["rlvr"].settings.database_url).read() as s:
         indices = s.scalars(select(VerdictRow.index).where(VerdictRow.job_id == running)).all()
     assert sorted(indices) == list(range(16))  # nothing judged twice
-    assert re.search(rf"re-sent lost \[[^\]]*\b{queued}\b", verify.output()), "the reaper did not re-send it"
+    assert re.search(rf"re-sent lost \[[^\]]*\b{queued}\b", verify.output()), (
+        "the reaper did not re-send it"
+    )
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # a property of beat and Redis
 def test_health_reports_beat_killed(app, client, procfile, stack_settings):
     procfile("verify")
     beat = procfile("beat")
-    wait_until(lambda: client.get("/api/v1/health").status_code == 200, 30, "beat and the reaper to be seen")
+    wait_until(
+        lambda: client.get("/api/v1/health").status_code == 200,
+        30,
+        "beat and the reaper to be seen",
+    )
     beat.kill()
-    report = wait_until(lambda: (r := client.get("/api/v1/health")).status_code == 503 and r.json, 30,
-                        "health to notice beat is gone")
+    report = wait_until(
+        lambda: (r := client.get("/api/v1/health")).status_code == 503 and r.json,
+        30,
+        "health to notice beat is gone",
+    )
     assert not report["beat"]["ok"] and "is beat running?" in report["beat"]["error"]
     assert report["database"]["ok"] and report["redis"]["ok"]
 

@@ -10,9 +10,9 @@ import io
 import tarfile
 
 import pytest
+from support import GROUP, PROMPTS, TINY, rows_per_step, timeline, train_spec, wait_for, wait_until
 
 from service.db.models import ExperienceRow, MetricRow
-from support import GROUP, PROMPTS, TINY, rows_per_step, timeline, train_spec, wait_for, wait_until
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
@@ -23,19 +23,31 @@ def submit(api, kind: str, spec: dict) -> int:
     return response.json["id"]
 
 
-def test_train_job_stores_metrics_experiences_and_its_adapter(api, procfile, db, tiny_model, tmp_path):
+def test_train_job_stores_metrics_experiences_and_its_adapter(
+    api, procfile, db, tiny_model, tmp_path
+):
     procfile("train")
     job_id = submit(api, "train", train_spec(TINY, steps=3, checkpoint_every=2))
     job = wait_for(api, job_id, "succeeded", "failed", timeout=240)
     assert job["status"] == "succeeded", job["error"]
     assert job["result"]["steps"] == 3 and job["progress"]["done"] == 3
-    assert rows_per_step(db, job_id, ExperienceRow) == {1: PROMPTS * GROUP, 2: PROMPTS * GROUP, 3: PROMPTS * GROUP}
+    assert rows_per_step(db, job_id, ExperienceRow) == {
+        1: PROMPTS * GROUP,
+        2: PROMPTS * GROUP,
+        3: PROMPTS * GROUP,
+    }
 
     series = api.get(f"/jobs/{job_id}/metrics?names=reward,completions/mean_length").json["series"]
-    assert set(series) == {"reward", "completions/mean_length"} and [step for step, _ in series["reward"]] == [1, 2, 3]
+    assert set(series) == {"reward", "completions/mean_length"} and [
+        step for step, _ in series["reward"]
+    ] == [1, 2, 3]
     page = api.get(f"/jobs/{job_id}/experiences?step=2&limit=3&offset=1").json
     assert page["total"] == PROMPTS * GROUP and len(page["experiences"]) == 3
-    assert {(e["step"], e["prompt_index"], e["sample_index"]) for e in page["experiences"]} == {(2, 0, 1), (2, 0, 2), (2, 0, 3)}
+    assert {(e["step"], e["prompt_index"], e["sample_index"]) for e in page["experiences"]} == {
+        (2, 0, 1),
+        (2, 0, 2),
+        (2, 0, 3),
+    }
     first = page["experiences"][0]
     assert first["prompt"] and first["reward_components"] and first["verdict"] in ("pass", "fail")
     assert api.get(f"/jobs/{job_id}/experiences?limit=0").status_code == 400
@@ -49,27 +61,40 @@ def test_train_job_stores_metrics_experiences_and_its_adapter(api, procfile, db,
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), tmp_path / f"job-{job_id}-model")
+    model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_model), tmp_path / f"job-{job_id}-model"
+    )
     assert any("lora" in name for name, _ in model.named_parameters())
 
 
 def test_sft_output_starts_a_train_job_and_an_eval_reports_pass_at_k(api, procfile, tiny_model):
     procfile("train")
-    sft_id = submit(api, "sft", {
-        "model": {"name": TINY, "lora": None},
-        "task": {"name": "arithmetic", "max_digits": 1, "train_size": 64, "test_size": 8},
-        "max_steps": 3, "batch_size": 8,
-    })
+    sft_id = submit(
+        api,
+        "sft",
+        {
+            "model": {"name": TINY, "lora": None},
+            "task": {"name": "arithmetic", "max_digits": 1, "train_size": 64, "test_size": 8},
+            "max_steps": 3,
+            "batch_size": 8,
+        },
+    )
     sft = wait_for(api, sft_id, "succeeded", "failed", timeout=240)
     assert sft["status"] == "succeeded", sft["error"]
     train_id = submit(api, "train", train_spec(f"job:{sft_id}", steps=1))
     train = wait_for(api, train_id, "succeeded", "failed", timeout=240)
     assert train["status"] == "succeeded", train["error"]
-    eval_id = submit(api, "eval", {
-        "model": {"name": f"job:{train_id}"},
-        "task": {"name": "arithmetic", "max_digits": 1, "train_size": 8, "test_size": 8},
-        "num_samples": 4, "k": [1, 4], "sampling": {"max_new_tokens": 4},
-    })
+    eval_id = submit(
+        api,
+        "eval",
+        {
+            "model": {"name": f"job:{train_id}"},
+            "task": {"name": "arithmetic", "max_digits": 1, "train_size": 8, "test_size": 8},
+            "num_samples": 4,
+            "k": [1, 4],
+            "sampling": {"max_new_tokens": 4},
+        },
+    )
     result = wait_for(api, eval_id, "succeeded", "failed", timeout=240)
     assert result["status"] == "succeeded", result["error"]
     assert 0.0 <= result["result"]["pass@1"] <= result["result"]["pass@4"] <= 1.0
@@ -90,7 +115,7 @@ def test_killed_train_worker_resumes_from_its_checkpoint(api, procfile, db, tiny
     assert job["status"] == "succeeded", job["error"]
     assert job["attempt"] == 2 and job["result"]["resumed_from_step"] >= 2
     assert job["result"]["steps"] == steps
-    every_step = {step: PROMPTS * GROUP for step in range(1, steps + 1)}
+    every_step = dict.fromkeys(range(1, steps + 1), PROMPTS * GROUP)
     assert rows_per_step(db, job_id, ExperienceRow) == every_step  # none lost, none twice
     reward_rows = {s: n for s, n in rows_per_step(db, job_id, MetricRow).items()}
     assert sorted(reward_rows) == list(range(1, steps + 1))

@@ -21,7 +21,9 @@ def test_train_never_contains_a_test_expression_and_test_is_unique():
 
 
 def test_problems_are_deterministic_and_respect_options():
-    options = ArithmeticOptions(min_digits=3, max_digits=3, operators=["*", "-"], operands=3, test_size=20)
+    options = ArithmeticOptions(
+        min_digits=3, max_digits=3, operators=["*", "-"], operands=3, test_size=20
+    )
     first, again = build_task(options).problems("test"), build_task(options).problems("test")
     assert first == again
     for problem in first:
@@ -32,8 +34,16 @@ def test_problems_are_deterministic_and_respect_options():
 
 @pytest.mark.parametrize(
     "completion, grade",
-    [(" = 46", "pass"), ("=46", "pass"), (" = 46 and more", "pass"), (" = 45", "fail"), ("46", "fail"),
-     ("", "fail"), ("\n= 46", "fail"), (" = -46", "fail")],
+    [
+        (" = 46", "pass"),
+        ("=46", "pass"),
+        (" = 46 and more", "pass"),
+        (" = 45", "fail"),
+        ("46", "fail"),
+        ("", "fail"),
+        ("\n= 46", "fail"),
+        (" = -46", "fail"),
+    ],
 )
 def test_checker(completion, grade):
     task = build_task(ArithmeticOptions())

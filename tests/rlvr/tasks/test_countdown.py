@@ -58,14 +58,24 @@ def test_a_local_source_gives_both_splits_in_either_row_layout(datasets_root):
     def save(name, splits):
         (datasets_root / name).mkdir()
         for split, rows in splits.items():
-            (datasets_root / name / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+            (datasets_root / name / f"{split}.jsonl").write_text(
+                "".join(json.dumps(row) + "\n" for row in rows)
+            )
 
-    save("hub", {"train": [{"nums": [3, 4, 5], "target": 17}, {"nums": [2, 2, 2, 2], "target": 16}],
-                 "test": [{"nums": [1, 2], "target": 3}]})  # as the hub's Countdown sets
+    save(
+        "hub",
+        {
+            "train": [{"nums": [3, 4, 5], "target": 17}, {"nums": [2, 2, 2, 2], "target": 16}],
+            "test": [{"nums": [1, 2], "target": 3}],
+        },
+    )  # as the hub's Countdown sets
     save("d1", {"test": [{"input": "30,100,93", "output": "23"}]})  # as d1's file, the bundled one
 
     def read(source, split):
-        return [(p.metadata["numbers"], p.answer) for p in build_task(CountdownOptions(source=source)).problems(split)]
+        return [
+            (p.metadata["numbers"], p.answer)
+            for p in build_task(CountdownOptions(source=source)).problems(split)
+        ]
 
     assert read("local:hub", "train") == [([3, 4, 5], "17"), ([2, 2, 2, 2], "16")]
     assert read("local:hub", "test") == [([1, 2], "3")]

@@ -22,9 +22,11 @@ def test_all_problems_and_no_train_split():
 def test_bodies_and_whole_functions_are_judged(verify):
     task = HumanEval(HumanEvalOptions(limit=8))
     problems = task.problems("test")
-    assert task.grade(problems, [task.reference(p) for p in problems], verify=verify) == ["pass"] * 8
+    assert (
+        task.grade(problems, [task.reference(p) for p in problems], verify=verify) == ["pass"] * 8
+    )
     first = problems[0]
-    header = first.prompt[first.prompt.index("def "):].split("\n")[0]
+    header = first.prompt[first.prompt.index("def ") :].split("\n")[0]
     chat = f"Here is the function:\n```python\n{header}\n{first.answer}```\nIt compares every pair."
     grades = task.grade([first, first], [chat, "    return True\n"], verify=verify)
     assert grades[0] == "pass"

@@ -24,8 +24,14 @@ def test_splits_partition_the_file_and_solutions_pass():
 
 @pytest.mark.parametrize(
     "completion, grade",
-    [(r"\boxed{\dfrac{3}{4}}", "pass"), (r"\boxed{0.75}", "pass"), (r"\boxed{3/4}", "pass"),
-     (r"\boxed{\frac{3}{5}}", "fail"), (r"\frac{3}{4}", "fail"), (r"\boxed{\frac{3}{4}", "fail")],
+    [
+        (r"\boxed{\dfrac{3}{4}}", "pass"),
+        (r"\boxed{0.75}", "pass"),
+        (r"\boxed{3/4}", "pass"),
+        (r"\boxed{\frac{3}{5}}", "fail"),
+        (r"\frac{3}{4}", "fail"),
+        (r"\boxed{\frac{3}{4}", "fail"),
+    ],
 )
 def test_checker(completion, grade):
     problem = Problem(id="x", prompt="", answer=r"\frac{3}{4}")
@@ -33,8 +39,15 @@ def test_checker(completion, grade):
 
 
 def test_a_local_dataset_is_one_set_split_by_heldout_size(datasets_root):
-    rows = [{"problem": f"What is {n}+{n}?", "solution": f"It is \\boxed{{{2 * n}}}.", "answer": str(2 * n), "level": 1}
-            for n in range(5)]
+    rows = [
+        {
+            "problem": f"What is {n}+{n}?",
+            "solution": f"It is \\boxed{{{2 * n}}}.",
+            "answer": str(2 * n),
+            "level": 1,
+        }
+        for n in range(5)
+    ]
     datasets.Dataset.from_list(rows).save_to_disk(datasets_root / "doubles")
     task = build_task(Math500Options(source="local:doubles", heldout_size=2))
     train, test = task.problems("train"), task.problems("test")

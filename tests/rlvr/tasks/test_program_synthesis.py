@@ -4,7 +4,13 @@ import ast
 
 import pytest
 
-from rlvr.tasks.program_synthesis import ProgramSynthesis, ProgramSynthesisOptions, _ambiguous, _run, programs
+from rlvr.tasks.program_synthesis import (
+    ProgramSynthesis,
+    ProgramSynthesisOptions,
+    _ambiguous,
+    _run,
+    programs,
+)
 from rlvr.verifier import local_sandbox_verifier
 
 OPTIONS = ProgramSynthesisOptions(train_size=300, test_size=40)
@@ -39,8 +45,13 @@ def test_shown_examples_determine_the_hidden_answers(task):
     by_source = {p.source: p for p in table}
     for problem in task.problems("test"):
         program = by_source[problem.answer]
-        shown = [ast.literal_eval(line.split(")==")[0][2:]) for line in problem.prompt.splitlines()[:-2]]
-        hidden = [ast.literal_eval(t.split("f(", 1)[1].split(") == ")[0]) for t in problem.metadata["tests"]["tests"]]
+        shown = [
+            ast.literal_eval(line.split(")==")[0][2:]) for line in problem.prompt.splitlines()[:-2]
+        ]
+        hidden = [
+            ast.literal_eval(t.split("f(", 1)[1].split(") == ")[0])
+            for t in problem.metadata["tests"]["tests"]
+        ]
         assert len(shown) == OPTIONS.examples and len(hidden) == OPTIONS.hidden_tests
         assert not set(map(str, shown)) & set(map(str, hidden))
         assert not any(_ambiguous(other, program, shown, hidden) for other in table)
@@ -49,17 +60,25 @@ def test_shown_examples_determine_the_hidden_answers(task):
 
 def test_references_pass_and_copying_shown_outputs_does_not(task, verify):
     problems = task.problems("test")[:20]
-    assert task.grade(problems, [task.reference(p) for p in problems], verify=verify) == ["pass"] * 20
-    copied = [" " + p.prompt.splitlines()[0].split("==")[1] for p in problems]  # the first shown output
+    assert (
+        task.grade(problems, [task.reference(p) for p in problems], verify=verify) == ["pass"] * 20
+    )
+    copied = [
+        " " + p.prompt.splitlines()[0].split("==")[1] for p in problems
+    ]  # the first shown output
     grades = task.grade(problems, copied, verify=verify)
     assert "pass" not in grades
 
 
 def test_completions_become_programs(task, verify):
-    problem = next(p for p in task.problems("test") if p.answer == "sorted(xs)") if any(
-        p.answer == "sorted(xs)" for p in task.problems("test")) else task.problems("test")[0]
+    problem = (
+        next(p for p in task.problems("test") if p.answer == "sorted(xs)")
+        if any(p.answer == "sorted(xs)" for p in task.problems("test"))
+        else task.problems("test")[0]
+    )
     whole = f"```python\ndef f(xs):\n    return {problem.answer}\n```"
-    grades = task.grade([problem] * 3, [f" {problem.answer}\nsome trailing text", whole, " xs +"],
-                             verify=verify)
+    grades = task.grade(
+        [problem] * 3, [f" {problem.answer}\nsome trailing text", whole, " xs +"], verify=verify
+    )
     assert grades[:2] == ["pass", "pass"]
     assert grades[2] == "fail" and grades[2].tests[0].error_type == "SyntaxError"
