@@ -39,10 +39,7 @@ import stack  # noqa: E402  (deploy/stack.py)
 from sqlalchemy import create_engine  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from service.settings import (
-    load_settings,
-    sqlalchemy_url,
-)
+from service.settings import load_settings, sqlalchemy_url  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "queue_latency.json"
 PG_ADMIN_URL = sqlalchemy_url(

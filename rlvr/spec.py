@@ -504,7 +504,9 @@ class SFTSpec(_Spec):
 Spec = TypeVar("Spec", TrainSpec, EvalSpec, SFTSpec)
 
 
-def load_spec(path: str | Path, spec_type: type[Spec]) -> Spec:
+def load_spec[Spec: (TrainSpec, EvalSpec, SFTSpec)](
+    path: str | Path, spec_type: type[Spec]
+) -> Spec:
     """Read a YAML or JSON file into ``spec_type``; a ValidationError names bad fields."""
     text = Path(path).read_text(encoding="utf-8")
     data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)

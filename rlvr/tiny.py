@@ -21,7 +21,38 @@ SPECIAL_TOKENS = {"pad_token": "<|pad|>", "bos_token": "<|bos|>", "eos_token": "
 def _corpus(seed: int, size: int = 4000) -> list[str]:
     """Text the BPE merges are learned from: arithmetic, countdown and prompt boilerplate."""
     rng = random.Random(seed)
-    words = ["Question", "Answer", "Problem", "Solution", "Numbers", "Target", "Expression", "The", "answer", "is", "so", "total", "each", "how", "many", "what", "is", "of", "and", "the", "a", "to", "in", "for", "with", "make", "use", "put", "final", "boxed"]
+    words = [
+        "Question",
+        "Answer",
+        "Problem",
+        "Solution",
+        "Numbers",
+        "Target",
+        "Expression",
+        "The",
+        "answer",
+        "is",
+        "so",
+        "total",
+        "each",
+        "how",
+        "many",
+        "what",
+        "is",
+        "of",
+        "and",
+        "the",
+        "a",
+        "to",
+        "in",
+        "for",
+        "with",
+        "make",
+        "use",
+        "put",
+        "final",
+        "boxed",
+    ]
     lines = []
     for _ in range(size):
         a, b = rng.randint(0, 999), rng.randint(0, 999)

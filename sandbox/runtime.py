@@ -118,7 +118,7 @@ def _copy_interpreter(base: Path, python: Path, target: Path) -> None:
         ],
         dirs_exist_ok=True,
     )
-    for root, dirs, files in os.walk(staging):
+    for root, _dirs, files in os.walk(staging):
         os.chmod(root, 0o755)
         for f in files:
             p = os.path.join(root, f)

@@ -126,9 +126,10 @@ def batch_marker(job_id: int, start: int) -> str:
 
 
 # A short retry: a Redis that is down fails the send fast; the reaper sends again later.
-SEND_OPTIONS = dict(
-    ignore_result=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
-)
+SEND_OPTIONS = {
+    "ignore_result": True,
+    "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
+}
 
 
 def send_job(services: Services, job_id: int) -> None:

@@ -361,7 +361,7 @@ def mlflow_server(tmp_path_factory):
     assert MLFLOW_SERVER.exists(), f"{MLFLOW_SERVER} is missing: run scripts/bootstrap.sh"
     work: Path = tmp_path_factory.mktemp("mlflow")
     port = free_port()
-    log = open(work / "server.log", "wb")
+    log = open(work / "server.log", "wb")  # noqa: SIM115  (the server writes to it until teardown)
     server = subprocess.Popen(
         [
             str(MLFLOW_SERVER),

@@ -66,9 +66,9 @@ def api_credential() -> accounts.Credential:
     """The bearer token's credential. A read that carries no token may use the page session
     instead, so the pages' scripts read the same API as every other client; a write never
     may, since the API is exempt from CSRF checks."""
-    if "Authorization" not in request.headers and request.method in SAFE_METHODS:
-        if (found := session_credential()) is not None:
-            return found
+    reads_by_session = "Authorization" not in request.headers and request.method in SAFE_METHODS
+    if reads_by_session and (found := session_credential()) is not None:
+        return found
     found = bearer_credential()
     if found is None:
         raise ApiError(

@@ -4,7 +4,7 @@ shape what goes out, and are the OpenAPI document's schemas."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
 
@@ -34,7 +34,8 @@ def _submission(kind: str, spec: type[BaseModel]) -> type[_In]:
 class JobSubmission(
     RootModel[
         Annotated[
-            tuple(_submission(kind, job_kind.spec) for kind, job_kind in KINDS.items()),
+            # A union built from the registry: the `X | Y` syntax cannot take a computed tuple.
+            Union[tuple(_submission(kind, job_kind.spec) for kind, job_kind in KINDS.items())],  # noqa: UP007
             Field(discriminator="kind"),
         ]
     ]

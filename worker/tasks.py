@@ -24,12 +24,12 @@ from worker.app import app, services, settings
 
 log = get_task_logger(__name__)
 
-VERIFY_OPTIONS = dict(
-    acks_late=True,
-    reject_on_worker_lost=True,
-    soft_time_limit=settings.verify_soft_seconds,
-    time_limit=settings.verify_hard_seconds,
-)
+VERIFY_OPTIONS = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "soft_time_limit": settings.verify_soft_seconds,
+    "time_limit": settings.verify_hard_seconds,
+}
 
 
 @app.task(name=queues.RUN_JOB, acks_late=False, bind=True)

@@ -56,7 +56,7 @@ def test_program_cannot_take_over_the_expected_side_by_shadowing_a_builtin():
 
 
 def test_humaneval_check_function_uses_the_entry_point_and_stays_out_of_the_program():
-    tests = "import math\nMETADATA = {}\n\ndef check(candidate):\n    assert candidate(1) == 2\n    assert not candidate(0)\n"
+    tests = "import math\nMETADATA = {}\n\ndef check(candidate):\n    assert candidate(1) == 2\n    assert not candidate(0)\n"  # noqa: E501
     setup, checks = parse_tests(tests, entry_point="inc")
     assert [c.probes for c in checks] == [("inc(1)",), ("inc(0)",)]
     assert setup == "import math" and not any(c.judged_in_jail for c in checks)

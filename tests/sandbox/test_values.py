@@ -8,7 +8,7 @@ from sandbox.values import Opaque, ValueLimit, decode, encode
 
 
 @pytest.mark.parametrize("value", [
-    None, True, False, "s", 0, -1, 12345678901234567890, pytest.param(10 ** 5000, id="10**5000"), 1.5, -0.0, math.inf, 2 + 3j,
+    None, True, False, "s", 0, -1, 12345678901234567890, pytest.param(10 ** 5000, id="10**5000"), 1.5, -0.0, math.inf, 2 + 3j,  # noqa: E501
     [1, "a"], ((),), {1, 2}, frozenset({"x"}), {"k": [], 3: (4,)}, b"hi", bytearray(b"yo"),
     range(0, 5, 2),
 ])  # fmt: skip

@@ -66,7 +66,7 @@ def test_the_tenancy_settings(tmp_path):
             "RLVR_DATA_DIR": str(tmp_path),
             "SECRET_KEY": "signing-key-1",
             "RLVR_METRICS_TOKEN": "scrape-token-2",
-            "RLVR_JUDGE_ENDPOINTS": '{"ops": {"url": "https://judge.internal/v1", "model": "m", "api_key": "judge-key-3"}}',
+            "RLVR_JUDGE_ENDPOINTS": '{"ops": {"url": "https://judge.internal/v1", "model": "m", "api_key": "judge-key-3"}}',  # noqa: E501
         }
     )
     assert settings.models_dir == tmp_path / "models"  # registered:<name> is a folder here

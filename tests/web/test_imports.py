@@ -7,5 +7,5 @@ from support import ROOT
 
 
 def test_web_and_store_do_not_import_torch():
-    code = "import sys, service.db, service.queues, service.kinds\nfrom web import create_app\nassert 'torch' not in sys.modules"
+    code = "import sys, service.db, service.queues, service.kinds\nfrom web import create_app\nassert 'torch' not in sys.modules"  # noqa: E501
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -178,7 +178,7 @@ def test_the_docs_page_serves_swagger_ui_from_the_package(app):
 
 def test_the_document_states_the_bounds_the_server_enforces(doc):
     ops = {(path, method): op for path, method, op in operations(doc)}
-    for (path, method), op in ops.items():
+    for (path, _method), op in ops.items():
         if path != "/api/v1/openapi.json":  # every other view reads the database or Redis
             assert "503" in op["responses"], op["operationId"]
         assert ("413" in op["responses"]) == ("requestBody" in op), op["operationId"]

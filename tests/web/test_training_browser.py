@@ -57,7 +57,7 @@ def test_watch_a_train_job_grow_open_a_rollout_and_cancel_it(
     # every point is a vertex of the drawn line (markers are drawn only for short series)
     plotted, vertices = page.eval_on_selector(
         'figure[data-metric="reward"]',
-        "f => [Number(f.dataset.points), f.querySelector('polyline').getAttribute('points').trim().split(/\\s+/).length]",
+        "f => [Number(f.dataset.points), f.querySelector('polyline').getAttribute('points').trim().split(/\\s+/).length]",  # noqa: E501
     )
     assert plotted == vertices > seen
     done, total = map(int, page.inner_text("#progress").split("/"))

@@ -62,7 +62,9 @@ def test_two_verify_workers_share_a_train_jobs_programs(api, client, procfile, d
     job_id = run_job(api, code_spec(TINY, steps, prompts, overlap_verification=True))
     job = wait_for(api, job_id, "succeeded", "failed", timeout=300)
     assert job["status"] == "succeeded", job["error"]
-    assert rows_per_step(db, job_id, ExperienceRow) == dict.fromkeys(range(1, steps + 1), prompts * GROUP)
+    assert rows_per_step(db, job_id, ExperienceRow) == dict.fromkeys(
+        range(1, steps + 1), prompts * GROUP
+    )
     rows = verified_rows(db, job_id)
     assert all(reward is not None for reward, _ in rows)
     assert {worker for _, worker in rows} == {"verify-a", "verify-b"}
@@ -106,12 +108,12 @@ def test_verify_worker_killed_mid_batch_of_a_train_job(api, procfile, db, tiny_m
     # Short verify clocks: the job asks again for a batch that has not come back within the hard
     # time limit, and Redis hands the dead worker's unacked message to the other worker once the
     # visibility timeout has passed.
-    clocks = dict(
-        VERIFY_CONCURRENCY="1",
-        RLVR_VERIFY_HARD_SECONDS="10",
-        RLVR_VERIFY_SOFT_SECONDS="8",
-        RLVR_VISIBILITY_TIMEOUT="12",
-    )
+    clocks = {
+        "VERIFY_CONCURRENCY": "1",
+        "RLVR_VERIFY_HARD_SECONDS": "10",
+        "RLVR_VERIFY_SOFT_SECONDS": "8",
+        "RLVR_VISIBILITY_TIMEOUT": "12",
+    }
     procfile("train", **clocks)
     workers = {
         name: procfile("verify", args=f"-n {name}@%h", **clocks)
@@ -128,7 +130,9 @@ def test_verify_worker_killed_mid_batch_of_a_train_job(api, procfile, db, tiny_m
 
     job = wait_for(api, job_id, "succeeded", "failed", timeout=300)
     assert job["status"] == "succeeded", job["error"]
-    assert rows_per_step(db, job_id, ExperienceRow) == dict.fromkeys(range(1, steps + 1), prompts * GROUP)
+    assert rows_per_step(db, job_id, ExperienceRow) == dict.fromkeys(
+        range(1, steps + 1), prompts * GROUP
+    )
     rows = verified_rows(db, job_id)
     assert all(reward is not None for reward, _ in rows), "a batch was left unjudged"
     assert survivor in {worker for _, worker in rows}

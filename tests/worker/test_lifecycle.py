@@ -99,12 +99,12 @@ def test_sync_verify_goes_ahead_of_a_big_jobs_batches(api, procfile, redis_serve
 def test_verify_worker_killed_mid_job_loses_and_duplicates_nothing(api, procfile, db):
     # A visibility timeout above the hard limit but short, so Redis hands the killed
     # worker's unacked batch to the new worker within seconds.
-    clocks = dict(
-        VERIFY_CONCURRENCY="1",
-        RLVR_VERIFY_HARD_SECONDS="10",
-        RLVR_VERIFY_SOFT_SECONDS="8",
-        RLVR_VISIBILITY_TIMEOUT="12",
-    )
+    clocks = {
+        "VERIFY_CONCURRENCY": "1",
+        "RLVR_VERIFY_HARD_SECONDS": "10",
+        "RLVR_VERIFY_SOFT_SECONDS": "8",
+        "RLVR_VISIBILITY_TIMEOUT": "12",
+    }
     procfile("coordinate")
     verify = procfile("verify", **clocks)
     job_id = submit(api, [slow(0.4)] * 16)

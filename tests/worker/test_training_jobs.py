@@ -117,5 +117,5 @@ def test_killed_train_worker_resumes_from_its_checkpoint(api, procfile, db, tiny
     assert job["result"]["steps"] == steps
     every_step = dict.fromkeys(range(1, steps + 1), PROMPTS * GROUP)
     assert rows_per_step(db, job_id, ExperienceRow) == every_step  # none lost, none twice
-    reward_rows = {s: n for s, n in rows_per_step(db, job_id, MetricRow).items()}
+    reward_rows = dict(rows_per_step(db, job_id, MetricRow).items())
     assert sorted(reward_rows) == list(range(1, steps + 1))
