@@ -49,7 +49,13 @@ def cpu_seconds() -> float:
     """This process's CPU, its reaped children's, and its live descendants': the sandbox's
     jails live for a thousand programs, so their CPU reaches `os.times()` only when they end."""
     times = os.times()
-    return times.user + times.system + times.children_user + times.children_system + _live_descendants_cpu()
+    return (
+        times.user
+        + times.system
+        + times.children_user
+        + times.children_system
+        + _live_descendants_cpu()
+    )
 
 
 def _live_descendants_cpu() -> float:
@@ -97,29 +103,57 @@ class StepLog(Callback):
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         if "eval/greedy/pass_rate" in metrics:
             self.evals.append({"step": step, "greedy_pass@1": metrics["eval/greedy/pass_rate"]})
-            print(f"  step {step:3d} held-out greedy pass@1 {metrics['eval/greedy/pass_rate']:.3f}", flush=True)
+            print(
+                f"  step {step:3d} held-out greedy pass@1 {metrics['eval/greedy/pass_rate']:.3f}",
+                flush=True,
+            )
             return
         if "step_time" not in metrics:
             return
         verifying = self.verify.stats.seconds - self.seen
         self.seen = self.verify.stats.seconds
-        self.rows.append({"step": step, "step_time": metrics["step_time"], "verify_time": verifying,
-                          "reward": metrics["reward"], "pass_rate": metrics["pass_rate"]})
-        print(f"  step {step:3d} reward {metrics['reward']:+.3f} pass {metrics['pass_rate']:.2f} "
-              f"step {metrics['step_time']:.1f}s verify {verifying:.1f}s", flush=True)
+        self.rows.append(
+            {
+                "step": step,
+                "step_time": metrics["step_time"],
+                "verify_time": verifying,
+                "reward": metrics["reward"],
+                "pass_rate": metrics["pass_rate"],
+            }
+        )
+        print(
+            f"  step {step:3d} reward {metrics['reward']:+.3f} pass {metrics['pass_rate']:.2f} "
+            f"step {metrics['step_time']:.1f}s verify {verifying:.1f}s",
+            flush=True,
+        )
 
     def should_stop(self) -> bool:
         return cpu_seconds() > self.cpu_limit
 
 
-def held_out(model_dir: str, task_options: ProgramSynthesisOptions, verify, samples: int) -> dict[str, float]:
+def held_out(
+    model_dir: str, task_options: ProgramSynthesisOptions, verify, samples: int
+) -> dict[str, float]:
     model, tokenizer, _ = load_policy(ModelSpec(name=model_dir, lora=None))
     task = build_task(task_options)
-    found = evaluate(model, tokenizer, task, task.problems("test"), task.default_rewards,
-                     SamplingSpec(max_new_tokens=32), greedy=True, num_samples=samples, ks=[1],
-                     batch_size=256, verify=verify)
-    return {"greedy_pass@1": found["greedy/pass_rate"], "sampled_pass@1": found["pass@1"],
-            "mean_reward": found["mean_reward"]}
+    found = evaluate(
+        model,
+        tokenizer,
+        task,
+        task.problems("test"),
+        task.default_rewards,
+        SamplingSpec(max_new_tokens=32),
+        greedy=True,
+        num_samples=samples,
+        ks=[1],
+        batch_size=256,
+        verify=verify,
+    )
+    return {
+        "greedy_pass@1": found["greedy/pass_rate"],
+        "sampled_pass@1": found["pass@1"],
+        "mean_reward": found["mean_reward"],
+    }
 
 
 def main() -> None:
@@ -131,13 +165,23 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=8, help="GRPO prompts per step")
     parser.add_argument("--group", type=int, default=8, help="GRPO samples per prompt")
     parser.add_argument("--warmup", type=int, default=20, help="GRPO learning-rate warmup steps")
-    parser.add_argument("--kl", type=float, default=0.0, help="weight of the KL penalty to the SFT model")
-    parser.add_argument("--eval-every", type=int, default=50, help="held-out eval every N GRPO steps (0: off)")
+    parser.add_argument(
+        "--kl", type=float, default=0.0, help="weight of the KL penalty to the SFT model"
+    )
+    parser.add_argument(
+        "--eval-every", type=int, default=50, help="held-out eval every N GRPO steps (0: off)"
+    )
     parser.add_argument("--ppo-epochs", type=int, default=1, help="passes over each step's samples")
-    parser.add_argument("--partial-scale", type=float, default=0.0,
-                        help="code_tests reward per passed fraction when some tests fail")
+    parser.add_argument(
+        "--partial-scale",
+        type=float,
+        default=0.0,
+        help="code_tests reward per passed fraction when some tests fail",
+    )
     parser.add_argument("--sft-dir", help="reuse this SFT result instead of training one")
-    parser.add_argument("--samples", type=int, default=4, help="samples per held-out problem for pass@1")
+    parser.add_argument(
+        "--samples", type=int, default=4, help="samples per held-out problem for pass@1"
+    )
     parser.add_argument("--work-dir", default="/tmp/learn_code")
     parser.add_argument("--out", default="bench/results/learn_code.json")
     args = parser.parse_args()
@@ -154,27 +198,54 @@ def main() -> None:
     phases["base"].update(clock.report())
     print("base", phases["base"], flush=True)
 
-    sft_spec = SFTSpec.model_validate({
-        "model": {"name": base_dir, "lora": None}, "task": task.model_dump(), "max_steps": args.sft_steps,
-        "batch_size": 32, "learning_rate": 2e-3, "warmup_steps": 10, "eval_size": 16, "max_new_tokens": 32,
-    })
+    sft_spec = SFTSpec.model_validate(
+        {
+            "model": {"name": base_dir, "lora": None},
+            "task": task.model_dump(),
+            "max_steps": args.sft_steps,
+            "batch_size": 32,
+            "learning_rate": 2e-3,
+            "warmup_steps": 10,
+            "eval_size": 16,
+            "max_new_tokens": 32,
+        }
+    )
     with Clock() as clock:
         sft_dir = args.sft_dir or str(run_sft(sft_spec, work / "sft", verify=verify).final_dir)
         phases["sft"] = {"held_out": held_out(sft_dir, task, verify, args.samples)}
     phases["sft"].update(clock.report())
     print("sft", phases["sft"], flush=True)
 
-    rl_spec = TrainSpec.model_validate({
-        "model": {"name": sft_dir, "lora": None}, "task": task.model_dump(),
-        "rewards": [{"name": "code_tests", "kwargs": {"partial_scale": args.partial_scale}}],
-        "algorithm": {"name": "grpo", "group_size": args.group, "clip_low": 0.2, "clip_high": 0.28,
-                      "ppo_epochs": args.ppo_epochs, "minibatches": args.ppo_epochs,
-                      "kl_coef": args.kl},
-        "sampling": {"max_new_tokens": 32, "temperature": args.temperature},
-        "optim": {"learning_rate": args.lr, "warmup_steps": args.warmup, "prompts_per_step": args.prompts, "seed": 0},
-        "data": {"dynamic_sampling": True, "max_refills": 2, "eval_every": args.eval_every, "eval_size": task.test_size},
-        "stopping": {"max_steps": 100_000},
-    })
+    rl_spec = TrainSpec.model_validate(
+        {
+            "model": {"name": sft_dir, "lora": None},
+            "task": task.model_dump(),
+            "rewards": [{"name": "code_tests", "kwargs": {"partial_scale": args.partial_scale}}],
+            "algorithm": {
+                "name": "grpo",
+                "group_size": args.group,
+                "clip_low": 0.2,
+                "clip_high": 0.28,
+                "ppo_epochs": args.ppo_epochs,
+                "minibatches": args.ppo_epochs,
+                "kl_coef": args.kl,
+            },
+            "sampling": {"max_new_tokens": 32, "temperature": args.temperature},
+            "optim": {
+                "learning_rate": args.lr,
+                "warmup_steps": args.warmup,
+                "prompts_per_step": args.prompts,
+                "seed": 0,
+            },
+            "data": {
+                "dynamic_sampling": True,
+                "max_refills": 2,
+                "eval_every": args.eval_every,
+                "eval_size": task.test_size,
+            },
+            "stopping": {"max_steps": 100_000},
+        }
+    )
     steps = StepLog(verify, args.rl_cpu_minutes * 60)
     with Clock() as clock:
         result = train(rl_spec, work / "grpo", steps, verify)
@@ -185,17 +256,26 @@ def main() -> None:
     step_time = sum(row["step_time"] for row in steps.rows)
     verify_time = sum(row["verify_time"] for row in steps.rows)
     report = {
-        "command": "python bench/learn_code.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "torch_threads": 1,
-                    "load_average_at_end": os.getloadavg()},
+        "command": "python bench/learn_code.py "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
+        "machine": {
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "torch_threads": 1,
+            "load_average_at_end": os.getloadavg(),
+        },
         "task": task.model_dump(),
         "phases": phases,
         "gain_points": {
-            metric: round(100 * (phases["grpo"]["held_out"][metric] - phases["sft"]["held_out"][metric]), 1)
+            metric: round(
+                100 * (phases["grpo"]["held_out"][metric] - phases["sft"]["held_out"][metric]), 1
+            )
             for metric in ("greedy_pass@1", "sampled_pass@1")
         },
         "gain_points_from_base": {
-            metric: round(100 * (phases["grpo"]["held_out"][metric] - phases["base"]["held_out"][metric]), 1)
+            metric: round(
+                100 * (phases["grpo"]["held_out"][metric] - phases["base"]["held_out"][metric]), 1
+            )
             for metric in ("greedy_pass@1", "sampled_pass@1")
         },
         "grpo_steps": len(steps.rows),
@@ -205,7 +285,8 @@ def main() -> None:
         "unjudged": verify.stats.unjudged,
         "total_wall_seconds": round(time.perf_counter() - started_wall, 1),
         "total_cpu_seconds": round(cpu_seconds() - started_cpu, 1),
-        "held_out_curve": [{"step": 0, "greedy_pass@1": phases["sft"]["held_out"]["greedy_pass@1"]}] + steps.evals,
+        "held_out_curve": [{"step": 0, "greedy_pass@1": phases["sft"]["held_out"]["greedy_pass@1"]}]
+        + steps.evals,
         "steps": steps.rows,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -43,8 +43,17 @@ from service.settings import load_settings  # noqa: E402
 from service.settings import sqlalchemy_url  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "queue_latency.json"
-PG_ADMIN_URL = sqlalchemy_url(os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"))
-JOB = {"kind": "verify", "spec": {"requests": [{"program": "x = 1", "tests": {"kind": "function", "tests": ["assert x == 1"]}}]}}
+PG_ADMIN_URL = sqlalchemy_url(
+    os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
+)
+JOB = {
+    "kind": "verify",
+    "spec": {
+        "requests": [
+            {"program": "x = 1", "tests": {"kind": "function", "tests": ["assert x == 1"]}}
+        ]
+    },
+}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -109,8 +118,15 @@ def run_backend(name: str, database_url: str | None, args, redis_url: str, data_
         # neighbour on this machine slows both alike; the medians are reported.
         status_rps, bare_rps = [], []
         for _ in range(args.rounds):
-            status_rps.append(requests_per_second(base.removeprefix("http://"), f"/api/v1/jobs/{job_id}",
-                                                  {"Authorization": f"Bearer {token}"}, args.seconds, args.clients))
+            status_rps.append(
+                requests_per_second(
+                    base.removeprefix("http://"),
+                    f"/api/v1/jobs/{job_id}",
+                    {"Authorization": f"Bearer {token}"},
+                    args.seconds,
+                    args.clients,
+                )
+            )
             bare_rps.append(requests_per_second(bare_bind, "/ping", {}, args.seconds, args.clients))
     finally:
         if bare:
@@ -122,22 +138,48 @@ def run_backend(name: str, database_url: str | None, args, redis_url: str, data_
     return {
         "backend": name,
         "jobs": args.jobs,
-        "submit_to_running_ms": {"p50": round(percentile(latencies, 0.5), 1), "p99": round(percentile(latencies, 0.99), 1),
-                                 "min": round(min(latencies), 1), "mean": round(statistics.fmean(latencies), 1)},
+        "submit_to_running_ms": {
+            "p50": round(percentile(latencies, 0.5), 1),
+            "p99": round(percentile(latencies, 0.99), 1),
+            "min": round(min(latencies), 1),
+            "mean": round(statistics.fmean(latencies), 1),
+        },
         "status_rps": round(status),
         "bare_rps": round(baseline),
         "status_vs_bare": round(status / baseline, 3),
-        "rounds": {"status_rps": [round(r) for r in status_rps], "bare_rps": [round(r) for r in bare_rps]},
-        "gunicorn": {"workers": settings.web_workers, "threads": settings.web_threads, "worker_class": "gthread"},
+        "rounds": {
+            "status_rps": [round(r) for r in status_rps],
+            "bare_rps": [round(r) for r in bare_rps],
+        },
+        "gunicorn": {
+            "workers": settings.web_workers,
+            "threads": settings.web_threads,
+            "worker_class": "gthread",
+        },
     }
 
 
 def start_bare(env: dict) -> tuple[subprocess.Popen, str]:
     """The bare Flask app under gunicorn with the project's config file, on a free port."""
     bind = stack.free_bind()
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py",
-                               "--pythonpath", "bench", "--bind", bind, "bare_app:app"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            "deploy/gunicorn.conf.py",
+            "--pythonpath",
+            "bench",
+            "--bind",
+            bind,
+            "bare_app:app",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -163,21 +205,50 @@ def postgres_database() -> tuple[str, callable] | None:
     def drop():
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+
     return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False), drop
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jobs", type=int, default=50, help="jobs for the latency figures (default %(default)s)")
-    parser.add_argument("--seconds", type=float, default=4.0, help="load per endpoint per round (default %(default)s)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per endpoint (default %(default)s)")
-    parser.add_argument("--clients", type=int, default=4, help="load client processes (default %(default)s)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=50, help="jobs for the latency figures (default %(default)s)"
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=4.0,
+        help="load per endpoint per round (default %(default)s)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternating rounds per endpoint (default %(default)s)",
+    )
+    parser.add_argument(
+        "--clients", type=int, default=4, help="load client processes (default %(default)s)"
+    )
     args = parser.parse_args()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="rlvr-bench-") as tmp:
         port = stack.free_bind().split(":")[1]
-        broker = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "",
-                                   "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        broker = subprocess.Popen(
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                port,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         try:
             client = redis.Redis(port=int(port))
             for _ in range(50):
@@ -189,25 +260,47 @@ def main() -> int:
             runs = [run_backend("sqlite", None, args, f"redis://127.0.0.1:{port}/0", Path(tmp))]
             if pg := postgres_database():
                 try:
-                    runs.append(run_backend("postgres", pg[0], args, f"redis://127.0.0.1:{port}/1", Path(tmp)))
+                    runs.append(
+                        run_backend(
+                            "postgres", pg[0], args, f"redis://127.0.0.1:{port}/1", Path(tmp)
+                        )
+                    )
                 finally:
                     pg[1]()
         finally:
             broker.terminate()
             broker.wait(10)
-    print(f"\n{'backend':<10}{'p50 ms':>9}{'p99 ms':>9}{'GET /jobs/<id> rps':>20}{'bare rps':>10}{'ratio':>7}")
+    print(
+        f"\n{'backend':<10}{'p50 ms':>9}{'p99 ms':>9}{'GET /jobs/<id> rps':>20}{'bare rps':>10}{'ratio':>7}"
+    )
     for r in runs:
         ms = r["submit_to_running_ms"]
-        print(f"{r['backend']:<10}{ms['p50']:>9}{ms['p99']:>9}{r['status_rps']:>20}{r['bare_rps']:>10}"
-              f"{r['status_vs_bare']:>7}")
+        print(
+            f"{r['backend']:<10}{ms['p50']:>9}{ms['p99']:>9}{r['status_rps']:>20}{r['bare_rps']:>10}"
+            f"{r['status_vs_bare']:>7}"
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                    "load_average_before": [round(x, 2) for x in load_before]},
-        "load": {"clients": args.clients, "seconds_per_round": args.seconds, "rounds": args.rounds},
-        "targets": {"submit_to_running_p50_ms": 50, "status_vs_bare": 0.5},
-        "runs": runs,
-    }, indent=2) + "\n")
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                    "load_average_before": [round(x, 2) for x in load_before],
+                },
+                "load": {
+                    "clients": args.clients,
+                    "seconds_per_round": args.seconds,
+                    "rounds": args.rounds,
+                },
+                "targets": {"submit_to_running_p50_ms": 50, "status_vs_bare": 0.5},
+                "runs": runs,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {RESULTS.relative_to(ROOT)}")
     return 0
 

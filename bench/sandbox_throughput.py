@@ -87,7 +87,9 @@ def run_pool(fn, rows: list[dict], workers: int) -> dict:
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(fn, rows))
-    return summarise([ok for ok, _ in results], [t for _, t in results], time.perf_counter() - start)
+    return summarise(
+        [ok for ok, _ in results], [t for _, t in results], time.perf_counter() - start
+    )
 
 
 def nsjail_one(box: Sandbox, row: dict) -> tuple[bool, float]:
@@ -111,11 +113,15 @@ def summarise(passed: list[bool], latencies: list[float], elapsed: float) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="first N samples only")
-    parser.add_argument("--multipliers", default="1,2,3", help="workers per core to try, comma-separated")
+    parser.add_argument(
+        "--multipliers", default="1,2,3", help="workers per core to try, comma-separated"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON results")
     args = parser.parse_args()
 
-    rows = [json.loads(line) for line in MBPP.read_text().splitlines() if line.strip()][: args.limit]
+    rows = [json.loads(line) for line in MBPP.read_text().splitlines() if line.strip()][
+        : args.limit
+    ]
     cores = os.cpu_count() or 1
     load_at_start = os.getloadavg()
     with Sandbox() as box:
@@ -127,27 +133,58 @@ def main() -> None:
         runs: dict[str, dict[int, dict]] = {m: {} for m in modes}
         for workers in (cores * int(m) for m in args.multipliers.split(",")):
             for name, fn in modes.items():
-                runs[name][workers] = result = {**fn(workers), "load_average_1min_after": round(os.getloadavg()[0], 2)}
+                runs[name][workers] = result = {
+                    **fn(workers),
+                    "load_average_1min_after": round(os.getloadavg()[0], 2),
+                }
                 print(f"{name:7s} workers={workers:<3d} {result}", file=sys.stderr)
         cgroups = box.cgroups
-    best = {m: max(({"workers": w, **r} for w, r in by_w.items()), key=lambda r: r["samples_per_second"])
-            for m, by_w in runs.items()}
-    ratios = {
-        "nsjail_vs_naive": round(best["nsjail"]["samples_per_second"] / best["naive"]["samples_per_second"], 2),
-        "nsjail_vs_fork": round(best["nsjail"]["samples_per_second"] / best["fork"]["samples_per_second"], 2),
+    best = {
+        m: max(
+            ({"workers": w, **r} for w, r in by_w.items()), key=lambda r: r["samples_per_second"]
+        )
+        for m, by_w in runs.items()
     }
-    print(f"\n{'mode':8s} {'workers':>7s} {'samples/s':>10s} {'p50 ms':>8s} {'p99 ms':>8s} {'passed':>9s}")
+    ratios = {
+        "nsjail_vs_naive": round(
+            best["nsjail"]["samples_per_second"] / best["naive"]["samples_per_second"], 2
+        ),
+        "nsjail_vs_fork": round(
+            best["nsjail"]["samples_per_second"] / best["fork"]["samples_per_second"], 2
+        ),
+    }
+    print(
+        f"\n{'mode':8s} {'workers':>7s} {'samples/s':>10s} {'p50 ms':>8s} {'p99 ms':>8s} {'passed':>9s}"
+    )
     for name, res in best.items():
-        print(f"{name:8s} {res['workers']:7d} {res['samples_per_second']:10.1f} {res['p50_ms']:8.1f} "
-              f"{res['p99_ms']:8.1f} {res['passed']:>4d}/{res['samples']}")
-    print(f"\nnsjail / naive = {ratios['nsjail_vs_naive']}x   nsjail / fork = {ratios['nsjail_vs_fork']}x")
+        print(
+            f"{name:8s} {res['workers']:7d} {res['samples_per_second']:10.1f} {res['p50_ms']:8.1f} "
+            f"{res['p99_ms']:8.1f} {res['passed']:>4d}/{res['samples']}"
+        )
+    print(
+        f"\nnsjail / naive = {ratios['nsjail_vs_naive']}x   nsjail / fork = {ratios['nsjail_vs_fork']}x"
+    )
     print(f"load average: {load_at_start[0]:.2f} at start, {os.getloadavg()[0]:.2f} at end")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "machine": {"cores": cores, "python": sys.version.split()[0], "naive_binary": PYTHON,
-                    "load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg()},
-        "best": best, "ratios": ratios, "all_runs": runs, "cgroups": cgroups,
-    }, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps(
+            {
+                "machine": {
+                    "cores": cores,
+                    "python": sys.version.split()[0],
+                    "naive_binary": PYTHON,
+                    "load_average_at_start": load_at_start,
+                    "load_average_at_end": os.getloadavg(),
+                },
+                "best": best,
+                "ratios": ratios,
+                "all_runs": runs,
+                "cgroups": cgroups,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {args.out}")
 
 

@@ -9,10 +9,27 @@ Imports nothing else of this project; see README "The sandbox".
 from sandbox.checks import TestSpecError
 from sandbox.core import Sandbox, SandboxUnavailable, verify
 from sandbox.models import (
-    FunctionTests, Limits, ScriptRun, StdioCase, StdioTests, TestOutcome, Verdict, VerifyRequest,
+    FunctionTests,
+    Limits,
+    ScriptRun,
+    StdioCase,
+    StdioTests,
+    TestOutcome,
+    Verdict,
+    VerifyRequest,
 )
 
 __all__ = [
-    "FunctionTests", "Limits", "Sandbox", "SandboxUnavailable", "ScriptRun", "StdioCase", "StdioTests",
-    "TestOutcome", "TestSpecError", "Verdict", "VerifyRequest", "verify",
+    "FunctionTests",
+    "Limits",
+    "Sandbox",
+    "SandboxUnavailable",
+    "ScriptRun",
+    "StdioCase",
+    "StdioTests",
+    "TestOutcome",
+    "TestSpecError",
+    "Verdict",
+    "VerifyRequest",
+    "verify",
 ]

@@ -18,20 +18,42 @@ from sandbox.models import Limits, Verdict
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    verify = sub.add_parser("verify", help="verify (program, tests) lines; MBPP rows are accepted as they are")
+    verify = sub.add_parser(
+        "verify", help="verify (program, tests) lines; MBPP rows are accepted as they are"
+    )
     verify.add_argument("file", help="JSONL file of VerifyRequest objects or MBPP rows")
-    verify.add_argument("--json", action="store_true", help="print one verdict per line as JSON, then the summary on stderr")
-    verify.add_argument("--concurrency", type=int, default=default_concurrency(),
-                        help="programs at once (default: twice the cores)")
-    verify.add_argument("--wall-seconds", type=float, help="override every request's wall-clock limit")
-    verify.add_argument("--show-failures", type=int, default=10, metavar="N", help="list up to N failing ids")
+    verify.add_argument(
+        "--json",
+        action="store_true",
+        help="print one verdict per line as JSON, then the summary on stderr",
+    )
+    verify.add_argument(
+        "--concurrency",
+        type=int,
+        default=default_concurrency(),
+        help="programs at once (default: twice the cores)",
+    )
+    verify.add_argument(
+        "--wall-seconds", type=float, help="override every request's wall-clock limit"
+    )
+    verify.add_argument(
+        "--show-failures", type=int, default=10, metavar="N", help="list up to N failing ids"
+    )
     args = parser.parse_args(argv)
 
     try:
         requests = list(read_requests(args.file))
         if args.wall_seconds:
-            requests = [r.model_copy(update={"limits": Limits(**{**r.limits.model_dump(), "wall_seconds": args.wall_seconds})})
-                        for r in requests]
+            requests = [
+                r.model_copy(
+                    update={
+                        "limits": Limits(
+                            **{**r.limits.model_dump(), "wall_seconds": args.wall_seconds}
+                        )
+                    }
+                )
+                for r in requests
+            ]
         box = Sandbox()
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -80,7 +102,9 @@ def format_summary(summary: dict, show: int) -> str:
     ]
     if summary["failing_ids"] and show:
         ids = summary["failing_ids"]
-        lines.append(f"not all passed: {', '.join(map(str, ids[:show]))}{' ...' if len(ids) > show else ''}")
+        lines.append(
+            f"not all passed: {', '.join(map(str, ids[:show]))}{' ...' if len(ids) > show else ''}"
+        )
     return "\n".join(lines)
 
 

@@ -15,7 +15,9 @@ from typing import Any
 from sandbox.models import FunctionTests, Limits, VerifyRequest
 
 
-def from_mbpp(row: dict[str, Any], *, program: str | None = None, limits: Limits | None = None) -> VerifyRequest:
+def from_mbpp(
+    row: dict[str, Any], *, program: str | None = None, limits: Limits | None = None
+) -> VerifyRequest:
     """The request that checks `program` (default: the row's reference code) against its tests."""
     return VerifyRequest(
         id=str(row["task_id"]),

@@ -19,20 +19,36 @@ class _Model(BaseModel):
 class Limits(_Model):
     """Resource limits for one jail (one program with all of its test cases)."""
 
-    wall_seconds: float = Field(20.0, gt=0, le=600, description="Wall-clock limit for the whole jail.")
-    cpu_seconds: int = Field(20, gt=0, le=600, description="CPU-time limit (RLIMIT_CPU) for each process of the run.")
+    wall_seconds: float = Field(
+        20.0, gt=0, le=600, description="Wall-clock limit for the whole jail."
+    )
+    cpu_seconds: int = Field(
+        20, gt=0, le=600, description="CPU-time limit (RLIMIT_CPU) for each process of the run."
+    )
     test_seconds: float = Field(
-        5.0, gt=0, le=600, description="Limit for a single test case; a slow case becomes `timeout`."
+        5.0,
+        gt=0,
+        le=600,
+        description="Limit for a single test case; a slow case becomes `timeout`.",
     )
     memory_mb: int = Field(
-        512, ge=32, le=65536,
+        512,
+        ge=32,
+        le=65536,
         description="Memory for the program and all it starts (the jail's cgroup holds this plus the zygote's).",
     )
-    max_pids: int = Field(16, ge=2, le=4096, description="Most processes and threads alive at once.")
-    output_bytes: int = Field(
-        1 << 20, ge=1024, le=1 << 30, description="Cap on each process's stdout, stderr and reports, each."
+    max_pids: int = Field(
+        16, ge=2, le=4096, description="Most processes and threads alive at once."
     )
-    tmpfs_mb: int = Field(16, ge=1, le=4096, description="Size of the writable /tmp inside the jail.")
+    output_bytes: int = Field(
+        1 << 20,
+        ge=1024,
+        le=1 << 30,
+        description="Cap on each process's stdout, stderr and reports, each.",
+    )
+    tmpfs_mb: int = Field(
+        16, ge=1, le=4096, description="Size of the writable /tmp inside the jail."
+    )
 
 
 class FunctionTests(_Model):
@@ -46,14 +62,20 @@ class FunctionTests(_Model):
     """
 
     kind: Literal["function"] = "function"
-    tests: list[str] | str = Field(description="Assert statements (a list) or test source code (a string).")
+    tests: list[str] | str = Field(
+        description="Assert statements (a list) or test source code (a string)."
+    )
     setup: str = Field("", description="Code run in the jail after the program, before the tests.")
-    entry_point: str | None = Field(None, description="Name of the function HumanEval's `check` receives.")
+    entry_point: str | None = Field(
+        None, description="Name of the function HumanEval's `check` receives."
+    )
 
 
 class StdioCase(_Model):
     stdin: str = ""
-    stdout: str = Field(description="Expected output; compared whole, trailing whitespace normalised.")
+    stdout: str = Field(
+        description="Expected output; compared whole, trailing whitespace normalised."
+    )
 
 
 class StdioTests(_Model):
@@ -91,7 +113,9 @@ class TestOutcome(_Model):
     __test__ = False  # not a pytest class
 
     outcome: Outcome
-    error_type: str | None = Field(None, description="Exception type name for `error`, e.g. `ZeroDivisionError`.")
+    error_type: str | None = Field(
+        None, description="Exception type name for `error`, e.g. `ZeroDivisionError`."
+    )
     detail: str | None = Field(None, description="What the program returned or raised, shortened.")
 
 

@@ -63,17 +63,25 @@ def prepare(runtime_dir: Path | None = None, *, copy: bool | None = None) -> Run
     (running as root with an unprivileged jail uid). A copy is made once and reused.
     """
     base = Path(sys.base_prefix).resolve()
-    python = Path(sys.base_exec_prefix, "bin", f"python{sys.version_info[0]}.{sys.version_info[1]}").resolve()
+    python = Path(
+        sys.base_exec_prefix, "bin", f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    ).resolve()
     if copy is None:
         copy = not (world_traversable(python) and world_traversable(base / "lib"))
     if not copy:
-        return Runtime(str(python), str(base / "lib"), (str(base), *_library_dirs()), _library_links())
+        return Runtime(
+            str(python), str(base / "lib"), (str(base), *_library_dirs()), _library_links()
+        )
 
     target = (runtime_dir or default_runtime_dir()) / f"python{sys.version.split()[0]}"
     if not target.exists():
         _copy_interpreter(base, python, target)
-    return Runtime(str(target / "bin" / python.name), str(target / "lib"), (str(target), *_library_dirs()),
-                   _library_links())
+    return Runtime(
+        str(target / "bin" / python.name),
+        str(target / "lib"),
+        (str(target), *_library_dirs()),
+        _library_links(),
+    )
 
 
 def _library_dirs() -> tuple[str, ...]:
@@ -82,7 +90,9 @@ def _library_dirs() -> tuple[str, ...]:
 
 
 def _library_links() -> tuple[tuple[str, str], ...]:
-    return tuple((p, os.readlink(p)) for p in SYSTEM_LIBRARY_DIRS if os.path.islink(p) and os.path.isdir(p))
+    return tuple(
+        (p, os.readlink(p)) for p in SYSTEM_LIBRARY_DIRS if os.path.islink(p) and os.path.isdir(p)
+    )
 
 
 def _copy_interpreter(base: Path, python: Path, target: Path) -> None:
@@ -100,7 +110,11 @@ def _copy_interpreter(base: Path, python: Path, target: Path) -> None:
         stdlib,
         staging / "lib" / stdlib.name,
         ignore=lambda _d, names: [
-            n for n in names if n in _STDLIB_SKIP or n.startswith("config-") or n.endswith((".opt-1.pyc", ".opt-2.pyc"))
+            n
+            for n in names
+            if n in _STDLIB_SKIP
+            or n.startswith("config-")
+            or n.endswith((".opt-1.pyc", ".opt-2.pyc"))
         ],
         dirs_exist_ok=True,
     )

@@ -5,7 +5,15 @@ import stat
 import pytest
 
 from sandbox import (
-    FunctionTests, Limits, Sandbox, SandboxUnavailable, ScriptRun, StdioCase, StdioTests, VerifyRequest, verify,
+    FunctionTests,
+    Limits,
+    Sandbox,
+    SandboxUnavailable,
+    ScriptRun,
+    StdioCase,
+    StdioTests,
+    VerifyRequest,
+    verify,
 )
 
 FAST = Limits(wall_seconds=5, cpu_seconds=5, test_seconds=2)
@@ -13,12 +21,14 @@ FAST = Limits(wall_seconds=5, cpu_seconds=5, test_seconds=2)
 
 def test_stdio_cases_compare_whole_output_with_trailing_whitespace_normalised(sandbox):
     program = "n = int(input())\nfor i in range(n):\n    print(i, end='  \\n')\nprint()\n"
-    tests = StdioTests(cases=[
-        StdioCase(stdin="2\n", stdout="0\n1"),
-        StdioCase(stdin="3\n", stdout="0\n1\n2\n\n\n"),
-        StdioCase(stdin="2\n", stdout="0\n2"),
-        StdioCase(stdin="x\n", stdout=""),
-    ])
+    tests = StdioTests(
+        cases=[
+            StdioCase(stdin="2\n", stdout="0\n1"),
+            StdioCase(stdin="3\n", stdout="0\n1\n2\n\n\n"),
+            StdioCase(stdin="2\n", stdout="0\n2"),
+            StdioCase(stdin="x\n", stdout=""),
+        ]
+    )
     verdict = sandbox.run(VerifyRequest(program=program, tests=tests, limits=FAST))
     assert [t.outcome for t in verdict.tests] == ["pass", "pass", "wrong", "error"]
     assert verdict.tests[3].error_type == "ValueError"
@@ -27,14 +37,20 @@ def test_stdio_cases_compare_whole_output_with_trailing_whitespace_normalised(sa
 
 def test_stdio_case_that_loops_is_a_timeout_and_the_next_case_still_runs(sandbox):
     program = "s = input()\nwhile s == 'loop':\n    pass\nprint(s)\n"
-    tests = StdioTests(cases=[StdioCase(stdin="loop", stdout=""), StdioCase(stdin="ok", stdout="ok")])
-    verdict = sandbox.run(VerifyRequest(program=program, tests=tests, limits=Limits(test_seconds=1, wall_seconds=5)))
+    tests = StdioTests(
+        cases=[StdioCase(stdin="loop", stdout=""), StdioCase(stdin="ok", stdout="ok")]
+    )
+    verdict = sandbox.run(
+        VerifyRequest(program=program, tests=tests, limits=Limits(test_seconds=1, wall_seconds=5))
+    )
     assert [t.outcome for t in verdict.tests] == ["timeout", "pass"]
 
 
 def test_script_mode_returns_what_the_program_did(sandbox):
     program = "import sys\nprint('args', sys.argv[1:], input())\nprint('oops', file=sys.stderr)\nsys.exit(3)\n"
-    verdict = sandbox.run(VerifyRequest(program=program, tests=ScriptRun(stdin="in", args=["-v"]), limits=FAST))
+    verdict = sandbox.run(
+        VerifyRequest(program=program, tests=ScriptRun(stdin="in", args=["-v"]), limits=FAST)
+    )
     assert (verdict.stdout, verdict.stderr, verdict.exit_code) == ("args ['-v'] in\n", "oops\n", 3)
     assert verdict.total == 0 and verdict.status == "ok"
 
@@ -43,7 +59,7 @@ def test_humaneval_style_tests(sandbox):
     program = "def add(a, b):\n    return a + b\n"
     tests = FunctionTests(
         tests="METADATA = {'author': 'x'}\n\ndef check(candidate):\n    assert candidate(1, 2) == 3\n"
-              "    assert candidate(-1, 1) == 0\n",
+        "    assert candidate(-1, 1) == 0\n",
         entry_point="add",
     )
     assert sandbox.run(VerifyRequest(program=program, tests=tests, limits=FAST)).all_passed
@@ -56,7 +72,9 @@ def test_setup_code_runs_after_the_program(sandbox):
 
 
 def test_syntax_error_is_an_error_for_every_test(sandbox):
-    verdict = sandbox.run(VerifyRequest(program="def f(:\n", tests=FunctionTests(tests=["assert f(1) == 1"] * 2)))
+    verdict = sandbox.run(
+        VerifyRequest(program="def f(:\n", tests=FunctionTests(tests=["assert f(1) == 1"] * 2))
+    )
     assert [(t.outcome, t.error_type) for t in verdict.tests] == [("error", "SyntaxError")] * 2
 
 
@@ -68,7 +86,11 @@ def test_malformed_tests_are_a_sandbox_error_not_a_wrong_answer(sandbox):
 
 def test_verify_keeps_order_and_reports_time(sandbox):
     requests = [
-        VerifyRequest(id=str(i), program=f"def f():\n    return {i}\n", tests=FunctionTests(tests=["assert f() == 3"]))
+        VerifyRequest(
+            id=str(i),
+            program=f"def f():\n    return {i}\n",
+            tests=FunctionTests(tests=["assert f() == 3"]),
+        )
         for i in range(6)
     ]
     verdicts = verify(requests, sandbox=sandbox, concurrency=3)
@@ -94,9 +116,17 @@ def test_cli_verifies_jsonl_and_prints_json(tmp_path, capsys):
     from sandbox.__main__ import main
 
     lines = [
-        {"task_id": 1, "code": "def f(x):\n    return x\n", "test_list": ["assert f(1) == 1"], "test_setup_code": ""},
-        VerifyRequest(id="two", program="def g():\n    return 0\n", tests=FunctionTests(tests=["assert g() == 1"]))
-        .model_dump(mode="json"),
+        {
+            "task_id": 1,
+            "code": "def f(x):\n    return x\n",
+            "test_list": ["assert f(1) == 1"],
+            "test_setup_code": "",
+        },
+        VerifyRequest(
+            id="two",
+            program="def g():\n    return 0\n",
+            tests=FunctionTests(tests=["assert g() == 1"]),
+        ).model_dump(mode="json"),
     ]
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
@@ -111,7 +141,9 @@ def test_cli_names_the_bad_line(tmp_path, capsys):
     from sandbox.__main__ import main
 
     path = tmp_path / "bad.jsonl"
-    path.write_text('{"program": "x=1", "tests": {"kind": "function", "tests": []}}\n{"program": 1}\n')
+    path.write_text(
+        '{"program": "x=1", "tests": {"kind": "function", "tests": []}}\n{"program": 1}\n'
+    )
     assert main(["verify", str(path)]) == 2
     assert "bad.jsonl:2" in capsys.readouterr().err
 

@@ -25,7 +25,9 @@ def problems():
 
 def request(problem: dict, body: str) -> VerifyRequest:
     return VerifyRequest(
-        id=problem["task_id"], program=problem["prompt"] + body, limits=LIMITS,
+        id=problem["task_id"],
+        program=problem["prompt"] + body,
+        limits=LIMITS,
         tests=FunctionTests(tests=problem["test"], entry_point=problem["entry_point"]),
     )
 
@@ -43,7 +45,8 @@ def test_a_body_that_returns_none_fails_everywhere(problems, sandbox):
 
 def test_only_looping_checks_are_judged_in_the_jail(problems):
     in_jail = [
-        p["task_id"] for p in problems
+        p["task_id"]
+        for p in problems
         if any(c.judged_in_jail for c in parse_tests(p["test"], entry_point=p["entry_point"])[1])
     ]
     assert len(in_jail) == 7

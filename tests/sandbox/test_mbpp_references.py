@@ -19,7 +19,7 @@ from support import ROOT
 MBPP = ROOT / "data" / "mbpp" / "mbpp.jsonl"  # the repository's copy, which the mbpp task reads too
 GENEROUS = Limits(wall_seconds=120, cpu_seconds=120, test_seconds=30)
 
-PERTURB = '''
+PERTURB = """
 
 def __perturbed(value):
     if value is None:
@@ -43,7 +43,7 @@ def __wrap(fn):
     def wrapper(*args, **kwargs):
         return __perturbed(fn(*args, **kwargs))
     return wrapper
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,11 @@ def rows():
 
 def test_every_reference_solution_passes(rows, sandbox):
     verdicts = verify([from_mbpp(r, limits=GENEROUS) for r in rows], sandbox=sandbox)
-    failing = {v.id: [t.model_dump() for t in v.tests if t.outcome != "pass"] for v in verdicts if not v.all_passed}
+    failing = {
+        v.id: [t.model_dump() for t in v.tests if t.outcome != "pass"]
+        for v in verdicts
+        if not v.all_passed
+    }
     assert len(verdicts) == 974
     assert failing == {}
 
@@ -68,7 +72,11 @@ def test_every_reference_solution_with_its_answer_perturbed_fails(rows, sandbox)
 
 def perturbed(row: dict) -> str:
     """The reference code with every function the tests call wrapped to return a wrong value."""
-    defined = {n.name for n in ast.parse(row["code"]).body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    defined = {
+        n.name
+        for n in ast.parse(row["code"]).body
+        if isinstance(n, (ast.FunctionDef, ast.ClassDef))
+    }
     called = {
         node.func.id
         for test in row["test_list"]
