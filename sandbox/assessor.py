@@ -3,8 +3,8 @@
 Every frame a jail sends (the program's values, its errors, a check process's outcome) is
 parsed, decoded (`sandbox.values`, with its size caps) and compared (`sandbox.expressions`)
 in a helper process, never in the thread that called `verify`: the helper runs under a
-memory limit (`HELPER_MEMORY_MB`), and a program's frames get `JUDGE_SECONDS` of it, after
-which the helper is killed and replaced. Decoding sets of hash-colliding ints, say, costs a
+memory limit (`HELPER_MEMORY_MB`), as `nobody` when the host runs as root, and a program's
+frames get `JUDGE_SECONDS` of it, after which the helper is killed and replaced. Decoding sets of hash-colliding ints, say, costs a
 program's own tests an `error` ("JudgeLimit"), never the host's time or its neighbours'
 verdicts. Anything malformed becomes that test's `error`; nothing here raises out of `judge`
 except `AssessorFailed`, for a helper that could not start (a sandbox_error).
@@ -35,6 +35,7 @@ from sandbox.expressions import JudgeError, evaluate
 
 JUDGE_SECONDS = 2.0  # per program, for all of its frames; judging an honest one takes ~1 ms
 START_SECONDS = 30.0  # for a helper to start, on a loaded machine
+NOBODY = 65534
 HELPER_MEMORY_MB = 1024
 _HELPER = f"""
 import sys
@@ -150,6 +151,10 @@ def serve() -> None:
     """The helper's loop: read a request, write one JSON line per item."""
     limit = HELPER_MEMORY_MB << 20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if os.geteuid() == 0:  # it parses what programs wrote: never as root (its modules are loaded)
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C is for the host process
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     stdout.write(b"ready\n")
