@@ -6,8 +6,9 @@ in a helper process, never in the thread that called `verify`: the helper runs u
 memory limit (`HELPER_MEMORY_MB`), as `nobody` when the host runs as root, and a program's
 frames get `JUDGE_SECONDS` of it, after which the helper is killed and replaced. Decoding
 sets of hash-colliding ints, say, costs a program's own tests an `error` ("JudgeLimit"),
-never the host's time or its neighbours' verdicts. Anything malformed becomes that test's `error`; nothing here raises out of `judge`
-except `AssessorFailed`, for a helper that could not start (a sandbox_error).
+never the host's time or its neighbours' verdicts. Anything malformed becomes that test's
+`error`; nothing here raises out of `judge` except `AssessorFailed`, for a helper that could
+not start (a sandbox_error).
 
 The helper imports this module by path without the package's `__init__` (no pydantic), so
 this module imports only the standard library and the two modules above. Items and
