@@ -11,7 +11,7 @@ import threading
 import pytest
 import redis
 import yaml
-from support import ROOT, free_port, train_spec
+from support import ROOT, TINY, free_port, train_spec
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from rlvr.cli import main
@@ -146,7 +146,7 @@ def test_errors_without_a_service_or_a_token(service, capsys, monkeypatch):
         and "Connection refused" in err
     )
     code, _, err = rlvr(capsys, "status", "1", "--token", "nope")
-    assert (code, err) == (1, "error: unauthorized (401): unknown API token\n")
+    assert (code, err) == (1, "error: unauthorized (401): unknown, expired or revoked API token\n")
     monkeypatch.delenv("RLVR_TOKEN")
     code, _, err = rlvr(capsys, "status", "1")
     assert code == 1 and err.startswith("error: unauthorized (401): send an API token")
@@ -162,7 +162,9 @@ def test_follow_a_train_job_then_read_its_logs_and_download_its_adapter(
     service, procfile, capsys, tmp_path, tiny_model
 ):
     procfile("train")
-    spec = write_spec(tmp_path, train_spec(tiny_model, steps=3))
+    spec = write_spec(
+        tmp_path, train_spec(TINY, steps=3)
+    )  # the registered copy: a path is for admins
     followed = subprocess.run(
         [sys.executable, "-m", "rlvr", "submit", spec, "--follow", "--every", "0.2"],
         cwd=ROOT,

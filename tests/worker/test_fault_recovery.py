@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, select
 from support import Api, free_port, timeline, wait_for, wait_until
 from test_lifecycle import CORRECT, request, slow, submit
 
+from service import queues
 from service.db import Database, VerdictRow, accounts
 from service.db.migrate import upgrade
 from service.settings import load_settings
@@ -102,22 +103,20 @@ def api_on(url: str, stack_env: dict) -> tuple[Api, object]:
 def test_postgres_restarted_under_a_running_and_a_queued_job(private_postgres, stack_env, procfile):
     url = private_postgres.create_database("rlvr")
     api, app = api_on(url, stack_env)
-    train = procfile("train", DATABASE_URL=url)
+    # Verify jobs are coordinated on the coordinate pool; one thread, so the second job waits.
+    procfile("coordinate", DATABASE_URL=url, COORDINATE_CONCURRENCY="1")
     verify = procfile("verify", DATABASE_URL=url, VERIFY_CONCURRENCY="1")  # also runs the reaper
     procfile("beat", DATABASE_URL=url)
     running = submit(api, [slow(1.0)] * 16)  # four batches, one at a time: seconds of work
     wait_for(api, running, "running")
-    queued = submit(
-        api, [request(*CORRECT)] * 2
-    )  # behind it: the train worker runs one job at a time
+    queued = submit(api, [request(*CORRECT)] * 2)  # behind it: the one coordinator thread is busy
 
     private_postgres.stop()
-    # The running job's process meets the outage and ends; the train worker then takes the
-    # queued job's message, acked on receipt, and its claim fails too.
+    # The running job's coordinator meets the outage and ends; the coordinate worker then takes
+    # the queued job's message, acked on receipt, drops its marker and fails to claim it.
+    broker = redis.Redis.from_url(stack_env["REDIS_URL"])
     wait_until(
-        lambda: re.search(rf"job {queued}: its process exited with 1", train.output()),
-        60,
-        "the queued job's claim to fail",
+        lambda: not broker.exists(queues.job_marker(queued)), 60, "the queued job's claim to fail"
     )
     during = [
         api.get(f"/jobs/{running}"),
@@ -193,7 +192,7 @@ def test_a_restart_between_two_requests_costs_the_second_nothing(private_postgre
 
 
 def test_redis_flushed_under_a_running_and_a_queued_job(api, procfile, redis_server, db):
-    procfile("train")
+    procfile("coordinate")
     procfile("verify", VERIFY_CONCURRENCY="1")
     procfile("beat")
     running = submit(api, [slow(1.0)] * 12)
