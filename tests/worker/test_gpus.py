@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from support import train_spec, wait_for, wait_until
+from support import TINY, train_spec, wait_for, wait_until
 
 from service.db import Job, jobs
 from service.queues import make_services
@@ -99,7 +99,7 @@ def test_a_two_process_train_worker_runs_each_job_on_its_own_gpu(api, client, pr
 
     # Submitted together, the second job arrives while the first still loads its model, so
     # the two run at once, one in each pool process.
-    job = {"kind": "train", "spec": train_spec(tiny_model, steps=2)}
+    job = {"kind": "train", "spec": train_spec(TINY, steps=2)}
     ids = [api.post("/jobs", json=job).json["id"] for _ in range(2)]
     finished = [wait_for(api, job_id, "succeeded", "failed", timeout=240) for job_id in ids]
     errors = [job["error"] for job in finished]

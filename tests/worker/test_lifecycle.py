@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
-from support import timeline, train_spec, wait_for, wait_until
+from support import TINY, timeline, train_spec, wait_for, wait_until
 
 from service.db import JobEvent, VerdictRow
 
@@ -162,7 +162,7 @@ def test_a_verify_job_finishes_while_the_only_train_worker_is_busy(api, procfile
     procfile("train")
     procfile("verify")
     procfile("coordinate")
-    long_job = submit_train(api, train_spec(tiny_model, steps=10_000))
+    long_job = submit_train(api, train_spec(TINY, steps=10_000))
     wait_for(api, long_job, "running")
     job_id = submit(api, [request(*CORRECT), request(*WRONG)])
     job = wait_for(api, job_id, "succeeded", "failed", timeout=60)

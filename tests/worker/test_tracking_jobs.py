@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 from mlflow import MlflowClient
-from support import train_spec, wait_for
+from support import TINY, train_spec, wait_for
 
 from rlvr.callbacks import Callback
 from rlvr.spec import TrainSpec
@@ -50,12 +50,12 @@ def test_train_sft_and_eval_jobs_log_their_runs(api, procfile, mlflow_server, ti
     tracking = {
         "mlflow": {"uri": mlflow_server, "experiment": "arithmetic", "run_name": "grpo-lr1e-2"}
     }
-    train_id = submit(api, "train", {**train_spec(tiny_model, steps=3), "tracking": tracking})
+    train_id = submit(api, "train", {**train_spec(TINY, steps=3), "tracking": tracking})
     sft_id = submit(
         api,
         "sft",
         {
-            "model": {"name": tiny_model},
+            "model": {"name": TINY},
             "task": TASK,
             "max_steps": 2,
             "batch_size": 4,
@@ -68,7 +68,7 @@ def test_train_sft_and_eval_jobs_log_their_runs(api, procfile, mlflow_server, ti
         api,
         "eval",
         {
-            "model": {"name": tiny_model},
+            "model": {"name": TINY},
             "task": TASK,
             "num_problems": 4,
             "num_samples": 2,
@@ -86,7 +86,8 @@ def test_train_sft_and_eval_jobs_log_their_runs(api, procfile, mlflow_server, ti
     assert run.info.run_name == "grpo-lr1e-2" and run.info.status == "FINISHED"
     params = run.data.params
     assert params["optim.learning_rate"] == "0.01" and params["algorithm.group_size"] == "4"
-    assert params["model.name"] == tiny_model and params["task.name"] == "arithmetic"
+    # The worker logs the spec it ran: the registered name, resolved to the operator's folder.
+    assert params["model.name"] in (TINY, tiny_model) and params["task.name"] == "arithmetic"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "reward")] == [1, 2, 3]
     stored = api.get(f"/jobs/{train_id}/metrics?names=loss").json["series"]["loss"]
     assert [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "loss")] == [
