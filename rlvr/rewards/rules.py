@@ -4,21 +4,56 @@ Owns ``verdict`` (the task checker's grade as a number), matching against the an
 (``exact_match``, ``numeric_match``, ``f1``, ``classification``, ``regression``), the
 completion's form (``format``, ``keyword_contains``, ``length_penalty``) and ``composite``
 (a weighted sum of others). Each registers in ``rlvr.rewards.base.REWARDS`` on import.
+
+A spec's own regexes (the ``pattern`` of ``exact_match``, ``numeric_match`` and ``format``)
+run under RE2 (``user_pattern``), never Python's ``re``: RE2 matches in time linear in the
+text, so a pattern like ``(a+)+$`` cannot backtrack for hours while holding the GIL (issue
+14), at the cost of backreferences and lookaround, which RE2 refuses at compile time.
 """
 
+import functools
 import json
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import re2
+
 from rlvr.rewards.base import register_reward, score
 from rlvr.text import last_boxed, last_number, normalize_number
+
+PATTERN_REWARDS = ("exact_match", "numeric_match", "format")
+"""The rewards whose ``pattern`` kwarg is a user's regex (checked at submit by the service)."""
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.dot_nl = True  # as re.DOTALL: a completion's answer may follow a newline
+_RE2_OPTIONS.log_errors = False  # a bad pattern is the ValueError below, not a line on stderr
+
+
+@functools.lru_cache(maxsize=256)
+def user_pattern(pattern: str) -> "re2._Regexp":
+    """``pattern`` compiled by RE2 (linear-time matching); ValueError when RE2 cannot take it.
+
+    >>> user_pattern(r"(a+)+$").search("a" * 100_000 + "b") is None
+    True
+    >>> user_pattern(r"(a)\\1")
+    Traceback (most recent call last):
+    ...
+    ValueError: not a pattern RE2 accepts (no backreferences or lookaround): invalid escape sequence: \\1
+    """
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(
+            f"not a pattern RE2 accepts (no backreferences or lookaround): {reason}"
+        ) from None
 
 
 def _extract(completion: str, pattern: str | None) -> str | None:
     if pattern is None:
         return completion
-    found = re.search(pattern, completion, flags=re.DOTALL)
+    found = user_pattern(pattern).search(completion)
     if not found:
         return None
     return found.group(1) if found.groups() else found.group(0)
@@ -200,7 +235,7 @@ def format_reward(
 def _regex_ok(completion: str, pattern: str | None, _schema: dict | None) -> bool:
     if pattern is None:
         raise ValueError("format kind 'regex' needs a pattern")
-    return re.fullmatch(pattern, completion.strip(), flags=re.DOTALL) is not None
+    return user_pattern(pattern).fullmatch(completion.strip()) is not None
 
 
 def _json_ok(completion: str, _pattern: str | None, schema: dict | None) -> bool:
