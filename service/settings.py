@@ -159,6 +159,82 @@ class Settings(BaseSettings):
     sync_verify_timeout: float = _env(
         "RLVR_SYNC_VERIFY_TIMEOUT", 60.0, "Seconds `POST /verify` waits before answering 504.", gt=0
     )
+    # Ceilings on what one spec may ask for (`service.limits`): each bounds a job's memory or time on
+    # a shared pool, so a value past it is a 400 at submit and a refusal on the worker.
+    max_steps: int = _env(
+        "RLVR_MAX_STEPS", 10_000, "Most optimizer steps of a train or SFT job.", ge=1
+    )
+    max_samples_per_step: int = _env(
+        "RLVR_MAX_SAMPLES_PER_STEP",
+        1024,
+        "Most completions one step generates: prompts_per_step x group_size of a train job, "
+        "batch_size of an SFT job, batch_size and num_samples of an eval job.",
+        ge=1,
+    )
+    max_new_tokens: int = _env(
+        "RLVR_MAX_NEW_TOKENS", 4096, "Longest completion a spec may ask for.", ge=1
+    )
+    max_eval_problems: int = _env(
+        "RLVR_MAX_EVAL_PROBLEMS",
+        10_000,
+        "Most held-out problems one eval (eval_size, num_problems) may judge.",
+        ge=1,
+    )
+    sandbox_max_seconds: float = _env(
+        "RLVR_SANDBOX_MAX_SECONDS",
+        60.0,
+        "Most wall or CPU seconds one jail may be given (a request's limits.wall_seconds, cpu_seconds, "
+        "test_seconds).",
+        gt=0,
+    )
+    sandbox_max_memory_mb: int = _env(
+        "RLVR_SANDBOX_MAX_MEMORY_MB", 2048, "Most memory one jail may be given, MB.", ge=32
+    )
+    sandbox_max_output_bytes: int = _env(
+        "RLVR_SANDBOX_MAX_OUTPUT_BYTES",
+        4 << 20,
+        "Most output one jail may be given (limits.output_bytes).",
+        ge=1024,
+    )
+    sandbox_max_pids: int = _env(
+        "RLVR_SANDBOX_MAX_PIDS", 64, "Most processes and threads one jail may be given.", ge=2
+    )
+    sandbox_max_tmpfs_mb: int = _env(
+        "RLVR_SANDBOX_MAX_TMPFS_MB", 64, "Largest /tmp one jail may be given, MB.", ge=1
+    )
+    user_max_queued: int = _env(
+        "RLVR_USER_MAX_QUEUED",
+        100,
+        "Most queued jobs one user may have; a submit beyond is a 429 with Retry-After.",
+        ge=1,
+    )
+    user_max_running: int = _env(
+        "RLVR_USER_MAX_RUNNING",
+        4,
+        "Most train-pool jobs (train, SFT, eval) of one user running at once; a train worker skips "
+        "the user's queued jobs while they are at it.",
+        ge=1,
+    )
+    user_max_verify_calls: int = _env(
+        "RLVR_USER_MAX_VERIFY_CALLS",
+        4,
+        "Most `POST /verify` tickets of one user being judged at once; beyond, a 429.",
+        ge=1,
+    )
+    cancel_grace_seconds: float = _env(
+        "RLVR_CANCEL_GRACE_SECONDS",
+        120.0,
+        "A job still running this long after its cancel was asked is killed by its worker.",
+        gt=0,
+    )
+    kill_grace_seconds: float | None = _env(
+        "RLVR_KILL_GRACE_SECONDS",
+        None,
+        "A job process whose heartbeat is silent this long is killed by its worker, and its job "
+        "fails; default 3/4 of RLVR_STALE_AFTER_SECONDS, so the worker acts before the reaper "
+        "requeues the job (a wedged step would wedge again).",
+        gt=0,
+    )
     # NoDecode: the variable is `0,1`, not the JSON list pydantic-settings would expect.
     gpus: Annotated[list[Annotated[int, Field(ge=0)]] | None, NoDecode] = _env(
         "RLVR_GPUS",
@@ -221,6 +297,7 @@ class Settings(BaseSettings):
             "verify_soft_seconds": self.verify_soft_seconds or self.verify_hard_seconds * 0.8,
             "visibility_timeout": self.visibility_timeout or self.verify_hard_seconds * 2,
             "models_dir": self.models_dir or self.data_dir / "models",
+            "kill_grace_seconds": self.kill_grace_seconds or self.stale_after_seconds * 0.75,
         }
         self.__dict__.update(derived)
         return self

@@ -1,8 +1,10 @@
 """What a user can do to jobs, shared by the API and the pages so both behave alike.
 
-Validation happens here, once, with the kind's spec model and then with what the user may
-name (`service.tenancy`: models, data files, judge endpoints); the job row then carries the
-validated spec. A message that cannot be sent (Redis down) does not fail the submit: the
+Validation happens here, once, with the kind's spec model, then against the operator's
+ceilings (`service.limits`: steps, batch, lengths, sandbox limits, RE2 patterns), then with
+what the user may name (`service.tenancy`: models, data files, judge endpoints); the job row
+then carries the validated spec. A user with `RLVR_USER_MAX_QUEUED` jobs queued gets a 429.
+A message that cannot be sent (Redis down) does not fail the submit: the
 job is safe in the database and the reaper sends it when Redis is back.
 """
 
@@ -14,7 +16,7 @@ import redis
 from kombu.exceptions import OperationalError
 from pydantic import BaseModel, ValidationError
 
-from service import queues, tenancy
+from service import limits, queues, tenancy
 from service.db import Job, User, jobs
 from service.kinds import KINDS
 from web.context import services
@@ -44,8 +46,10 @@ def submit(
     stored = validated.model_dump(mode="json")
     svc = services()
     _check_tracking(validated, svc.settings)
+    limits.check(validated, svc.settings, title=job_kind.spec.__name__)
     with svc.db.begin() as s:
         tenancy.check(s, user, stored, svc.settings, title=job_kind.spec.__name__)
+        _check_quota(s, user, svc.settings, idempotency_key)
         job, created = jobs.submit(
             s,
             user_id=user.id,
@@ -81,6 +85,27 @@ def _check_tracking(spec, settings) -> None:
                 }
             ],
         ) from None
+
+
+QUOTA_RETRY_AFTER_SECONDS = 60
+"""What a 429 for a full queue asks a client to wait: about one short job's run."""
+
+
+def _check_quota(s, user: User, settings, idempotency_key: str | None) -> None:
+    """A user at `RLVR_USER_MAX_QUEUED` queued jobs is a 429 (a retried submit of a job they
+    already have is not a new one). Counted in the submit's transaction: two racing submits
+    may both pass by one, which a quota of tens can afford."""
+    if idempotency_key is not None and jobs.by_key(s, user.id, idempotency_key) is not None:
+        return
+    queued = jobs.queued_count(s, user.id)
+    if queued >= settings.user_max_queued:
+        raise ApiError(
+            429,
+            "too many queued jobs",
+            f"you have {queued} jobs queued, the most one user may (RLVR_USER_MAX_QUEUED); "
+            "submit again when some have started",
+            headers={"Retry-After": str(QUOTA_RETRY_AFTER_SECONDS)},
+        )
 
 
 def _send(job_id: int) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -64,7 +64,7 @@ def submit(
 ) -> tuple[Job, bool]:
     """Adds a queued job, or returns the user's job with the same idempotency key (False).
     `message` is its first event's text (default: "submitted", or "retry of job N")."""
-    if idempotency_key is not None and (existing := _by_key(session, user_id, idempotency_key)):
+    if idempotency_key is not None and (existing := by_key(session, user_id, idempotency_key)):
         return existing, False
     job = Job(
         user_id=user_id,
@@ -83,14 +83,21 @@ def submit(
     except IntegrityError:
         if idempotency_key is None:
             raise
-        return _by_key(session, user_id, idempotency_key), False  # a concurrent submit won the race
+        return by_key(session, user_id, idempotency_key), False  # a concurrent submit won the race
     message = message or (f"retry of job {parent_id}" if parent_id else "submitted")
     session.add(JobEvent(job_id=job.id, status="queued", message=message, at=job.created_at))
     return job, True
 
 
-def _by_key(session: Session, user_id: int, key: str) -> Job | None:
+def by_key(session: Session, user_id: int, key: str) -> Job | None:
     return session.scalar(select(Job).where(Job.user_id == user_id, Job.idempotency_key == key))
+
+
+def queued_count(session: Session, user_id: int) -> int:
+    """The user's queued jobs, of every kind (what `RLVR_USER_MAX_QUEUED` caps)."""
+    return session.scalar(
+        select(func.count()).where(Job.user_id == user_id, Job.status == "queued")
+    )
 
 
 def kind_of(session: Session, job_id: int) -> str:
@@ -118,6 +125,36 @@ def claim(session: Session, job_id: int, worker: str) -> bool:
     )
 
 
+def claim_next(
+    session: Session, worker: str, *, kinds: tuple[str, ...], max_running: int
+) -> int | None:
+    """Claims, for `worker`, the oldest queued job (of `kinds`) of the user with the fewest
+    running ones, skipping users who already run `max_running`; returns its id, or None.
+
+    Fair share instead of FIFO: one user's thousand queued jobs wait behind each other user's
+    next one, not in front of it (issue 14). A few candidates are tried in turn, since another
+    worker may claim the first one between the SELECT and the guarded UPDATE.
+    """
+    running = (
+        select(Job.user_id, func.count().label("jobs"))
+        .where(Job.status.in_(ACTIVE), Job.kind.in_(kinds))
+        .group_by(Job.user_id)
+        .subquery()
+    )
+    load = func.coalesce(running.c.jobs, 0)
+    candidates = session.scalars(
+        select(Job.id)
+        .outerjoin(running, running.c.user_id == Job.user_id)
+        .where(Job.status == "queued", Job.kind.in_(kinds), load < max_running)
+        .order_by(load, Job.id)
+        .limit(8)
+    ).all()
+    for job_id in candidates:
+        if claim(session, job_id, worker):
+            return job_id
+    return None
+
+
 def beat(session: Session, job_id: int) -> str | None:
     """Touches the heartbeat of an active job; returns its status (`cancelling` means stop)."""
     return session.execute(
@@ -133,13 +170,20 @@ def set_progress(session: Session, job_id: int, done: int) -> None:
 
 
 def finish(
-    session: Session, job_id: int, status: str, *, result=None, error: str | None = None
+    session: Session,
+    job_id: int,
+    status: str,
+    *,
+    result=None,
+    error: str | None = None,
+    where=(),
 ) -> bool:
     return transition(
         session,
         job_id,
         status,
         from_=ACTIVE,
+        where=where,
         message=error,
         result=result,
         error=error,
