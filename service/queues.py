@@ -192,10 +192,17 @@ def last_seen(services: Services, key: str) -> float | None:
     return float(value) if value is not None else None
 
 
-def send_requests(services: Services, requests: list[dict], source: str = "api"):
-    """Sends programs to be judged now and handed back; returns the Celery result to wait on.
-    `source` is who asks, as the verified-programs metric counts it: `api` (`POST /verify`)
-    or `rewards` (the code rewards of a train, eval or SFT job)."""
+def send_requests(
+    services: Services, requests: list[dict], source: str = "api", task_id: str | None = None
+):
+    """Sends programs to be judged now and handed back; returns the Celery result to wait on
+    (`task_id` names it: a `POST /verify` ticket). `source` is who asks, as the
+    verified-programs metric counts it: `api` (`POST /verify`) or `rewards` (the code rewards
+    of a train, eval or SFT job)."""
     return services.celery.send_task(
-        VERIFY_REQUESTS, args=[requests], kwargs={"source": source}, queue="verify"
+        VERIFY_REQUESTS,
+        args=[requests],
+        kwargs={"source": source},
+        queue="verify",
+        task_id=task_id,
     )

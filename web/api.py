@@ -3,14 +3,14 @@ documents it and validates the query and body its signature names, the view call
 
 from __future__ import annotations
 
-from celery.exceptions import TimeoutError as CeleryTimeout
 from flask import Blueprint, g, jsonify, url_for
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import defer
 
-from service import queues
+from service import limits, verify_calls
 from service.db import Job, JobEvent, VerdictRow
+from service.kinds import VerifyJobSpec
 from web import actions, monitoring, scrape
 from web.auth import find_job_row, job_or_404, token_required, visible_jobs
 from web.context import reader, services
@@ -29,9 +29,9 @@ from web.schemas import (
     PageQuery,
     Stats,
     SubmitHeaders,
-    VerdictList,
     VerdictPage,
     VerifyBody,
+    VerifyTicket,
 )
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -42,12 +42,17 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 @operation(
     "jobs",
     {201: (JobOut, "Created"), 200: (JobOut, "A retried submit: the job its Idempotency-Key made")},
-    errors=[413],
+    errors=[413, 429],
 )
 def submit_job(json: JobSubmission, headers: SubmitHeaders):
     """Submit a job
 
     `kind` picks the model `spec` must match. The job is queued; poll it, or follow its events.
+    Besides each field's own bounds, the operator's ceilings apply (a 400 naming the field):
+    `RLVR_MAX_STEPS`, `RLVR_MAX_SAMPLES_PER_STEP` (prompts_per_step x group_size, batch_size,
+    num_samples), `RLVR_MAX_NEW_TOKENS`, `RLVR_MAX_EVAL_PROBLEMS`, `RLVR_SANDBOX_MAX_*` (a jail's
+    limits); a reward's `pattern` must be a regex RE2 accepts. A user with
+    `RLVR_USER_MAX_QUEUED` jobs queued gets a 429 with Retry-After.
     """
     submission = json.root
     with spec_errors():
@@ -129,7 +134,7 @@ def cancel_job(job_id: int):
 
 @bp.post("/jobs/<int:job_id>/retry")
 @token_required
-@operation("jobs", {201: JobOut}, errors=[404, 409])
+@operation("jobs", {201: JobOut}, errors=[404, 409, 429])
 def retry_job(job_id: int):
     """Run a finished job again as a new job, its `parent_id` set
 
@@ -145,14 +150,17 @@ def retry_job(job_id: int):
 
 @bp.post("/verify")
 @token_required
-@operation("verify", {200: VerdictList}, errors=[413, 504])
+@operation("verify", {202: VerifyTicket}, errors=[413, 429])
 def verify_now(json: VerifyBody):
-    """Judge a small batch now
+    """Judge a small batch, ahead of queued job batches
 
-    On the verify pool, ahead of queued job batches, for trainers outside the service; at most
-    `RLVR_SYNC_VERIFY_MAX` programs, 504 after `RLVR_SYNC_VERIFY_TIMEOUT` seconds.
+    On the verify pool, for trainers outside the service: 202 with a ticket at once; poll
+    `GET /verify/<id>` for the verdicts. At most `RLVR_SYNC_VERIFY_MAX` programs, each within
+    the operator's sandbox ceilings (`RLVR_SANDBOX_MAX_*`, a 400 naming the field), and at most
+    `RLVR_USER_MAX_VERIFY_CALLS` tickets of yours being judged at once (429 with Retry-After).
     """
-    settings = services().settings
+    svc = services()
+    settings = svc.settings
     requests = json.requests
     if len(requests) > settings.sync_verify_max_programs:
         raise ApiError(
@@ -160,15 +168,44 @@ def verify_now(json: VerifyBody):
             "too many programs",
             f"at most {settings.sync_verify_max_programs} per call; submit a verify job for more",
         )
-    message = queues.send_requests(services(), [r.model_dump(mode="json") for r in requests])
+    with spec_errors():
+        limits.check(VerifyJobSpec(requests=requests), settings, title="VerifyBody")
     try:
-        verdicts = message.get(timeout=settings.sync_verify_timeout)
-    except CeleryTimeout:
-        message.revoke()
+        ticket = verify_calls.open_ticket(
+            svc, g.user.id, [r.model_dump(mode="json") for r in requests]
+        )
+    except verify_calls.Busy as busy:
         raise ApiError(
-            504, "timeout", f"no verdicts within {settings.sync_verify_timeout:g}s"
+            429,
+            "too many verify calls",
+            f"{busy.open_tickets} of your verify calls are being judged, the most one user may "
+            "(RLVR_USER_MAX_VERIFY_CALLS); read their verdicts first",
+            headers={"Retry-After": str(VERIFY_RETRY_AFTER_SECONDS)},
         ) from None
-    return jsonify(verdicts=verdicts)
+    return reply(
+        VerifyTicket(id=ticket, status="pending"),
+        202,
+        Location=url_for("api.verify_ticket", ticket=ticket),
+    )
+
+
+VERIFY_RETRY_AFTER_SECONDS = 2
+"""What a 429 for too many verify calls asks a client to wait: about one small batch's run."""
+
+
+@bp.get("/verify/<ticket>")
+@token_required
+@operation("verify", {200: VerifyTicket}, errors=[404])
+def verify_ticket(ticket: str):
+    """A verify call's verdicts, once judged
+
+    `pending` until the verify pool has judged every program; `timeout` after
+    `RLVR_SYNC_VERIFY_TIMEOUT` seconds without verdicts. Someone else's ticket is a 404.
+    """
+    found = verify_calls.read_ticket(services(), g.user.id, ticket)
+    if found is None:
+        raise ApiError(404, "not found", f"no verify call {ticket}")
+    return reply(VerifyTicket.model_validate(found))
 
 
 @bp.get("/health")

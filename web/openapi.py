@@ -57,6 +57,7 @@ ERRORS = {
     404: "No such job, file or token (or not yours)",
     409: "Not allowed in the job's current state",
     413: "Body too large, or too many programs",
+    429: "Over your quota (queued jobs, or verify calls being judged): retry after `Retry-After` seconds",
     503: "The database or Redis cannot be reached for the moment: retry after `Retry-After` seconds",
     504: "No verdicts in time",
 }

@@ -124,6 +124,21 @@ class VerdictList(BaseModel):
     verdicts: list[Verdict]
 
 
+class CalledVerdict(Verdict):
+    verified_by: str | None = Field(None, description="The verify worker that judged it.")
+
+
+class VerifyTicket(BaseModel):
+    """A `POST /verify` call: poll `GET /verify/<id>` until `status` is no longer `pending`."""
+
+    id: str = Field(description="The ticket; only its owner can read it, for 10 minutes.")
+    status: Literal["pending", "done", "failed", "timeout"] = Field(
+        description="done: `verdicts` holds one per program, in order; failed: the verify task "
+        "failed; timeout: no verdicts within `RLVR_SYNC_VERIFY_TIMEOUT` seconds (given up)."
+    )
+    verdicts: list[CalledVerdict] | None = None
+
+
 class IndexedVerdict(BaseModel):
     index: int = Field(description="Position of the program in the job's spec.")
     verdict: Verdict

@@ -327,7 +327,7 @@ def resume_job(job_id: int):
 
 @bp.post("/jobs/<int:job_id>/clone")
 @token_required
-@operation("training", {201: JobOut}, errors=[404])
+@operation("training", {201: JobOut}, errors=[404, 429])
 def clone_job(job_id: int, json: CloneBody):
     """A new job of the same kind with an edited spec, its `parent_id` set"""
     parent = job_or_404(job_id)
