@@ -14,7 +14,7 @@ from service.kinds import VerifyJobSpec
 from web import actions, monitoring, scrape
 from web.auth import find_job_row, job_or_404, token_required, visible_jobs
 from web.context import reader, services
-from web.errors import ApiError, field_errors, spec_errors
+from web.errors import ApiError, field_errors, invalid, spec_errors
 from web.openapi import document, operation
 from web.replies import reply
 from web.schemas import (
@@ -168,8 +168,10 @@ def verify_now(json: VerifyBody):
             "too many programs",
             f"at most {settings.sync_verify_max_programs} per call; submit a verify job for more",
         )
-    with spec_errors():
+    try:
         limits.check(VerifyJobSpec(requests=requests), settings, title="VerifyBody")
+    except ValidationError as exc:
+        raise invalid(field_errors(exc)) from None
     try:
         ticket = verify_calls.open_ticket(
             svc, g.user.id, [r.model_dump(mode="json") for r in requests]

@@ -63,11 +63,25 @@ def test_cancel_a_running_job(api, procfile):
     assert timeline(api, job_id) == ["queued", "running", "cancelling", "cancelled"]
 
 
+def verify_call(api, requests: list[dict], timeout: float = 60) -> dict:
+    """`POST /verify`, then its ticket polled until it is no longer pending."""
+    response = api.post("/verify", json={"requests": requests})
+    assert response.status_code == 202 and response.json["status"] == "pending", response.json
+    ticket = response.json["id"]
+    assert response.headers["Location"].endswith(f"/api/v1/verify/{ticket}")
+
+    def judged():
+        found = api.get(f"/verify/{ticket}").json
+        return found if found["status"] != "pending" else None
+
+    return wait_until(judged, timeout, f"verify call {ticket}", every=0.2)
+
+
 def test_sync_verify_endpoint(api, procfile, stack_settings):
     procfile("verify")
-    response = api.post("/verify", json={"requests": [request(*CORRECT), request(*WRONG)]})
-    assert response.status_code == 200, response.json
-    verdicts = response.json["verdicts"]
+    answer = verify_call(api, [request(*CORRECT), request(*WRONG)])
+    assert answer["status"] == "done", answer
+    verdicts = answer["verdicts"]
     assert [(v["status"], v["passed"], v["total"]) for v in verdicts] == [
         ("ok", 2, 2),
         ("ok", 1, 2),
@@ -87,8 +101,8 @@ def test_sync_verify_goes_ahead_of_a_big_jobs_batches(api, procfile, redis_serve
     wait_until(
         lambda: api.get("/stats").json["queues"]["verify"] >= 3, 30, "batches waiting in the queue"
     )
-    response = api.post("/verify", json={"requests": [request(*CORRECT)]})
-    assert response.status_code == 200 and response.json["verdicts"][0]["passed"] == 2
+    answer = verify_call(api, [request(*CORRECT)])
+    assert answer["status"] == "done" and answer["verdicts"][0]["passed"] == 2
     assert api.get("/stats").json["queues"]["verify"] >= 1, (
         "the sync request waited for the whole job"
     )
