@@ -10,15 +10,18 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import threading
 import time
 
 from celery.exceptions import SoftTimeLimitExceeded
+from pydantic import ValidationError
+from sqlalchemy import select
 
 from sandbox import Sandbox, Verdict, VerifyRequest, verify
-from service import queues, telemetry, tenancy
+from service import limits, queues, telemetry, tenancy
 from service.db import Job, jobs, verdicts
-from service.kinds import VerifyJobSpec
+from service.kinds import KINDS, VerifyJobSpec
 from service.outages import outage
 from service.queues import Services
 from worker import training
@@ -29,17 +32,49 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
 
 
+TRAIN_KINDS = ("train", "sft", "eval")
+"""The kinds whose whole jobs run on the `train` pool (`service.queues.job_queue`)."""
+
+
 def run_job_in_fresh_process(
-    services: Services, job_id: int, worker_name: str, gpu: int | None = None
+    services: Services, job_id: int, worker_name: str, gpu: int | None = None, *, fair=False
 ) -> int:
-    """Forks a child that runs the job with its own connections, waits, returns its exit status.
+    """Claims a job, runs it in a forked child with its own connections, and watches the child
+    until it exits; returns its exit status.
+
+    With `fair` (the train queue's messages) the message's job is not necessarily the one
+    claimed: the worker takes the oldest queued job of the user with the fewest running jobs
+    (`jobs.claim_next`). Messages and queued jobs stay one for one, so every job still gets
+    one, and the marker of the job taken passes to the message's job (below).
 
     Whatever a job loads (a model, CUDA state, leaked memory) dies with its child, while the
     pool process that consumes the queue stays up, so the next job starts in milliseconds.
-    A child killed mid-job leaves the job `running` with a stale heartbeat: the reaper's case.
-    With `gpu` (the pool process's own, `worker.gpus`) the child sees that GPU alone: CUDA
-    reads `CUDA_VISIBLE_DEVICES` when the child first touches it, which is after this.
+    The pool process watches the child (`_watch`): one that stops heart-beating or outlives
+    its cancel by a grace period is killed, and its job ends with an error that says why,
+    so a wedged step never holds the worker. A child killed from outside (with its worker)
+    leaves the job `running` with a stale heartbeat: the reaper's case. With `gpu` (the pool
+    process's own, `worker.gpus`) the child sees that GPU alone: CUDA reads
+    `CUDA_VISIBLE_DEVICES` when the child first touches it, which is after this.
     """
+    queues.forget(services, queues.job_marker(job_id))  # first: see `run_job`
+    with services.db.begin() as session:
+        if fair:
+            claimed = jobs.claim_next(
+                session,
+                worker_name,
+                kinds=TRAIN_KINDS,
+                max_running=services.settings.user_max_running,
+            )
+        else:
+            claimed = job_id if jobs.claim(session, job_id, worker_name) else None
+        attempt = claimed and session.scalar(select(Job.attempt).where(Job.id == claimed))
+    if claimed is None:
+        log.info("job %s: nothing to claim for its message; dropped", job_id)
+        return 0
+    if claimed != job_id and services.redis.delete(queues.job_marker(claimed)):
+        # The claimed job's own message is still in Redis and will claim some other job, maybe
+        # this one: mark this one sent, or the reaper would send it a second message.
+        services.redis.set(queues.job_marker(job_id), 1)
     pid = os.fork()
     if pid == 0:
         status = 1
@@ -49,12 +84,103 @@ def run_job_in_fresh_process(
             services.db.engine.dispose(
                 close=False
             )  # the parent's pooled connections stay the parent's
-            run_job(services, job_id, worker_name)
+            run_claimed(services, claimed)
             status = 0
         except BaseException:
-            log.exception("job %s: its process failed", job_id)
+            log.exception("job %s: its process failed", claimed)
         finally:
             os._exit(status)
+    log.info("job %s (attempt %s) runs in process %s", claimed, attempt, pid)
+    return _watch(services, pid, claimed, worker_name, attempt)
+
+
+def _watch(services: Services, pid: int, job_id: int, worker_name: str, attempt: int) -> int:
+    """Waits for the job's process; kills it when its job row says it is wedged or not its own.
+
+    - its heartbeat has not moved for `RLVR_KILL_GRACE_SECONDS` (a step holds the GIL, as a
+      backtracking regex did, so the heartbeat thread cannot run): the job fails;
+    - it is `cancelling` for longer than `RLVR_CANCEL_GRACE_SECONDS` (a step that never
+      reaches the cooperative check): the job is cancelled;
+    - the job ended, or was reaped and requeued (another attempt), for `RLVR_KILL_GRACE_SECONDS`
+      while this process still runs: killed, nothing recorded (the row is not this attempt's).
+
+    Silence is timed on this process's monotonic clock from what it reads, not from the row's
+    timestamps, and a read that fails (the database is down) restarts the clock: an outage is
+    the reaper's call, never a reason to kill.
+    """
+    settings = services.settings
+    every = min(1.0, settings.heartbeat_seconds)
+    last_beat, beat_moved = None, time.monotonic()
+    cancel_seen = gone_since = None
+    while True:
+        done, wait_status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(wait_status)
+        time.sleep(every)
+        now = time.monotonic()
+        try:
+            with services.db.read() as session:
+                row = session.execute(
+                    select(Job.status, Job.heartbeat_at, Job.worker, Job.attempt).where(
+                        Job.id == job_id
+                    )
+                ).one_or_none()
+        except Exception as exc:
+            if not outage(exc):
+                raise
+            beat_moved = now
+            continue
+        ours = (
+            row is not None
+            and row.status in jobs.ACTIVE
+            and (row.worker, row.attempt) == (worker_name, attempt)
+        )
+        if not ours:
+            gone_since = gone_since or now
+            if now - gone_since > settings.kill_grace_seconds:
+                _kill(pid, job_id, "its job ended or was taken from it")
+                return _exit_code(pid)
+            continue
+        if row.heartbeat_at != last_beat:
+            last_beat, beat_moved = row.heartbeat_at, now
+        if row.status == "cancelling":
+            cancel_seen = cancel_seen or now
+        if now - beat_moved > settings.kill_grace_seconds:
+            end = "cancelled" if row.status == "cancelling" else "failed"
+            why = (
+                f"killed by its worker: its process sent no heartbeat for "
+                f"{settings.kill_grace_seconds:g}s (a step held it; RLVR_KILL_GRACE_SECONDS)"
+            )
+        elif cancel_seen is not None and now - cancel_seen > settings.cancel_grace_seconds:
+            end = "cancelled"
+            why = (
+                f"killed by its worker: still running {settings.cancel_grace_seconds:g}s after "
+                "its cancel (RLVR_CANCEL_GRACE_SECONDS)"
+            )
+        else:
+            continue
+        _kill(pid, job_id, why)
+        code = _exit_code(pid)
+        with services.db.begin() as session:
+            jobs.finish(
+                session,
+                job_id,
+                end,
+                error=why,
+                where=(Job.worker == worker_name, Job.attempt == attempt),
+            )
+        return code
+
+
+def _kill(pid: int, job_id: int, why: str) -> None:
+    log.error("job %s: killing its process %s: %s", job_id, pid, why)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _exit_code(pid: int) -> int:
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
@@ -63,9 +189,7 @@ def run_job(services: Services, job_id: int, worker_name: str) -> None:
 
     The message was acked on receipt, so its marker goes first: whatever stops the claim (the
     database is down, this process is killed) leaves a queued job without a marker, which
-    the reaper sends again. Once claimed, an outage (`service.outages`) is not the job's
-    fault: it propagates, this process ends with no end recorded, and the reaper requeues
-    the job when its heartbeat goes stale.
+    the reaper sends again.
     """
     queues.forget(services, queues.job_marker(job_id))
     with services.db.begin() as session:
@@ -73,10 +197,22 @@ def run_job(services: Services, job_id: int, worker_name: str) -> None:
     if not claimed:
         log.info("job %s is not queued any more; message dropped", job_id)
         return
+    run_claimed(services, job_id)
+
+
+def run_claimed(services: Services, job_id: int) -> None:
+    """Runs a job this process claimed, with its heartbeat, and records its end.
+
+    The spec meets the operator's ceilings again (`service.limits`), so one stored before them
+    fails naming its fields instead of running. Once claimed, an outage
+    (`service.outages`) is not the job's fault: it propagates, this process ends with no end
+    recorded, and the reaper requeues the job when its heartbeat goes stale.
+    """
     with services.db.read() as session:
         job = session.get(Job, job_id)
     with Heartbeat(services.db, job_id, services.settings.heartbeat_seconds) as heartbeat:
         try:
+            _within_limits(services, job)
             status, result = RUNNERS[job.kind](services, job, heartbeat.cancelled)
             error = None
         except Exception as exc:
@@ -95,6 +231,18 @@ def run_job(services: Services, job_id: int, worker_name: str) -> None:
         result = {**result, "cuda_visible_devices": devices}
     with services.db.begin() as session:
         jobs.finish(session, job_id, status, result=result, error=error)
+
+
+def _within_limits(services: Services, job: Job) -> None:
+    """Raises `tenancy.Refused` (its message names each field) when the job's spec asks more
+    than the operator's ceilings allow now. A spec that is not valid at all is left to its
+    runner, which reports it as it always did."""
+    try:
+        spec = KINDS[job.kind].spec.model_validate(job.spec)
+    except ValidationError:
+        return
+    if problems := limits.refusals(spec, services.settings):
+        raise tenancy.Refused(problems)
 
 
 def run_verify_job(services: Services, job: Job, cancelled: threading.Event) -> tuple[str, dict]:

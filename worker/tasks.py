@@ -1,12 +1,13 @@
 """Celery tasks: each takes ids, calls `worker.runners`, and keeps no state of its own.
 
-`run_job` (queue `train`) is acked on receipt and runs the job in a fresh child process: a
-job can run for hours, so its liveness is the row's heartbeat, watched by `reap`, never
-Redis's visibility timeout. `coordinate_job` (queue `coordinate`, a pool of threads on the
-CPU machines) is the same for the jobs that need no GPU and mostly wait: it runs the job in
-its own thread, with the same claim, heartbeat and reaper. Verify tasks
-are short and idempotent, so they are acked late, rejected back to the queue when their
-process dies, capped in redeliveries, and time-limited.
+`run_job` (queue `train`) is acked on receipt and runs a job in a fresh child process: a
+job can run for hours, so its liveness is the row's heartbeat, watched by its worker (which
+kills a wedged child) and by `reap`, never Redis's visibility timeout. The job it runs is the
+fair share's next (`jobs.claim_next`), not necessarily the message's. `coordinate_job`
+(queue `coordinate`, a pool of threads on the CPU machines) is the same for the jobs that
+need no GPU and mostly wait: it runs the job in its own thread, with the same claim,
+heartbeat and reaper. Verify tasks are short and idempotent, so they are acked late,
+rejected back to the queue when their process dies, capped in redeliveries, and time-limited.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ VERIFY_OPTIONS = {
 @app.task(name=queues.RUN_JOB, acks_late=False, bind=True)
 def run_job(self, job_id: int) -> None:
     worker_name = self.request.hostname or "worker"
-    code = runners.run_job_in_fresh_process(services(), job_id, worker_name, gpus.assigned())
+    code = runners.run_job_in_fresh_process(
+        services(), job_id, worker_name, gpus.assigned(), fair=True
+    )
     if code != 0:
         log.error(
             "job %s: its process exited with %s; the reaper will requeue it if it is still running",

@@ -106,3 +106,30 @@ def test_verdicts_are_unique_per_index(db, submit):
             "pass_rate": 1.0,
             "by_status": {"ok": 2, "sandbox_error": 1},
         }
+
+
+def test_claim_next_takes_the_oldest_job_of_the_user_running_fewest(db, make_user):
+    """Fair share, not FIFO: a user who queued first and most waits behind each other user's
+    next job once running one, and a user at the cap is skipped. The kind is this test's own,
+    so queued jobs other tests left in the shared database are not candidates."""
+    kinds = ("fairness-test",)
+    flooder, other = make_user()[0], make_user()[0]
+    with db.begin() as session:
+        ids = {}
+        for name, user_id in [("f1", flooder), ("f2", flooder), ("f3", flooder), ("o1", other)]:
+            job, _ = jobs.submit(
+                session, user_id=user_id, kind=kinds[0], spec={}, total=1, max_attempts=1
+            )
+            ids[job.id] = name
+
+    def claim(max_running: int = 4) -> str | None:
+        with db.begin() as session:
+            job_id = jobs.claim_next(session, "w", kinds=kinds, max_running=max_running)
+        return ids.get(job_id)
+
+    assert claim() == "f1"  # both run none: the oldest job
+    assert claim() == "o1"  # the flooder runs one, the other user none
+    assert claim(max_running=1) is None  # each runs one, the most allowed
+    assert claim() == "f2"
+    assert claim() == "f3"
+    assert claim() is None
