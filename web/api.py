@@ -3,6 +3,8 @@ documents it and validates the query and body its signature names, the view call
 
 from __future__ import annotations
 
+import uuid
+
 from flask import Blueprint, g, jsonify, url_for
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -187,7 +189,7 @@ def verify_now(json: VerifyBody):
     return reply(
         VerifyTicket(id=ticket, status="pending"),
         202,
-        Location=url_for("api.verify_ticket", ticket=ticket),
+        Location=url_for("api.verify_ticket", ticket=uuid.UUID(ticket)),
     )
 
 
@@ -195,16 +197,16 @@ VERIFY_RETRY_AFTER_SECONDS = 2
 """What a 429 for too many verify calls asks a client to wait: about one small batch's run."""
 
 
-@bp.get("/verify/<ticket>")
+@bp.get("/verify/<uuid:ticket>")
 @token_required
 @operation("verify", {200: VerifyTicket}, errors=[404])
-def verify_ticket(ticket: str):
+def verify_ticket(ticket: uuid.UUID):
     """A verify call's verdicts, once judged
 
     `pending` until the verify pool has judged every program; `timeout` after
     `RLVR_SYNC_VERIFY_TIMEOUT` seconds without verdicts. Someone else's ticket is a 404.
     """
-    found = verify_calls.read_ticket(services(), g.user.id, ticket)
+    found = verify_calls.read_ticket(services(), g.user.id, str(ticket))
     if found is None:
         raise ApiError(404, "not found", f"no verify call {ticket}")
     return reply(VerifyTicket.model_validate(found))

@@ -120,10 +120,6 @@ class EventList(BaseModel):
     events: list[EventOut]
 
 
-class VerdictList(BaseModel):
-    verdicts: list[Verdict]
-
-
 class CalledVerdict(Verdict):
     verified_by: str | None = Field(None, description="The verify worker that judged it.")
 

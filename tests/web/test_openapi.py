@@ -155,8 +155,13 @@ def test_replies_are_typed(doc):
         "CloneBody",
         "RewardDistribution",
         "Health",
-        "VerdictList",
+        "VerifyTicket",
     } <= set(schemas)
+    # Quotas are documented where they apply; a verify call answers with a ticket at once.
+    for path, method in [("/api/v1/jobs", "post"), ("/api/v1/verify", "post")]:
+        assert "429" in doc["paths"][path][method]["responses"]
+    assert set(doc["paths"]["/api/v1/verify"]["post"]["responses"]) >= {"202", "400", "413", "429"}
+    assert "200" not in doc["paths"]["/api/v1/verify"]["post"]["responses"]
 
 
 def test_validation_runs_after_the_token_check(app):
@@ -183,7 +188,9 @@ def test_the_document_states_the_bounds_the_server_enforces(doc):
             assert "503" in op["responses"], op["operationId"]
         assert ("413" in op["responses"]) == ("requestBody" in op), op["operationId"]
         for p in op.get("parameters", ()):
-            if p["in"] == "path":
+            if p["in"] == "path" and p["name"] == "ticket":  # `POST /verify`'s, a UUID
+                assert p["schema"]["format"] == "uuid", op["operationId"]
+            elif p["in"] == "path":
                 assert (p["schema"]["minimum"], p["schema"]["maximum"]) == (1, 2**31 - 1), op[
                     "operationId"
                 ]
