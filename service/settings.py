@@ -157,7 +157,10 @@ class Settings(BaseSettings):
         "RLVR_SYNC_VERIFY_MAX", 32, "Most programs one `POST /verify` carries.", ge=1
     )
     sync_verify_timeout: float = _env(
-        "RLVR_SYNC_VERIFY_TIMEOUT", 60.0, "Seconds `POST /verify` waits before answering 504.", gt=0
+        "RLVR_SYNC_VERIFY_TIMEOUT",
+        60.0,
+        "Seconds a `POST /verify` ticket waits for its verdicts before it reads `timeout`.",
+        gt=0,
     )
     # Ceilings on what one spec may ask for (`service.limits`): each bounds a job's memory or time on
     # a shared pool, so a value past it is a 400 at submit and a refusal on the worker.

@@ -59,7 +59,6 @@ ERRORS = {
     413: "Body too large, or too many programs",
     429: "Over your quota (queued jobs, or verify calls being judged): retry after `Retry-After` seconds",
     503: "The database or Redis cannot be reached for the moment: retry after `Retry-After` seconds",
-    504: "No verdicts in time",
 }
 UNAVAILABLE = 503
 TOO_LARGE = 413

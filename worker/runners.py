@@ -125,9 +125,9 @@ def _watch(services: Services, pid: int, job_id: int, worker_name: str, attempt:
                         Job.id == job_id
                     )
                 ).one_or_none()
-        except Exception as exc:
+        except Exception as exc:  # the database is down, or worse: this is no reason to kill
             if not outage(exc):
-                raise
+                log.exception("job %s: its watchdog could not read the row", job_id)
             beat_moved = now
             continue
         ours = (

@@ -52,6 +52,10 @@ def test_values_come_from_the_named_variables(tmp_path):
         ("RLVR_GPUS", "0,x"),
         ("RLVR_GPUS", "-1"),
         ("RLVR_GPUS", "1,1"),
+        ("RLVR_MAX_STEPS", "0"),
+        ("RLVR_SANDBOX_MAX_MEMORY_MB", "16"),
+        ("RLVR_USER_MAX_QUEUED", "many"),
+        ("RLVR_KILL_GRACE_SECONDS", "0"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable, value):
@@ -116,3 +120,18 @@ def test_a_job_logs_only_to_mlflow_servers_the_operator_allows():
             settings.mlflow_uri(uri)
     with pytest.raises(ValueError, match="RLVR_MLFLOW_URIS"):
         load_settings({}).mlflow_uri(None)
+
+
+def test_the_ceilings_quotas_and_graces():
+    """The defaults the README's table states; the kill grace follows STALE_AFTER unless set,
+    so a worker kills a wedged job's process before the reaper would requeue its job."""
+    settings = load_settings({})
+    assert (settings.max_steps, settings.max_samples_per_step, settings.max_new_tokens) == (
+        10_000,
+        1024,
+        4096,
+    )
+    assert (settings.user_max_queued, settings.user_max_running) == (100, 4)
+    assert (settings.kill_grace_seconds, settings.cancel_grace_seconds) == (45.0, 120.0)
+    assert load_settings({"RLVR_STALE_AFTER_SECONDS": "4"}).kill_grace_seconds == 3.0
+    assert load_settings({"RLVR_KILL_GRACE_SECONDS": "7"}).kill_grace_seconds == 7.0
