@@ -132,8 +132,10 @@ def claim_next(
     running ones, skipping users who already run `max_running`; returns its id, or None.
 
     Fair share instead of FIFO: one user's thousand queued jobs wait behind each other user's
-    next one, not in front of it (issue 14). A few candidates are tried in turn, since another
-    worker may claim the first one between the SELECT and the guarded UPDATE.
+    next one, not in front of it (issue 14). Users running as many break the tie by who was
+    served longest ago (their latest start), so on a single worker the users take turns. A
+    few candidates are tried in turn, since another worker may claim the first one between
+    the SELECT and the guarded UPDATE.
     """
     running = (
         select(Job.user_id, func.count().label("jobs"))
@@ -141,12 +143,19 @@ def claim_next(
         .group_by(Job.user_id)
         .subquery()
     )
+    served = (
+        select(Job.user_id, func.max(Job.started_at).label("last"))
+        .where(Job.kind.in_(kinds), Job.started_at.is_not(None))
+        .group_by(Job.user_id)
+        .subquery()
+    )
     load = func.coalesce(running.c.jobs, 0)
     candidates = session.scalars(
         select(Job.id)
         .outerjoin(running, running.c.user_id == Job.user_id)
+        .outerjoin(served, served.c.user_id == Job.user_id)
         .where(Job.status == "queued", Job.kind.in_(kinds), load < max_running)
-        .order_by(load, Job.id)
+        .order_by(load, served.c.last.asc().nulls_first(), Job.id)
         .limit(8)
     ).all()
     for job_id in candidates:

@@ -133,3 +133,26 @@ def test_claim_next_takes_the_oldest_job_of_the_user_running_fewest(db, make_use
     assert claim() == "f2"
     assert claim() == "f3"
     assert claim() is None
+
+
+def test_claim_next_takes_turns_between_users_on_one_slot(db, make_user):
+    """With one job at a time, users running none take turns: who was served longest ago
+    goes first, where FIFO would run the flooder's whole backlog before the other user."""
+    kinds = ("turns-test",)
+    flooder, other = make_user()[0], make_user()[0]
+    with db.begin() as session:
+        ids = {}
+        for name, user_id in [("f1", flooder), ("f2", flooder), ("f3", flooder), ("o1", other)]:
+            job, _ = jobs.submit(
+                session, user_id=user_id, kind=kinds[0], spec={}, total=1, max_attempts=1
+            )
+            ids[job.id] = name
+
+    def run_one() -> str | None:
+        with db.begin() as session:
+            job_id = jobs.claim_next(session, "w", kinds=kinds, max_running=1)
+        with db.begin() as session:
+            jobs.finish(session, job_id, "succeeded")
+        return ids[job_id]
+
+    assert [run_one() for _ in range(4)] == ["f1", "o1", "f2", "f3"]
