@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
 
 
-TRAIN_KINDS = ("train", "sft", "eval")
-"""The kinds whose whole jobs run on the `train` pool (`service.queues.job_queue`)."""
+TRAIN_KINDS = tuple(kind for kind in KINDS if queues.job_queue(kind) == "train")
+"""The kinds whose whole jobs run on the `train` pool: train, SFT and eval."""
 
 
 def run_job_in_fresh_process(
