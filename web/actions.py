@@ -19,6 +19,7 @@ from service.db import Job, User, jobs
 from service.kinds import KINDS
 from web.context import services
 from web.errors import ApiError
+from web.schemas import JobLabels, JobLabelsPatch
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ def submit(
     idempotency_key: str | None = None,
     parent_id: int | None = None,
     message: str | None = None,
+    labels: JobLabels | None = None,
 ) -> tuple[Job, bool]:
     """Validates `spec` for `kind` and for what `user` may name in it (raises pydantic's
     ValidationError; a spec the API already validated as the kind's model is taken as it is)
@@ -57,6 +59,8 @@ def submit(
             parent_id=parent_id,
             message=message,
         )
+        if created and labels is not None:  # a retried submit keeps the first one's labels
+            job.name, job.tags = labels.name, labels.tags
     if created:
         _send(job.id)
     return job, created
@@ -104,7 +108,8 @@ def retry(user: User, job: Job) -> Job:
         raise ApiError(
             409, "conflict", f"job {job.id} is {job.status}; only finished jobs can be retried"
         )
-    new, _ = submit(user, job.kind, job.spec, parent_id=job.id)
+    labels = JobLabels(name=job.name, tags=job.tags)  # the same run again, under its name
+    new, _ = submit(user, job.kind, job.spec, parent_id=job.id, labels=labels)
     return new
 
 
@@ -137,8 +142,24 @@ def clone(user: User, job: Job, overrides: dict) -> Job:
         deep_merge(job.spec, overrides),
         parent_id=job.id,
         message=f"clone of job {job.id}",
+        labels=JobLabels(tags=job.tags),  # a variant: same tags, a name of its own
     )
     return new
+
+
+def relabel(user: User, job: Job, patch: JobLabelsPatch) -> Job:
+    """Sets the fields `patch` names of `job`'s name and tags. Only the owner may: an admin
+    sees everyone's jobs but does not rename them."""
+    if job.user_id != user.id:
+        raise ApiError(403, "forbidden", f"only the owner of job {job.id} can rename or tag it")
+    changes = patch.model_dump(exclude_unset=True)
+    if "tags" in changes:
+        changes["tags"] = changes["tags"] or []  # `tags: null` clears them, as `name: null` does
+    with services().db.begin() as s:
+        row = s.get(Job, job.id)
+        for field, value in changes.items():
+            setattr(row, field, value)
+    return row
 
 
 def deep_merge(base: dict, overrides: dict) -> dict:
