@@ -133,8 +133,9 @@ def resume(job: Job) -> None:
     _send(job.id)
 
 
-def clone(user: User, job: Job, overrides: dict) -> Job:
-    """A new job of `job`'s kind and spec with `overrides` deep-merged in, linked to `job`.
+def clone(user: User, job: Job, overrides: dict, labels: JobLabels | None = None) -> Job:
+    """A new job of `job`'s kind and spec with `overrides` deep-merged in, linked to `job`,
+    under `labels` (by default `job`'s tags and no name: a variant is a run of its own).
     Raises pydantic's ValidationError when the edited spec is not valid."""
     new, _ = submit(
         user,
@@ -142,7 +143,7 @@ def clone(user: User, job: Job, overrides: dict) -> Job:
         deep_merge(job.spec, overrides),
         parent_id=job.id,
         message=f"clone of job {job.id}",
-        labels=JobLabels(tags=job.tags),  # a variant: same tags, a name of its own
+        labels=labels or JobLabels(tags=job.tags),
     )
     return new
 
