@@ -7,8 +7,8 @@
    exponential moving average (the raw points stay as a faint line behind), and
    #metric-filter, which shows only the charts whose metric name contains its text.
 
-   Each chart's <figure> carries data-metric and data-points (raw points drawn), which the
-   browser tests read. */
+   Each chart's <figure> carries data-metric and data-points (raw points drawn), and its
+   uPlot instance as `figure.uplot`, which the browser tests read. */
 "use strict";
 
 const RlvrCharts = (() => {
@@ -102,11 +102,16 @@ const RlvrCharts = (() => {
       return;
     }
     if (old) old.plot.destroy();
-    if (!lines.length) { drawn.delete(fig); return; }
+    if (!lines.length) { drawn.delete(fig); fig.uplot = null; return; }
     const plot = new uPlot(options(fig, lines), data(lines), fig);
     // the legend shows each run's smoothed value; its raw twin stays off the legend
-    if (smoothing) plot.root.querySelectorAll(".u-legend .u-series").forEach((row, i) => { row.hidden = i > 0 && i % 2 === 0; });
+    if (smoothing) {
+      plot.root.querySelectorAll(".u-legend .u-series").forEach((row, i) => {
+        if (i > 0 && i % 2 === 0) row.style.display = "none";  // uPlot's CSS overrides `hidden`
+      });
+    }
     drawn.set(fig, {plot, lines, smoothing});
+    fig.uplot = plot;
   }
 
   function redrawAll() {
