@@ -27,6 +27,7 @@ from web.context import services
 from web.errors import ApiError
 from web.flat import differences, flatten
 from web.forms import JobForm, SpecForm, form_for
+from web.inputs import MAX_OFFSET
 from web.schemas import JobLabels, JobLabelsPatch
 from web.security import safe_next
 from web.training_api import ExperienceQuery
@@ -87,7 +88,7 @@ def jobs_list():
     filters = {
         k: v for k in ("status", "kind", "tag", "q") if (v := request.args.get(k, "").strip())
     }
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = min(max(request.args.get("page", 1, type=int), 1), MAX_OFFSET // JOBS_PER_PAGE)
     query = listing.filtered(
         g.user,
         filters.get("status") if filters.get("status") in JOB_STATES else None,
