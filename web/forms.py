@@ -7,6 +7,7 @@ have a few fields for the settings people change most, laid over a YAML box hold
 from __future__ import annotations
 
 import ast
+from functools import cache
 
 import yaml
 from flask_wtf import FlaskForm
@@ -161,11 +162,12 @@ class SpecForm(JobForm):
     settings: tuple[tuple[str, str, type], ...] = ()
 
     @classmethod
+    @cache  # one class per kind, not one per request
     def of_kind(cls, kind: str) -> type[SpecForm]:
         """The spec form with `kind`'s common settings as fields of their own."""
         fields = {
-            _field_name(path): kind_(label, validators=[Optional()])
-            for path, label, kind_ in COMMON_SETTINGS.get(kind, ())
+            _field_name(path): field_type(label, validators=[Optional()])
+            for path, label, field_type in COMMON_SETTINGS.get(kind, ())
         }
         return type(
             f"{kind.title()}SpecForm", (cls,), {**fields, "settings": COMMON_SETTINGS.get(kind, ())}
