@@ -124,7 +124,7 @@ def shoot(page, name: str, tmp_path: Path) -> None:
     assert (folder / f"{name}.png").stat().st_size > 10_000
 
 
-def test_every_page_renders_and_is_screenshotted(site, db, tmp_path):
+def test_every_page_renders_and_is_screenshotted(site, db, procfile, tmp_path):
     page, base, user_id = site
     base_id = train_job(db, user_id, "grpo baseline", ["arith", "baseline"], 1e-5, 0.03)
     fast_id = train_job(db, user_id, "grpo lr 3e-5", ["arith", "lr-sweep"], 3e-5, 0.06)
@@ -205,6 +205,9 @@ def test_every_page_renders_and_is_screenshotted(site, db, tmp_path):
     assert "Compute 17 + 0." in page.locator("tr.rollout td.prompt").first.inner_text()
     shoot(page, "rollouts", tmp_path)
 
+    procfile("verify")
     page.goto(f"{base}/workers")
     assert page.locator("#pools tbody tr").count() == 3
+    assert "verify@" in page.locator("#pools tbody tr").nth(1).inner_text()
+    assert "none" in page.locator("#pools tbody tr").nth(0).inner_text()  # no train worker
     shoot(page, "workers", tmp_path)
