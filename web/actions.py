@@ -13,6 +13,7 @@ import logging
 import redis
 from kombu.exceptions import OperationalError
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import update
 
 from service import queues, tenancy
 from service.db import Job, User, jobs
@@ -156,11 +157,12 @@ def relabel(user: User, job: Job, patch: JobLabelsPatch) -> Job:
     changes = patch.model_dump(exclude_unset=True)
     if "tags" in changes:
         changes["tags"] = changes["tags"] or []  # `tags: null` clears them, as `name: null` does
-    with services().db.begin() as s:
-        row = s.get(Job, job.id)
-        for field, value in changes.items():
-            setattr(row, field, value)
-    return row
+    if changes:
+        with services().db.begin() as s:  # an UPDATE: loading the row would load its spec
+            s.execute(update(Job).where(Job.id == job.id).values(**changes))
+    for field, value in changes.items():
+        setattr(job, field, value)
+    return job
 
 
 def deep_merge(base: dict, overrides: dict) -> dict:
