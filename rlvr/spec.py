@@ -88,9 +88,48 @@ class SamplingSpec(_Spec):
     temperature: float | list[float] = Field(
         1.0, description="Sampling temperature, or one per sample of a group (length = group_size)."
     )
-    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    top_p: float = Field(
+        1.0, gt=0.0, le=1.0, description="Nucleus sampling mass (after top_k); 1: off."
+    )
+    top_k: int = Field(
+        0,
+        ge=0,
+        description="Sample among the k most likely tokens only; 0: off. Every sampling field applies "
+        "exactly as set, in the order repetition_penalty -> temperature -> top_k -> top_p, and the "
+        "model's generation_config never adds its own; the loss scores tokens under that same distribution.",
+    )
+    repetition_penalty: float = Field(
+        1.0,
+        gt=0.0,
+        description="CTRL's penalty on every token already in the prompt or completion (a positive "
+        "logit divided by it, a negative one multiplied); 1: off.",
+    )
     max_new_tokens: int = Field(
         64, ge=1, description="Longest completion; longer ones are cut (clipped)."
+    )
+    stop_strings: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Text that ends a completion (the token that completes it included, the rest "
+        "neither decoded nor trained on), besides the tokenizer's EOS and every end-of-turn id in the "
+        "model's generation_config.",
+    )
+    max_prompt_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Longest prompt in tokens, after the chat template; a longer one stops the job with "
+        "an error (never cut: the model would be graded on a question it did not see). null: no limit.",
+    )
+    chat_template: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Render each prompt as a user turn with the tokenizer's chat template (and the "
+        "assistant's turn opened): auto when the tokenizer has one, on (an error without one), off.",
+    )
+    system_prompt: str | None = Field(
+        None,
+        max_length=8192,
+        description="A system turn before each prompt with a chat template; without one, this text and "
+        "a blank line before the prompt.",
     )
     engine: Literal["hf", "vllm"] = Field(
         "hf",

@@ -69,7 +69,14 @@ from rlvr.pipeline import Round, Scoring
 from rlvr.policy import ReferencePolicy, load_policy
 from rlvr.refine import refine
 from rlvr.replay import ReplayBuffer, mix
-from rlvr.rollout import Rollout, generate, merge_rollouts, policy_logprobs
+from rlvr.rollout import (
+    Rollout,
+    generate,
+    merge_rollouts,
+    policy_logprobs,
+    sampling_options,
+    warp_of,
+)
 from rlvr.scoring import ScoredBatch, reward_specs, score_batch
 from rlvr.spec import TrainSpec
 from rlvr.stopping import converged, reached_target
@@ -125,6 +132,7 @@ class Trainer:
     ):
         self.spec = spec
         self.algo = spec.algorithm.resolved()
+        self.warp = warp_of(spec.sampling)  # the loss scores tokens under the sampled distribution
         self.run_dir = Path(run_dir)
         self.callback = callback or Callback()
         self.verify = verify
@@ -241,9 +249,7 @@ class Trainer:
         rollout = self.engine.generate(
             [p.prompt for p in drawn],
             group_size=self.algo.group_size,
-            temperature=spec.sampling.temperature,
-            top_p=spec.sampling.top_p,
-            max_new_tokens=spec.sampling.max_new_tokens,
+            **sampling_options(spec.sampling),
         )
         return Round(drawn, rollout, time.perf_counter() - started, policy_version=self.step)
 
@@ -341,14 +347,9 @@ class Trainer:
         started = time.perf_counter()
         drawn = self.stream.take(spec.optim.prompts_per_step)
         rows = [p for p in drawn for _ in range(group)]
+        options = sampling_options(spec.sampling)
         first = generate(
-            self.model,
-            self.tokenizer,
-            [p.prompt for p in drawn],
-            group_size=group,
-            temperature=spec.sampling.temperature,
-            top_p=spec.sampling.top_p,
-            max_new_tokens=spec.sampling.max_new_tokens,
+            self.model, self.tokenizer, [p.prompt for p in drawn], group_size=group, **options
         )
         scored = score_batch(self.task, rows, first.completions, self.rewards, self.verify)
         episodes = refine(
@@ -366,7 +367,7 @@ class Trainer:
             loss=refinement.loss,
             discount=refinement.discount,
             show_tests=refinement.show_tests,
-            top_p=spec.sampling.top_p,
+            sampling=options,
         )
         zero_std = sum(
             not _informative(episodes.rewards[i * group : (i + 1) * group])
@@ -454,6 +455,7 @@ class Trainer:
                     rollout.completion_ids,
                     rollout.completion_mask,
                     rollout.temperatures,
+                    warp=self.warp,
                 )
         sums: dict[str, float] = {}
         count = 0
@@ -504,6 +506,7 @@ class Trainer:
                 rollout.completion_ids,
                 rollout.completion_mask,
                 rollout.temperatures,
+                warp=self.warp,
             )
         trainer_old = trainer_old * rollout.completion_mask
         cap = self.spec.sampling.tis_cap
@@ -529,6 +532,7 @@ class Trainer:
             rollout.completion_mask[rows],
             rollout.temperatures[rows],
             with_entropy=True,
+            warp=self.warp,
         )
         old = rollout.logprobs[rows]
         aggregate = AGGREGATIONS[algo.loss_aggregation]

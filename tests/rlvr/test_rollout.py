@@ -1,13 +1,10 @@
 """Rollout: one batched generate, left padding, EOS masks, sampling log-probs, warper."""
 
-import math
-
 import pytest
 import torch
 
 from rlvr.policy import load_policy
 from rlvr.rollout import (
-    PerSampleWarper,
     generate,
     merge_rollouts,
     policy_logprobs,
@@ -71,17 +68,6 @@ def test_tiny_temperature_samples_what_greedy_picks(policy):
     torch.manual_seed(2)
     cold = generate(model, tokenizer, PROMPTS, group_size=1, temperature=1e-4, max_new_tokens=5)
     assert cold.completions == greedy.completions
-
-
-def test_warper_scales_each_row_then_keeps_the_nucleus():
-    scores = torch.tensor([[math.log(0.5), math.log(0.3), math.log(0.2)]] * 3)
-    warped = PerSampleWarper(torch.tensor([1.0, 1.0, 2.0]), top_p=0.6)(None, scores)
-    assert (
-        torch.isinf(warped[0, 2]) and not torch.isinf(warped[0, :2]).any()
-    )  # mass before 3rd is 0.8
-    assert warped[2, 0].item() == pytest.approx(math.log(0.5) / 2)
-    only_top = PerSampleWarper(torch.ones(1), top_p=0.5)(None, scores[:1])
-    assert torch.isinf(only_top[0, 1:]).all() and not torch.isinf(only_top[0, 0])
 
 
 def test_sample_temperatures_repeat_per_group():
