@@ -178,6 +178,17 @@ AGGREGATIONS: dict[str, Callable[[Tensor, Tensor, int], Tensor]] = {
 }
 
 
+def aggregation_units(aggregation: str, mask: Tensor) -> Tensor:
+    """What an aggregation divides by, up to constants: unmasked tokens for ``token``,
+    sequences that have any for ``sequence`` and ``constant``.  (B, T) -> ()
+
+    A micro-batch's aggregate times its units over the whole batch's is its part of the
+    batch's aggregate, so gradients accumulated that way equal one pass over the batch."""
+    if aggregation == "token":
+        return mask.sum()
+    return (mask.sum(dim=1) > 0).sum().to(mask.dtype)
+
+
 def kl_k1(logprobs: Tensor, ref_logprobs: Tensor) -> Tensor:
     """k1 = log p - log q: unbiased for KL(p || q), can be negative.  (B, T) -> (B, T)"""
     return logprobs - ref_logprobs

@@ -52,7 +52,14 @@ class ModelSpec(_Spec):
     )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto",
-        description="Weights dtype; auto is bfloat16 on CUDA that supports it, else float32.",
+        description="Compute dtype (mixed precision): trained weights and optimizer state stay float32 and "
+        "matmuls run under autocast in this dtype (float16 with a gradient scaler); a LoRA base and "
+        "frozen models are stored in it. auto is bfloat16 on CUDA that supports it, else float32.",
+    )
+    gradient_checkpointing: bool = Field(
+        False,
+        description="Keep only each layer's input in the update and recompute the rest in backward: "
+        "activation memory of about one layer instead of all, for about a third more update time.",
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto picks CUDA when present."
@@ -262,6 +269,14 @@ class OptimSpec(_Spec):
     )
     prompts_per_step: int = Field(
         8, ge=1, description="Prompts per step (P); a step samples P x group_size."
+    )
+    micro_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="Rows per forward/backward pass: each optimizer step's rows are split into micro-batches "
+        "of at most this many whose gradients add up (the loss normalised over all of the step's rows, so "
+        "the step is the same); reference log-probs are computed a micro-batch at a time too. null: all "
+        "of a step's rows at once.",
     )
     seed: int = Field(0, description="Seed of every RNG (data order, sampling, dropout).")
 
