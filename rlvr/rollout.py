@@ -15,7 +15,12 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from transformers import GenerationConfig, LogitsProcessorList
+from transformers import (
+    GenerationConfig,
+    LogitsProcessorList,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
 
 from rlvr.logprobs import LOGIT_CHUNK_TOKENS, NO_WARP, Warp, WarpProcessor, completion_logprobs
 from rlvr.loss import completion_mask
@@ -136,6 +141,25 @@ def _stop_string_length(tokenizer, ids: list[int], stop_strings: Sequence[str]) 
     return low
 
 
+class StopStrings(StoppingCriteria):
+    """Stops a row once its completion's text (never the prompt's) holds a stop string.
+
+    Only the last few tokens are decoded each step (a string of n characters spans at most
+    n tokens), so a step costs O(B), not O(B x T); ``finish_rollout`` decides the cut."""
+
+    def __init__(self, tokenizer, stop_strings: Sequence[str], prompt_length: int):
+        self.tokenizer = tokenizer
+        self.stop_strings = list(stop_strings)
+        self.prompt_length = prompt_length
+        self.window = max(len(stop) for stop in stop_strings) + 1
+
+    def __call__(self, input_ids: Tensor, scores: Tensor, **kwargs) -> Tensor:
+        start = max(self.prompt_length, input_ids.shape[1] - self.window)
+        tails = self.tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=True)
+        found = [any(stop in tail for stop in self.stop_strings) for tail in tails]
+        return torch.tensor(found, device=input_ids.device)
+
+
 def finish_rollout(
     tokenizer,
     encoded,
@@ -220,20 +244,21 @@ def generate(
         no_repeat_ngram_size=0,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=stop_ids,
-        stop_strings=list(stop_strings) or None,
         return_dict_in_generate=True,
     )
     processor = WarpProcessor(temperatures, warp, encoded["input_ids"], encoded["attention_mask"])
     was_training = model.training
     model.eval()
+    prompt_length = encoded["input_ids"].shape[1]
+    stopping = [StopStrings(tokenizer, stop_strings, prompt_length)] if stop_strings else []
     out = model.generate(
         **encoded,
         generation_config=config,
         logits_processor=LogitsProcessorList([processor]),
-        tokenizer=tokenizer if stop_strings else None,
+        stopping_criteria=StoppingCriteriaList(stopping),
     )
     model.train(was_training)
-    completion_ids = out.sequences[:, encoded["input_ids"].shape[1] :]  # (B, T)
+    completion_ids = out.sequences[:, prompt_length:]  # (B, T)
     return finish_rollout(
         tokenizer,
         encoded,
