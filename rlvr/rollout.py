@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import transformers
 from torch import Tensor
 from transformers import (
     GenerationConfig,
@@ -24,6 +25,13 @@ from transformers import (
 
 from rlvr.logprobs import LOGIT_CHUNK_TOKENS, NO_WARP, Warp, WarpProcessor, completion_logprobs
 from rlvr.loss import completion_mask
+
+MODEL_DEFAULTS_OFF = (
+    {"use_model_defaults": False} if int(transformers.__version__.split(".")[0]) < 5 else {}
+)
+"""transformers 4.5x replaces a given field that equals the global default (temperature 1.0,
+top_p 1.0) with the model's generation_config value unless told not to; 5.x fills unset
+fields only, and every field that matters is set below."""
 
 
 @dataclass
@@ -253,6 +261,7 @@ def generate(
     stopping = [StopStrings(tokenizer, stop_strings, prompt_length)] if stop_strings else []
     out = model.generate(
         **encoded,
+        **MODEL_DEFAULTS_OFF,
         generation_config=config,
         logits_processor=LogitsProcessorList([processor]),
         stopping_criteria=StoppingCriteriaList(stopping),
