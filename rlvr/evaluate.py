@@ -127,7 +127,7 @@ def run_eval(
         metrics = evaluate_references(task, problems, reward_specs(task, spec.rewards), verify)
         return _report(metrics, run_dir, callback)
     torch.manual_seed(spec.seed)
-    model, tokenizer, _ = load_policy(spec.model)
+    model, tokenizer, _ = load_policy(spec.model, frozen=True)  # in the compute dtype
     metrics = evaluate(
         model,
         tokenizer,
