@@ -303,6 +303,12 @@ def policy_logprobs(
 
     prompt_*: (B, Tp); completion_*: (B, T); temperatures: (B,) -> (B, T), (B, T) | None
     """
+    if getattr(model.config, "final_logit_softcapping", None) or hasattr(
+        model.config, "logit_scale"
+    ):
+        # Logits here are the output layer of the hidden states, nothing after it (Gemma's
+        # soft-capping, Cohere's scale would be missed): refuse rather than score wrongly.
+        raise NotImplementedError(f"{type(model.config).__name__}: logits are not lm_head(hidden)")
     input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
     attention = torch.cat([prompt_mask, completion_mask.to(prompt_mask.dtype)], dim=1)
     positions = (attention.cumsum(dim=1) - 1).clamp(min=0)  # as generate numbers left-padded rows
