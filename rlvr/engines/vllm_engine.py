@@ -110,7 +110,8 @@ class VLLMEngine:
         params = [
             SamplingParams(
                 temperature=0.0 if greedy else float(t),
-                top_k=0 if greedy else top_k,  # 0: off
+                # -1 is "off" in every vLLM; 0 was an error before mid-2025 (vllm#17553).
+                top_k=top_k if top_k > 0 and not greedy else -1,
                 top_p=1.0 if greedy else top_p,
                 repetition_penalty=1.0 if greedy else repetition_penalty,
                 max_tokens=max_new_tokens,
