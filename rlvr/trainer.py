@@ -38,6 +38,13 @@ vllm samples in a colocated vLLM that gets the weights after each update. vLLM's
 are not the trainer's, so then (and only then) the step's old log-probs are recomputed by
 the trainer before its first update, and each token's policy loss is weighted by truncated
 importance sampling (``rlvr.importance``), reported as the ``sampling/*`` metrics.
+
+Precision and memory: trained weights and AdamW state are fp32 and every forward runs under
+``rlvr.precision``'s autocast (fp16 adds a grad scaler). Each optimizer step's rows go
+through forward and backward ``optim.micro_batch_size`` at a time, each micro-batch's loss
+weighted by its share of the step's tokens or sequences so the accumulated gradient is the
+one-pass gradient; reference and correction log-probs are computed a micro-batch at a time,
+and log-probs never materialise the batch's (B, T, V) logits (``rlvr.logprobs``).
 """
 
 import math
