@@ -9,6 +9,8 @@ address from a user:
   also give a path on the train machines.
 - a data file (the jsonl task's `path` and `test_path`): `file:<id>`, a file the user
   uploaded (`service.db.files`).
+- a task's `source`: `local:<name>` must be a dataset folder under the operator's
+  `RLVR_DATASETS_ROOT` on this machine (as `registered:` models must be in `RLVR_MODELS_DIR`).
 - a judge (the `llm_judge` reward's kwargs, inside `composite` too): `endpoint`, a name the
   operator declared in `RLVR_JUDGE_ENDPOINTS`; the URL and the key are the operator's.
 
@@ -35,6 +37,7 @@ from pydantic_core import PydanticCustomError, ValidationError
 from sqlalchemy.orm import Session
 
 from rlvr.rewards.llm import llm_judge
+from rlvr.tasks.sources import datasets_root
 from service.db import Job, User, files, training
 from service.settings import Settings
 
@@ -98,6 +101,8 @@ def refusals(
         for field in ("path", "test_path"):
             if (ref := task.get(field)) is not None and (why := _file_refusal(session, user, ref)):
                 found.append((("task", field), why))
+    if isinstance(source := task.get("source"), str) and (why := _source_refusal(source)):
+        found.append((("task", "source"), why))
     for loc, kwargs in _judges(spec.get("rewards") or [], ("rewards",)):
         found.extend(((*loc, *where), why) for where, why in _judge_refusals(kwargs, settings))
     return found
@@ -132,6 +137,17 @@ def _file_refusal(session: Session, user: User, ref: Any) -> str | None:
     if kind != "file" or not _ID.fullmatch(rest):
         return "name a file you uploaded (POST /api/v1/files) as `file:<id>`, not a path"
     return None if files.find(session, user, int(rest)) else f"no file {rest} of yours"
+
+
+def _source_refusal(source: str) -> str | None:
+    """A `local:<name>` dataset the operator does not have (the spec's model already refused
+    a malformed source; `hf:` ones are fetched or found in the cache by the worker)."""
+    kind, _, name = source.partition(":")
+    if kind != "local" or not re.fullmatch(_NAME, name):
+        return None
+    if not (datasets_root() / name).is_dir():
+        return f"the operator has no local dataset named {name!r}"
+    return None
 
 
 def _judges(rewards: list, loc: Location) -> Iterator[tuple[Location, dict]]:

@@ -487,3 +487,52 @@ def test_a_specs_mlflow_uri_is_checked_at_submit(stack_env, make_user, allowed, 
             and response.json["detail"][0]["field"] == "spec.tracking.mlflow.uri"
         )
         assert error in response.json["detail"][0]["message"], response.json
+
+
+@pytest.mark.parametrize(
+    "spec, fields",
+    [
+        (
+            {
+                "rewards": [
+                    {"name": "verdict"},
+                    {"name": "code_tests", "kwargs": {"partial_scale": "x"}},
+                ]
+            },
+            ["spec.rewards.1.kwargs.partial_scale"],
+        ),
+        (
+            {"rewards": [{"name": "exact_match", "kwargs": {"patern": "a"}}]},
+            ["spec.rewards.0.kwargs.patern"],
+        ),
+        (
+            {"rewards": [{"name": "format", "kwargs": {"kind": "xml"}}]},
+            ["spec.rewards.0.kwargs.kind"],
+        ),
+        ({"rewards": [{"name": "classification"}]}, ["spec.rewards.0.kwargs.labels"]),
+        (
+            {
+                "rewards": [
+                    {
+                        "name": "composite",
+                        "kwargs": {
+                            "components": [
+                                {"name": "f1"},
+                                {"name": "length_penalty", "kwargs": {"target_chars": []}},
+                            ]
+                        },
+                    }
+                ]
+            },
+            ["spec.rewards.0.kwargs.components.1.kwargs.target_chars"],
+        ),
+        ({"rewards": [{"name": "no_such_reward"}]}, ["spec.rewards.0.name"]),
+        ({"task": {"name": "gsm8k", "source": "local:nobody-saved-this"}}, ["spec.task.source"]),
+        ({"task": {"name": "gsm8k", "source": "/etc/passwd"}}, ["spec.task.gsm8k.source"]),
+    ],
+)
+def test_reward_settings_and_dataset_refs_are_checked_at_submit(api, spec, fields):
+    """A 400 naming the field, not a 201 and a job that fails on the worker."""
+    response = api.post("/jobs", json={"kind": "train", "spec": {**SPEC, **spec}})
+    assert response.status_code == 400, response.json
+    assert sorted(e["field"] for e in response.json["detail"]) == fields
