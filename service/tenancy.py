@@ -18,7 +18,8 @@ address from a user:
 at submit, and the worker asks again before it loads anything, so a spec stored before a rule
 existed, or cloned from one, meets the rule too. `resolve` turns the references into the
 server paths rlvr loads, on the worker only: a spec a user reads back never holds one.
-`without_paths` keeps the server's paths out of what a user reads back (a job's error).
+`without_paths` keeps the server's paths out of what a user reads back (a job's error), and
+`public_adapter_files` out of a downloaded adapter (its base model, as the spec named it).
 
 Does not own: the shape of a spec (`rlvr.spec`), storing files (`service.db.files`).
 """
@@ -244,6 +245,29 @@ def _file_path(session: Session, user: User, file_id: int, settings: Settings) -
             f"file:{file_id} is missing from this machine's data dir (ask the operator)"
         )
     return path
+
+
+ADAPTER_FILES = ("adapter_config.json", "README.md")
+"""What peft writes naming the base model: the adapter's config, and its model card."""
+
+
+def public_adapter_files(folder: Path, base_name: str) -> dict[str, bytes]:
+    """The files of a final model `folder` that name the base model by its server path (a LoRA
+    adapter's `base_model_name_or_path`, and peft's model card), rewritten to `base_name`, the
+    model as the job's spec named it (`registered:tiny`, a hub name, `job:<id>`): what a user
+    downloads must neither show the server's folders nor point at a path they do not have.
+    Empty for full weights, whose config names no base."""
+    config_path = folder / "adapter_config.json"
+    if not config_path.is_file():
+        return {}
+    config = json.loads(config_path.read_text())
+    server_base = config.get("base_model_name_or_path")
+    config["base_model_name_or_path"] = base_name
+    found = {"adapter_config.json": json.dumps(config, indent=2, sort_keys=True).encode()}
+    card = folder / "README.md"
+    if card.is_file() and server_base:
+        found["README.md"] = card.read_text().replace(server_base, base_name).encode()
+    return found
 
 
 _SERVER_PATH = re.compile(r"(?<![\w.:/~-])/[^\s'\"(),;]+")
