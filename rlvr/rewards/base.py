@@ -24,7 +24,15 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 RewardFn = Callable[..., list[float | None]]
 REWARDS: dict[str, RewardFn] = {}
@@ -33,19 +41,24 @@ SETTINGS: dict[str, type[BaseModel]] = {}
 """Reward name -> the model of its ``kwargs``; filled by ``register_reward`` on import."""
 
 
-def register_reward(name: str, settings: Sequence[str] = ()) -> Callable[[RewardFn], RewardFn]:
+def register_reward(
+    name: str, settings: Sequence[str] = (), check: Callable[[Any], None] | None = None
+) -> Callable[[RewardFn], RewardFn]:
     """Registers ``fn`` as ``name``; ``settings`` are the parameters a spec's ``kwargs`` may set
-    (the others are columns the caller supplies)."""
+    (the others are columns the caller supplies); ``check(settings)`` raises ValueError for a
+    combination of them that is wrong though each alone is valid."""
 
     def add(fn: RewardFn) -> RewardFn:
         REWARDS[name] = fn
-        SETTINGS[name] = settings_model(name, fn, settings)
+        SETTINGS[name] = settings_model(name, fn, settings, check)
         return fn
 
     return add
 
 
-def settings_model(name: str, fn: RewardFn, settings: Sequence[str]) -> type[BaseModel]:
+def settings_model(
+    name: str, fn: RewardFn, settings: Sequence[str], check: Callable[[Any], None] | None = None
+) -> type[BaseModel]:
     """A pydantic model of ``fn``'s parameters ``settings``: their annotations and defaults (a
     parameter without a default is required); any other key is refused.
 
@@ -63,9 +76,16 @@ def settings_model(name: str, fn: RewardFn, settings: Sequence[str]) -> type[Bas
         # another name; specs and `score` still see it by its own (the alias).
         key = f"{setting}_" if hasattr(BaseModel, setting) else setting
         fields[key] = (hints.get(setting, Any), field)
+
+    def checked(model: BaseModel) -> BaseModel:
+        if check is not None:
+            check(model)
+        return model
+
     return create_model(
         f"{name}_settings",
         __config__=ConfigDict(extra="forbid"),
+        __validators__={"_checked": model_validator(mode="after")(checked)},
         **fields,
     )
 

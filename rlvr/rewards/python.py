@@ -219,7 +219,12 @@ def run_python_reward(
     ]
 
 
-@register_reward("python", settings=("source", "timeout", "min_value", "max_value"))
+def _ordered(settings: Any) -> None:
+    if settings.min_value > settings.max_value:
+        raise ValueError("min_value must not be above max_value")
+
+
+@register_reward("python", settings=("source", "timeout", "min_value", "max_value"), check=_ordered)
 def python_reward(
     completions: list[str],
     prompt: Sequence[str],

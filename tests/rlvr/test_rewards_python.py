@@ -54,6 +54,14 @@ def test_good_sources_and_settings_pass():
         "def reward(p, c, a, extra=1):\n    return 0.5",
     ):
         TrainSpec.model_validate({"rewards": [{"name": "python", "kwargs": {"source": source}}]})
+    with pytest.raises(ValidationError, match="min_value must not be above max_value"):
+        TrainSpec.model_validate(
+            {
+                "rewards": [
+                    {"name": "python", "kwargs": {"source": GOOD, "min_value": 1, "max_value": 0}}
+                ]
+            }
+        )
     with pytest.raises(ValidationError, match="kwargs.timeout"):
         TrainSpec.model_validate(
             {"rewards": [{"name": "python", "kwargs": {"source": GOOD, "timeout": 60}}]}

@@ -534,7 +534,7 @@ def test_a_specs_mlflow_uri_is_checked_at_submit(stack_env, make_user, allowed, 
             ["spec.rewards.0.kwargs.source"],
         ),
         ({"task": {"name": "gsm8k", "source": "local:nobody-saved-this"}}, ["spec.task.source"]),
-        ({"task": {"name": "gsm8k", "source": "/etc/passwd"}}, ["spec.task.gsm8k.source"]),
+        ({"task": {"name": "gsm8k", "source": "/etc/passwd"}}, ["spec.task.source"]),
     ],
 )
 def test_reward_settings_and_dataset_refs_are_checked_at_submit(api, spec, fields):
