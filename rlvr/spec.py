@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rlvr.rewards.base import REWARDS
+from rlvr.rewards.base import RewardSpec
 from rlvr.tasks.arithmetic import ArithmeticOptions
 from rlvr.tasks.base import TASKS
 
@@ -64,23 +64,6 @@ class ModelSpec(_Spec):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto picks CUDA when present."
     )
-
-
-class RewardSpec(_Spec):
-    name: str = Field(
-        "verdict", description="A registered reward function (see rlvr.rewards.base.REWARDS)."
-    )
-    weight: float = Field(1.0, description="Weight in the summed reward.")
-    kwargs: dict[str, Any] = Field(
-        default_factory=dict, description="Extra keyword arguments for the function."
-    )
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, name: str) -> str:
-        if name not in REWARDS:
-            raise ValueError(f"unknown reward {name!r}; known: {', '.join(sorted(REWARDS))}")
-        return name
 
 
 # Built from the registry, so that a new task file is all it takes to accept its options here.
