@@ -40,7 +40,9 @@ def test_lora_keeps_a_low_precision_base_and_fp32_adapters(tiny_dir):
     trained = {p.dtype for p in model.parameters() if p.requires_grad}
     frozen = {p.dtype for p in model.parameters() if not p.requires_grad}
     assert trained == {torch.float32} and frozen == {torch.bfloat16}
-    assert _changed_share(model, precision_of(spec), lr=1e-5) > 0.49  # lora_B: at 0, so only it has a gradient
+    assert (
+        _changed_share(model, precision_of(spec), lr=1e-5) > 0.49
+    )  # lora_B: at 0, so only it has a gradient
 
 
 def test_float16_gets_a_grad_scaler_and_float32_no_autocast():
