@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 from rlvr.callbacks import Callback
-from rlvr.rewards.base import REWARDS
+from rlvr.rewards.base import REWARDS, SETTINGS, register_reward
 from rlvr.trainer import Trainer, train
 
 
@@ -41,10 +41,12 @@ def _by_length(completions, **_):
 
 @pytest.fixture(autouse=True)
 def _test_rewards():
-    REWARDS.update({"_always_none": _always_none, "_constant": _constant, "_by_length": _by_length})
+    added = {"_always_none": _always_none, "_constant": _constant, "_by_length": _by_length}
+    for name, fn in added.items():
+        register_reward(name)(fn)
     yield
-    for name in ("_always_none", "_constant", "_by_length"):
-        del REWARDS[name]
+    for name in added:
+        del REWARDS[name], SETTINGS[name]
 
 
 TRL_METRICS = {
