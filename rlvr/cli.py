@@ -56,9 +56,8 @@ def _run_job(kind: str, spec_path: str, run_dir: str | None) -> int:
         "sft": lambda: spec.max_steps,
         "eval": lambda: 1,
     }[kind]()
-    verify = verifier_for(
-        spec.task, spec.verifier
-    )  # an in-process nsjail pool, for code tasks only
+    # an in-process nsjail pool, for code tasks and python rewards only
+    verify = verifier_for(spec.task, spec.verifier, getattr(spec, "rewards", ()))
     progress = ProgressBar(total, kind)
     tracking = _mlflow_run(spec, out)  # here the user is the operator: the spec's URI as it is
     callback = CallbackList([JsonlCallback(out), progress, *([tracking] if tracking else [])])

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from rlvr.callbacks import Callback
-from rlvr.rollout import generate
+from rlvr.rollout import generate, sampling_options
 from rlvr.scoring import reward_specs, score_batch
 from rlvr.spec import EvalSpec, SamplingSpec
 from rlvr.tasks.base import Grade, Problem, Task, VerifyFn, build_task
@@ -101,10 +101,8 @@ def _run(model, tokenizer, task, problems, rewards, sampling, n, greedy, batch_s
             tokenizer,
             [p.prompt for p in chunk],
             group_size=n,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            max_new_tokens=sampling.max_new_tokens,
             greedy=greedy,
+            **sampling_options(sampling),
         )
         repeated = [p for p in chunk for _ in range(n)]
         result = score_batch(task, repeated, rollout.completions, rewards, verify)
@@ -129,7 +127,7 @@ def run_eval(
         metrics = evaluate_references(task, problems, reward_specs(task, spec.rewards), verify)
         return _report(metrics, run_dir, callback)
     torch.manual_seed(spec.seed)
-    model, tokenizer, _ = load_policy(spec.model)
+    model, tokenizer, _ = load_policy(spec.model, frozen=True)  # in the compute dtype
     metrics = evaluate(
         model,
         tokenizer,

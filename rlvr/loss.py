@@ -12,7 +12,7 @@ Departures from the papers, on purpose:
 - "ppo" has no value network: an EMA of the mean reward is its baseline.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -20,9 +20,12 @@ from torch import Tensor
 STD_EPS = 1e-4
 
 
-def completion_mask(completion_ids: Tensor, eos_token_id: int) -> Tensor:
-    """1.0 for tokens up to and including the first EOS, 0.0 after it.  (B, T) -> (B, T)"""
-    is_eos = (completion_ids == eos_token_id).int()
+def completion_mask(completion_ids: Tensor, stop_ids: int | Sequence[int]) -> Tensor:
+    """1.0 for tokens up to and including the first stop id (EOS, end of turn), 0.0 after it.
+
+    (B, T) -> (B, T)"""
+    ids = torch.tensor(stop_ids if isinstance(stop_ids, Sequence) else [stop_ids])
+    is_eos = torch.isin(completion_ids, ids.to(completion_ids.device)).int()
     after_eos = (is_eos.cumsum(dim=1) - is_eos) > 0
     return (~after_eos).float()
 
@@ -173,6 +176,17 @@ AGGREGATIONS: dict[str, Callable[[Tensor, Tensor, int], Tensor]] = {
     "sequence": sequence_mean,
     "constant": constant_normalizer,
 }
+
+
+def aggregation_units(aggregation: str, mask: Tensor) -> Tensor:
+    """What an aggregation divides by, up to constants: unmasked tokens for ``token``,
+    sequences that have any for ``sequence`` and ``constant``.  (B, T) -> ()
+
+    A micro-batch's aggregate times its units over the whole batch's is its part of the
+    batch's aggregate, so gradients accumulated that way equal one pass over the batch."""
+    if aggregation == "token":
+        return mask.sum()
+    return (mask.sum(dim=1) > 0).sum().to(mask.dtype)
 
 
 def kl_k1(logprobs: Tensor, ref_logprobs: Tensor) -> Tensor:

@@ -1,4 +1,4 @@
-"""Loading policies: device and dtype, tokenizer, LoRA adapters, SFT warm starts, references.
+"""Loading policies: device, precision (``rlvr.precision``), tokenizer, LoRA, SFT warm starts, references.
 
 Owns turning a ``ModelSpec`` into a (model, tokenizer) pair ready for rollout and training,
 and the reference policy for the KL term. A model that is neither a local directory nor
@@ -13,6 +13,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
+from rlvr.precision import Precision
 from rlvr.spec import ModelSpec
 from rlvr.tiny import default_tiny_model
 
@@ -26,6 +27,7 @@ def pick_device(choice: str) -> torch.device:
 
 
 def pick_dtype(choice: str, device: torch.device) -> torch.dtype:
+    """The compute dtype (``rlvr.precision``): auto is bf16 on CUDA that has it, else fp32."""
     if choice != "auto":
         return getattr(torch, choice)
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
@@ -59,22 +61,36 @@ def _from_pretrained(path: str, dtype: torch.dtype) -> PreTrainedModel:
         ) from error
 
 
-def load_policy(spec: ModelSpec, resume_dir: str | Path | None = None):
+def precision_of(spec: ModelSpec) -> Precision:
+    device = pick_device(spec.device)
+    return Precision(device, pick_dtype(spec.dtype, device))
+
+
+def load_policy(spec: ModelSpec, resume_dir: str | Path | None = None, frozen: bool = False):
     """(model, tokenizer, device) for training: base or SFT weights, then LoRA if the spec asks.
 
     ``resume_dir`` is a checkpoint's model directory: its adapter (or full weights) replace
-    the fresh ones so training continues where it stopped.
+    the fresh ones so training continues where it stopped. Weights that train are float32
+    (master weights, ``rlvr.precision``); weights that never train (a LoRA base, a
+    ``frozen`` model for eval or the KL reference) are stored in the compute dtype.
     """
     from peft import LoraConfig, PeftModel, get_peft_model
 
     device = pick_device(spec.device)
-    dtype = pick_dtype(spec.dtype, device)
+    dtype = pick_dtype(spec.dtype, device) if frozen or spec.lora is not None else torch.float32
     base_path = resolve_model_path(spec.name)
     init_path = spec.init_from
     full_weights = [p for p in (init_path, resume_dir) if p and not is_adapter(p)]
     model = _from_pretrained(str(full_weights[-1] if full_weights else base_path), dtype)
     if init_path and is_adapter(init_path):
         model = PeftModel.from_pretrained(model, init_path).merge_and_unload()
+    if spec.gradient_checkpointing and not frozen:
+        # Non-reentrant: gradients reach LoRA adapters without the inputs requiring grad.
+        # transformers 5 renamed the method; 4.56 has the old name only.
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable({"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable({"use_reentrant": False})
     tokenizer = load_tokenizer(
         str(init_path if init_path and not is_adapter(init_path) else base_path)
     )
@@ -89,7 +105,7 @@ def load_policy(spec: ModelSpec, resume_dir: str | Path | None = None):
                 target_modules=spec.lora.target_modules,
                 task_type="CAUSAL_LM",
             )
-            model = get_peft_model(model, config)
+            model = get_peft_model(model, config)  # adapters in float32 (autocast_adapter_dtype)
     return model.to(device), tokenizer, device
 
 
@@ -106,7 +122,7 @@ class ReferencePolicy:
         self._model = model
         self._copy = None
         if not isinstance(model, PeftModel):
-            initial, _, _ = load_policy(spec.model_copy(update={"lora": None}))
+            initial, _, _ = load_policy(spec.model_copy(update={"lora": None}), frozen=True)
             self._copy = initial.eval().requires_grad_(False)
 
     @contextlib.contextmanager

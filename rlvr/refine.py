@@ -97,9 +97,12 @@ def refine(
     discount: float = 0.5,
     show_tests: bool = False,
     template: str = TEMPLATE,
-    top_p: float = 1.0,
+    sampling: dict[str, Any] | None = None,
 ) -> Episodes:
-    """Run the episodes of the B rows of ``first`` (``problems`` aligned with its rows)."""
+    """Run the episodes of the B rows of ``first`` (``problems`` aligned with its rows).
+
+    ``sampling``: ``rlvr.rollout.sampling_options`` of the job; each row keeps its first
+    turn's temperature and ``max_new_tokens`` is the argument's."""
     count = len(problems)
     contexts = [p.prompt for p in problems]
     history: list[list[dict[str, Any]]] = [[] for _ in range(count)]
@@ -139,8 +142,8 @@ def refine(
             tokenizer,
             [contexts[r] for r in retry],
             first.temperatures[retry].tolist(),
-            top_p,
             max_new_tokens,
+            sampling or {},
         )
         current = score_batch(
             task, [problems[r] for r in retry], rollout.completions, rewards, verify
@@ -167,8 +170,8 @@ def _generate_rows(
     tokenizer,
     prompts: list[str],
     temperatures: list[float],
-    top_p: float,
     max_new_tokens: int,
+    sampling: dict[str, Any],
 ) -> Rollout:
     """One sample per prompt at that row's temperature (one generate call per distinct value)."""
     order = sorted(range(len(prompts)), key=lambda i: temperatures[i])
@@ -181,9 +184,7 @@ def _generate_rows(
                 tokenizer,
                 [prompts[i] for i in rows],
                 group_size=1,
-                temperature=value,
-                top_p=top_p,
-                max_new_tokens=max_new_tokens,
+                **{**sampling, "temperature": value, "max_new_tokens": max_new_tokens},
             )
         )
         placed.extend(rows)

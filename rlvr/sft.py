@@ -17,7 +17,7 @@ from transformers import get_scheduler, set_seed
 from rlvr.callbacks import Callback
 from rlvr.data import ProblemStream
 from rlvr.evaluate import evaluate
-from rlvr.policy import load_policy
+from rlvr.policy import load_policy, precision_of
 from rlvr.scoring import reward_specs
 from rlvr.spec import SamplingSpec, SFTSpec
 from rlvr.tasks.base import Problem, Task, VerifyFn, build_task
@@ -70,13 +70,16 @@ def run_sft(
     (run_dir / "spec.json").write_text(spec.model_dump_json(indent=2))
     set_seed(spec.seed)
     model, tokenizer, device = load_policy(spec.model)
+    precision = precision_of(spec.model)  # fp32 master weights, autocast compute
+    scaler = precision.grad_scaler()
     task = build_task(spec.task)
     problems = [
         p for p in task.problems("train")[: spec.max_examples] if task.reference(p) is not None
     ]
     stream = ProblemStream(problems, spec.seed)
     held_out = task.problems("test")[: spec.eval_size]
-    sampling = SamplingSpec(max_new_tokens=spec.max_new_tokens)
+    # SFT trains on the task's raw prompts (sft_batch), so its evals prompt the same way.
+    sampling = SamplingSpec(max_new_tokens=spec.max_new_tokens, chat_template="off")
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
     scheduler = get_scheduler(
@@ -87,26 +90,30 @@ def run_sft(
     )
 
     def held_out_metrics() -> dict[str, float]:
-        found = evaluate(
-            model,
-            tokenizer,
-            task,
-            held_out,
-            reward_specs(task, []),
-            sampling,
-            greedy=True,
-            verify=verify,
-        )
+        with precision.autocast():
+            found = evaluate(
+                model,
+                tokenizer,
+                task,
+                held_out,
+                reward_specs(task, []),
+                sampling,
+                greedy=True,
+                verify=verify,
+            )
         return {f"eval/{name}": value for name, value in found.items()}
 
     model.train()
     for step in range(1, spec.max_steps + 1):
         started = time.perf_counter()
-        loss = model(**sft_batch(tokenizer, task, stream.take(spec.batch_size), device)).loss
+        with precision.autocast():
+            loss = model(**sft_batch(tokenizer, task, stream.take(spec.batch_size), device)).loss
         optimizer.zero_grad()
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)  # clip the true gradient
         grad_norm = torch.nn.utils.clip_grad_norm_(params, spec.max_grad_norm or float("inf"))
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         learning_rate = scheduler.get_last_lr()[0]
         scheduler.step()
         callback.on_step(

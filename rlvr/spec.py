@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from rlvr.rewards.base import REWARDS
+from rlvr.rewards.base import RewardSpec
 from rlvr.tasks.arithmetic import ArithmeticOptions
 from rlvr.tasks.base import TASKS
 
@@ -52,28 +52,18 @@ class ModelSpec(_Spec):
     )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto",
-        description="Weights dtype; auto is bfloat16 on CUDA that supports it, else float32.",
+        description="Compute dtype (mixed precision): trained weights and optimizer state stay float32 and "
+        "matmuls run under autocast in this dtype (float16 with a gradient scaler); a LoRA base and "
+        "frozen models are stored in it. auto is bfloat16 on CUDA that supports it, else float32.",
+    )
+    gradient_checkpointing: bool = Field(
+        False,
+        description="Keep only each layer's input in the update and recompute the rest in backward: "
+        "activation memory of about one layer instead of all, for about a third more update time.",
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto picks CUDA when present."
     )
-
-
-class RewardSpec(_Spec):
-    name: str = Field(
-        "verdict", description="A registered reward function (see rlvr.rewards.base.REWARDS)."
-    )
-    weight: float = Field(1.0, description="Weight in the summed reward.")
-    kwargs: dict[str, Any] = Field(
-        default_factory=dict, description="Extra keyword arguments for the function."
-    )
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, name: str) -> str:
-        if name not in REWARDS:
-            raise ValueError(f"unknown reward {name!r}; known: {', '.join(sorted(REWARDS))}")
-        return name
 
 
 # Built from the registry, so that a new task file is all it takes to accept its options here.
@@ -88,9 +78,48 @@ class SamplingSpec(_Spec):
     temperature: float | list[float] = Field(
         1.0, description="Sampling temperature, or one per sample of a group (length = group_size)."
     )
-    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    top_p: float = Field(
+        1.0, gt=0.0, le=1.0, description="Nucleus sampling mass (after top_k); 1: off."
+    )
+    top_k: int = Field(
+        0,
+        ge=0,
+        description="Sample among the k most likely tokens only; 0: off. Every sampling field applies "
+        "exactly as set, in the order repetition_penalty -> temperature -> top_k -> top_p, and the "
+        "model's generation_config never adds its own; the loss scores tokens under that same distribution.",
+    )
+    repetition_penalty: float = Field(
+        1.0,
+        gt=0.0,
+        description="CTRL's penalty on every token already in the prompt or completion (a positive "
+        "logit divided by it, a negative one multiplied); 1: off.",
+    )
     max_new_tokens: int = Field(
         64, ge=1, description="Longest completion; longer ones are cut (clipped)."
+    )
+    stop_strings: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Text that ends a completion (the token that completes it included, the rest "
+        "neither decoded nor trained on), besides the tokenizer's EOS and every end-of-turn id in the "
+        "model's generation_config.",
+    )
+    max_prompt_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Longest prompt in tokens, after the chat template; a longer one stops the job with "
+        "an error (never cut: the model would be graded on a question it did not see). null: no limit.",
+    )
+    chat_template: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Render each prompt as a user turn with the tokenizer's chat template (and the "
+        "assistant's turn opened): auto when the tokenizer has one, on (an error without one), off.",
+    )
+    system_prompt: str | None = Field(
+        None,
+        max_length=8192,
+        description="A system turn before each prompt with a chat template; without one, this text and "
+        "a blank line before the prompt.",
     )
     engine: Literal["hf", "vllm"] = Field(
         "hf",
@@ -223,6 +252,14 @@ class OptimSpec(_Spec):
     )
     prompts_per_step: int = Field(
         8, ge=1, description="Prompts per step (P); a step samples P x group_size."
+    )
+    micro_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="Rows per forward/backward pass: each optimizer step's rows are split into micro-batches "
+        "of at most this many whose gradients add up (the loss normalised over all of the step's rows, so "
+        "the step is the same); reference log-probs are computed a micro-batch at a time too. null: all "
+        "of a step's rows at once.",
     )
     seed: int = Field(0, description="Seed of every RNG (data order, sampling, dropout).")
 

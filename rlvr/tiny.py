@@ -4,7 +4,8 @@ Owns building them (trained with ``tokenizers``, randomly initialised with a see
 ``AutoTokenizer`` / ``AutoModelForCausalLM.from_pretrained(path)`` load them like any hub
 model, with no network. Digits are split one per token, which arithmetic needs. Also a
 randomly initialised Qwen2 of any size (by default Qwen2.5-0.5B's shape) for benchmarks
-and the GPU smoke test, whose tokenizer's vocabulary is padded to the model's. Does not
+and the GPU smoke test, whose tokenizer's vocabulary is padded to the model's, and a tiny
+instruct-style Qwen2 (chat template, ``<|im_end|>`` ends a turn) for the rollout's tests. Does not
 own training: SFT (``rlvr.sft``) teaches it a task.
 """
 
@@ -181,6 +182,58 @@ def build_qwen2_model(
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
+    )
+    model.save_pretrained(str(out))
+    return out
+
+
+CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+"""ChatML, as Qwen's instruct models write turns (without their default system prompt)."""
+
+
+def build_chat_model(
+    out_dir: str | Path, hidden_size: int = 32, layers: int = 2, heads: int = 2, seed: int = 0
+) -> Path:
+    """A tiny instruct-style Qwen2: ChatML template, and a turn that ends with ``<|im_end|>``.
+
+    As in Qwen2.5-Instruct, the end of a turn is not the tokenizer's EOS: generation_config
+    lists both ids as ``eos_token_id``, which is all that tells a sampler to stop at it.
+    Untied output embeddings, so a test can make ``<|im_end|>`` likely without touching
+    the input side."""
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(out, seed=seed)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(str(out))
+    end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 4,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=1024,
+        tie_word_embeddings=False,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=[end_of_turn, tokenizer.eos_token_id],
     )
     model.save_pretrained(str(out))
     return out

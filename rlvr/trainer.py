@@ -38,6 +38,13 @@ vllm samples in a colocated vLLM that gets the weights after each update. vLLM's
 are not the trainer's, so then (and only then) the step's old log-probs are recomputed by
 the trainer before its first update, and each token's policy loss is weighted by truncated
 importance sampling (``rlvr.importance``), reported as the ``sampling/*`` metrics.
+
+Precision and memory: trained weights and AdamW state are fp32 and every forward runs under
+``rlvr.precision``'s autocast (fp16 adds a grad scaler). Each optimizer step's rows go
+through forward and backward ``optim.micro_batch_size`` at a time, each micro-batch's loss
+weighted by its share of the step's tokens or sequences so the accumulated gradient is the
+one-pass gradient; reference and correction log-probs are computed a micro-batch at a time,
+and log-probs never materialise the batch's (B, T, V) logits (``rlvr.logprobs``).
 """
 
 import math
@@ -60,16 +67,24 @@ from rlvr.loss import (
     AGGREGATIONS,
     KL_ESTIMATORS,
     POLICY_LOSSES,
+    aggregation_units,
     clip_fractions,
     ema_update,
     kl_k3,
     masked_mean,
 )
 from rlvr.pipeline import Round, Scoring
-from rlvr.policy import ReferencePolicy, load_policy
+from rlvr.policy import ReferencePolicy, load_policy, precision_of
 from rlvr.refine import refine
 from rlvr.replay import ReplayBuffer, mix
-from rlvr.rollout import Rollout, generate, merge_rollouts, policy_logprobs
+from rlvr.rollout import (
+    Rollout,
+    generate,
+    merge_rollouts,
+    policy_logprobs,
+    sampling_options,
+    warp_of,
+)
 from rlvr.scoring import ScoredBatch, reward_specs, score_batch
 from rlvr.spec import TrainSpec
 from rlvr.stopping import converged, reached_target
@@ -125,6 +140,7 @@ class Trainer:
     ):
         self.spec = spec
         self.algo = spec.algorithm.resolved()
+        self.warp = warp_of(spec.sampling)  # the loss scores tokens under the sampled distribution
         self.run_dir = Path(run_dir)
         self.callback = callback or Callback()
         self.verify = verify
@@ -142,6 +158,8 @@ class Trainer:
         checkpoint = latest_checkpoint(self.run_dir)
         resume_dir = checkpoint / "model" if checkpoint else None
         self.model, self.tokenizer, self.device = load_policy(spec.model, resume_dir=resume_dir)
+        self.precision = precision_of(spec.model)
+        self.scaler = self.precision.grad_scaler()
         self.model.train()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
@@ -238,13 +256,12 @@ class Trainer:
         spec = self.spec
         started = time.perf_counter()
         drawn = self.stream.take(count)
-        rollout = self.engine.generate(
-            [p.prompt for p in drawn],
-            group_size=self.algo.group_size,
-            temperature=spec.sampling.temperature,
-            top_p=spec.sampling.top_p,
-            max_new_tokens=spec.sampling.max_new_tokens,
-        )
+        with self.precision.autocast():
+            rollout = self.engine.generate(
+                [p.prompt for p in drawn],
+                group_size=self.algo.group_size,
+                **sampling_options(spec.sampling),
+            )
         return Round(drawn, rollout, time.perf_counter() - started, policy_version=self.step)
 
     def _score_round(self, round: Round) -> ScoredBatch:
@@ -265,7 +282,8 @@ class Trainer:
         scored), and the next step's round is sampled here before this one's scores are awaited.
         """
         if self.spec.refinement.max_turns > 1:
-            return self.collect_episodes()
+            with self.precision.autocast():
+                return self.collect_episodes()
         spec, group = self.spec, self.algo.group_size
         wanted = spec.optim.prompts_per_step
         rounds = 1 + (spec.data.max_refills if spec.data.dynamic_sampling else 0)
@@ -341,14 +359,9 @@ class Trainer:
         started = time.perf_counter()
         drawn = self.stream.take(spec.optim.prompts_per_step)
         rows = [p for p in drawn for _ in range(group)]
+        options = sampling_options(spec.sampling)
         first = generate(
-            self.model,
-            self.tokenizer,
-            [p.prompt for p in drawn],
-            group_size=group,
-            temperature=spec.sampling.temperature,
-            top_p=spec.sampling.top_p,
-            max_new_tokens=spec.sampling.max_new_tokens,
+            self.model, self.tokenizer, [p.prompt for p in drawn], group_size=group, **options
         )
         scored = score_batch(self.task, rows, first.completions, self.rewards, self.verify)
         episodes = refine(
@@ -366,7 +379,7 @@ class Trainer:
             loss=refinement.loss,
             discount=refinement.discount,
             show_tests=refinement.show_tests,
-            top_p=spec.sampling.top_p,
+            sampling=options,
         )
         zero_std = sum(
             not _informative(episodes.rewards[i * group : (i + 1) * group])
@@ -446,15 +459,8 @@ class Trainer:
             rollout, tis_weights, tis_metrics = self._correct_sampler(rollout, mask)
         ref_logprobs = None
         if self.reference is not None:
-            with torch.no_grad(), self.reference.active() as reference:
-                ref_logprobs, _ = policy_logprobs(
-                    reference,
-                    rollout.prompt_ids,
-                    rollout.prompt_mask,
-                    rollout.completion_ids,
-                    rollout.completion_mask,
-                    rollout.temperatures,
-                )
+            with self.reference.active() as reference:
+                ref_logprobs = self._frozen_logprobs(reference, rollout)
         sums: dict[str, float] = {}
         count = 0
         for _ in range(algo.ppo_epochs):
@@ -496,20 +502,87 @@ class Trainer:
         """An engine whose log-probs are not the trainer's (vLLM): the rollout with the trainer's
         own log-probs as the PPO ratio's old policy, each token's TIS weight, and how far the two
         were apart.  mask: (R, T) -> rollout, (R, T), metrics"""
-        with torch.no_grad():
-            trainer_old, _ = policy_logprobs(
-                self.model,
-                rollout.prompt_ids,
-                rollout.prompt_mask,
-                rollout.completion_ids,
-                rollout.completion_mask,
-                rollout.temperatures,
-            )
-        trainer_old = trainer_old * rollout.completion_mask
+        trainer_old = self._frozen_logprobs(self.model, rollout) * rollout.completion_mask
         cap = self.spec.sampling.tis_cap
         weights = truncated_importance_weights(trainer_old, rollout.logprobs, cap)
         metrics = mismatch_metrics(trainer_old, rollout.logprobs, cap, mask)
         return replace(rollout, logprobs=trainer_old), weights, metrics
+
+    def _micro_batches(self, rows: Tensor) -> tuple[Tensor, ...]:
+        """``rows`` in pieces of at most ``optim.micro_batch_size`` (all at once when null)."""
+        size = self.spec.optim.micro_batch_size or len(rows)
+        return rows.split(size)
+
+    @torch.no_grad()
+    def _frozen_logprobs(self, model, rollout: Rollout) -> Tensor:
+        """Log-probs of every row under ``model`` without gradients, a micro-batch at a time
+        (the reference policy, the sampler correction): activations of one micro-batch at once.
+        -> (R, T)"""
+        parts = []
+        for rows in self._micro_batches(torch.arange(len(rollout.completions), device=self.device)):
+            with self.precision.autocast():
+                logprobs, _ = policy_logprobs(
+                    model,
+                    rollout.prompt_ids[rows],
+                    rollout.prompt_mask[rows],
+                    rollout.completion_ids[rows],
+                    rollout.completion_mask[rows],
+                    rollout.temperatures[rows],
+                    warp=self.warp,
+                )
+            parts.append(logprobs.float())
+        return torch.cat(parts)
+
+    def accumulate_gradients(
+        self,
+        rollout: Rollout,
+        rows: Tensor,
+        mask: Tensor,
+        advantages: Tensor,
+        ref_logprobs: Tensor | None,
+        tis_weights: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        """Backward of one minibatch's loss, a micro-batch at a time, into the parameters' .grad.
+
+        Each micro-batch's loss is its aggregate times its share of the minibatch's units
+        (tokens or sequences, ``rlvr.loss.aggregation_units``), so the summed gradient is the
+        whole minibatch's, whatever the micro-batch size. Returns the minibatch's detached
+        per-token tensors for the metrics.  mask: (R, T); advantages: (R,); refs: (R, T)"""
+        algo = self.algo
+        aggregate = AGGREGATIONS[algo.loss_aggregation]
+        max_tokens = self.spec.sampling.max_new_tokens
+        total_units = aggregation_units(algo.loss_aggregation, mask).clamp(min=1)
+        kept: dict[str, list[Tensor]] = {"logprobs": [], "entropies": [], "policy": [], "kl": []}
+        for part in self._micro_batches(torch.arange(len(rows), device=self.device)):
+            chosen, part_mask = rows[part], mask[part]
+            with self.precision.autocast():
+                logprobs, entropies = policy_logprobs(
+                    self.model,
+                    rollout.prompt_ids[chosen],
+                    rollout.prompt_mask[chosen],
+                    rollout.completion_ids[chosen],
+                    rollout.completion_mask[chosen],
+                    rollout.temperatures[chosen],
+                    with_entropy=True,
+                    warp=self.warp,
+                )
+            policy_term = POLICY_LOSSES[algo.policy_loss](
+                logprobs, rollout.logprobs[chosen], advantages[part], algo.clip_low, algo.clip_high
+            )
+            if tis_weights is not None:  # TIS: the sampler was not the trainer (rlvr.importance)
+                policy_term = policy_term * tis_weights[part]
+            per_token = policy_term - algo.entropy_coef * entropies
+            if ref_logprobs is not None:
+                kl = KL_ESTIMATORS[algo.kl_estimator](logprobs, ref_logprobs[part])
+                per_token = per_token + algo.kl_coef * kl
+                kept["kl"].append(kl.detach())
+            share = aggregation_units(algo.loss_aggregation, part_mask) / total_units
+            loss = aggregate(per_token, part_mask, max_tokens) * share
+            self.scaler.scale(loss).backward()
+            kept["logprobs"].append(logprobs.detach())
+            kept["entropies"].append(entropies.detach())
+            kept["policy"].append(policy_term.detach())
+        return {name: torch.cat(parts) for name, parts in kept.items() if parts}
 
     def _minibatch(
         self,
@@ -521,44 +594,27 @@ class Trainer:
         tis_weights: Tensor | None = None,
     ) -> dict[str, float]:
         algo = self.algo
-        logprobs, entropies = policy_logprobs(
-            self.model,
-            rollout.prompt_ids[rows],
-            rollout.prompt_mask[rows],
-            rollout.completion_ids[rows],
-            rollout.completion_mask[rows],
-            rollout.temperatures[rows],
-            with_entropy=True,
-        )
-        old = rollout.logprobs[rows]
-        aggregate = AGGREGATIONS[algo.loss_aggregation]
-        max_tokens = self.spec.sampling.max_new_tokens
-        policy_term = POLICY_LOSSES[algo.policy_loss](
-            logprobs, old, advantages, algo.clip_low, algo.clip_high
-        )
-        if tis_weights is not None:  # TIS: the sampler was not the trainer (rlvr.importance)
-            policy_term = policy_term * tis_weights
-        per_token = policy_term - algo.entropy_coef * entropies
-        stats: dict[str, float] = {}
-        if ref_logprobs is not None:
-            kl = KL_ESTIMATORS[algo.kl_estimator](logprobs, ref_logprobs)
-            per_token = per_token + algo.kl_coef * kl
-            stats["kl"] = masked_mean(kl, mask).item()
-        loss = aggregate(per_token, mask, max_tokens)
         self.optimizer.zero_grad()
-        loss.backward()
+        kept = self.accumulate_gradients(rollout, rows, mask, advantages, ref_logprobs, tis_weights)
+        self.scaler.unscale_(self.optimizer)  # clip the true gradient (float16's is scaled)
         max_norm = self.spec.optim.max_grad_norm or math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
-        self.optimizer.step()
-        with torch.no_grad():
-            stats.update(
-                clip_fractions(logprobs, old, advantages, mask, algo.clip_low, algo.clip_high)
-            )
-            stats["loss"] = loss.item()
-            stats["policy_loss"] = aggregate(policy_term, mask, max_tokens).item()
-            stats["entropy"] = masked_mean(entropies, mask).item()
-            stats["approx_kl"] = masked_mean(kl_k3(logprobs, old), mask).item()
-            stats["grad_norm"] = grad_norm.item()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        logprobs, entropies, old = kept["logprobs"], kept["entropies"], rollout.logprobs[rows]
+        aggregate = AGGREGATIONS[algo.loss_aggregation]
+        max_tokens = self.spec.sampling.max_new_tokens
+        per_token = kept["policy"] - algo.entropy_coef * entropies
+        stats: dict[str, float] = {}
+        if "kl" in kept:
+            per_token = per_token + algo.kl_coef * kept["kl"]
+            stats["kl"] = masked_mean(kept["kl"], mask).item()
+        stats.update(clip_fractions(logprobs, old, advantages, mask, algo.clip_low, algo.clip_high))
+        stats["loss"] = aggregate(per_token, mask, max_tokens).item()
+        stats["policy_loss"] = aggregate(kept["policy"], mask, max_tokens).item()
+        stats["entropy"] = masked_mean(entropies, mask).item()
+        stats["approx_kl"] = masked_mean(kl_k3(logprobs, old), mask).item()
+        stats["grad_norm"] = grad_norm.item()
         return stats
 
     # ---- reporting ------------------------------------------------------------------------
@@ -641,7 +697,12 @@ class Trainer:
         return records
 
     def evaluate(self) -> dict[str, float]:
-        metrics = evaluate(
+        with self.precision.autocast():
+            metrics = self._evaluate()
+        return {f"eval/{name}": value for name, value in metrics.items()}
+
+    def _evaluate(self) -> dict[str, float]:
+        return evaluate(
             self.model,
             self.tokenizer,
             self.task,
@@ -651,7 +712,6 @@ class Trainer:
             greedy=True,
             verify=self.verify,
         )
-        return {f"eval/{name}": value for name, value in metrics.items()}
 
     # ---- checkpoints ----------------------------------------------------------------------
 

@@ -238,6 +238,36 @@ class RequestVerifier:
             self.stats.seconds += time.perf_counter() - started
         return grades
 
+    def run_scripts(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Sandbox verdict dicts for requests whose caller reads the run itself (``ScriptRun``
+        tests: the ``python`` reward), in ``batch_size`` batches over the same transport. A
+        failed batch's verdicts are ``sandbox_error`` dicts, asked again up to ``retries``
+        times, as programs are."""
+        found: dict[int, dict[str, Any]] = {}
+        todo = list(range(len(requests)))
+        for _ in range(1 + self.retries):
+            step = self.batch_size or max(len(todo), 1)
+            for start in range(0, len(todo), step):
+                chunk = todo[start : start + step]
+                found.update(zip(chunk, self._run_raw([requests[i] for i in chunk])))
+            todo = [i for i in todo if found[i].get("status") == "sandbox_error"]
+            if not todo:
+                break
+        return [found[i] for i in range(len(requests))]
+
+    def _run_raw(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        try:
+            raw = self.run_requests(requests)
+            if len(raw) != len(requests):
+                raise RuntimeError(
+                    f"the verifier returned {len(raw)} verdicts for {len(requests)} programs"
+                )
+            return raw
+        except Exception as error:  # any transport failure: unjudged, never scored as wrong
+            log.warning("script batch of %d failed: %s", len(requests), error)
+            reason = f"{type(error).__name__}: {error}"
+            return [{"status": "sandbox_error", "error": reason} for _ in requests]
+
     def _run(self, requests: list[dict[str, Any]]) -> list[CodeGrade]:
         try:
             raw = self.run_requests(requests)
@@ -270,15 +300,26 @@ def local_sandbox_verifier(
     return RequestVerifier(run_requests, retries=retries)
 
 
-def verifier_for(task_options: Any, settings: Any = None) -> RequestVerifier | None:
-    """The CLI's verifier: an in-process sandbox pool when the task runs code, else None.
+def verifier_for(
+    task_options: Any, settings: Any = None, rewards: Sequence[Any] = ()
+) -> RequestVerifier | None:
+    """The CLI's verifier: an in-process sandbox pool when the task runs code or a reward is
+    ``python`` (a user's reward function, run in the sandbox), else None.
 
-    ``settings`` is a spec's ``VerifierSpec`` (``concurrency``, ``retries``).
+    ``settings`` is a spec's ``VerifierSpec`` (``concurrency``, ``retries``); ``rewards`` its
+    ``RewardSpec`` list.
     """
     from rlvr.tasks.base import TASKS, CodeTask
 
-    if not issubclass(TASKS[task_options.name], CodeTask):
+    runs_code = issubclass(TASKS[task_options.name], CodeTask)
+    if not runs_code and not any(_names_python(reward.model_dump()) for reward in rewards):
         return None
     return local_sandbox_verifier(
         getattr(settings, "concurrency", None), retries=getattr(settings, "retries", 1)
     )
+
+
+def _names_python(reward: dict[str, Any]) -> bool:
+    """Whether a reward entry is ``python``, or a ``composite`` with one among its components."""
+    components = (reward.get("kwargs") or {}).get("components") or []
+    return reward.get("name") == "python" or any(_names_python(c) for c in components)

@@ -9,6 +9,8 @@ address from a user:
   also give a path on the train machines.
 - a data file (the jsonl task's `path` and `test_path`): `file:<id>`, a file the user
   uploaded (`service.db.files`).
+- a task's `source`: `local:<name>` must be a dataset folder under the operator's
+  `RLVR_DATASETS_ROOT` on this machine (as `registered:` models must be in `RLVR_MODELS_DIR`).
 - a judge (the `llm_judge` reward's kwargs, inside `composite` too): `endpoint`, a name the
   operator declared in `RLVR_JUDGE_ENDPOINTS`; the URL and the key are the operator's.
 
@@ -16,7 +18,8 @@ address from a user:
 at submit, and the worker asks again before it loads anything, so a spec stored before a rule
 existed, or cloned from one, meets the rule too. `resolve` turns the references into the
 server paths rlvr loads, on the worker only: a spec a user reads back never holds one.
-`without_paths` keeps the server's paths out of what a user reads back (a job's error).
+`without_paths` keeps the server's paths out of what a user reads back (a job's error), and
+`public_adapter_files` out of a downloaded adapter (its base model, as the spec named it).
 
 Does not own: the shape of a spec (`rlvr.spec`), storing files (`service.db.files`).
 """
@@ -35,6 +38,7 @@ from pydantic_core import PydanticCustomError, ValidationError
 from sqlalchemy.orm import Session
 
 from rlvr.rewards.llm import llm_judge
+from rlvr.tasks.sources import datasets_root
 from service.db import Job, User, files, training
 from service.settings import Settings
 
@@ -98,6 +102,8 @@ def refusals(
         for field in ("path", "test_path"):
             if (ref := task.get(field)) is not None and (why := _file_refusal(session, user, ref)):
                 found.append((("task", field), why))
+    if isinstance(source := task.get("source"), str) and (why := _source_refusal(source)):
+        found.append((("task", "source"), why))
     for loc, kwargs in _judges(spec.get("rewards") or [], ("rewards",)):
         found.extend(((*loc, *where), why) for where, why in _judge_refusals(kwargs, settings))
     return found
@@ -132,6 +138,17 @@ def _file_refusal(session: Session, user: User, ref: Any) -> str | None:
     if kind != "file" or not _ID.fullmatch(rest):
         return "name a file you uploaded (POST /api/v1/files) as `file:<id>`, not a path"
     return None if files.find(session, user, int(rest)) else f"no file {rest} of yours"
+
+
+def _source_refusal(source: str) -> str | None:
+    """A `local:<name>` dataset the operator does not have (the spec's model already refused
+    a malformed source; `hf:` ones are fetched or found in the cache by the worker)."""
+    kind, _, name = source.partition(":")
+    if kind != "local" or not re.fullmatch(_NAME, name):
+        return None
+    if not (datasets_root() / name).is_dir():
+        return f"the operator has no local dataset named {name!r}"
+    return None
 
 
 def _judges(rewards: list, loc: Location) -> Iterator[tuple[Location, dict]]:
@@ -228,6 +245,29 @@ def _file_path(session: Session, user: User, file_id: int, settings: Settings) -
             f"file:{file_id} is missing from this machine's data dir (ask the operator)"
         )
     return path
+
+
+ADAPTER_FILES = ("adapter_config.json", "README.md")
+"""What peft writes naming the base model: the adapter's config, and its model card."""
+
+
+def public_adapter_files(folder: Path, base_name: str) -> dict[str, bytes]:
+    """The files of a final model `folder` that name the base model by its server path (a LoRA
+    adapter's `base_model_name_or_path`, and peft's model card), rewritten to `base_name`, the
+    model as the job's spec named it (`registered:tiny`, a hub name, `job:<id>`): what a user
+    downloads must neither show the server's folders nor point at a path they do not have.
+    Empty for full weights, whose config names no base."""
+    config_path = folder / "adapter_config.json"
+    if not config_path.is_file():
+        return {}
+    config = json.loads(config_path.read_text())
+    server_base = config.get("base_model_name_or_path")
+    config["base_model_name_or_path"] = base_name
+    found = {"adapter_config.json": json.dumps(config, indent=2, sort_keys=True).encode()}
+    card = folder / "README.md"
+    if card.is_file() and server_base:
+        found["README.md"] = card.read_text().replace(server_base, base_name).encode()
+    return found
 
 
 _SERVER_PATH = re.compile(r"(?<![\w.:/~-])/[^\s'\"(),;]+")

@@ -164,6 +164,7 @@ REWARD_NAMES = {
     "composite",
     "code_tests",
     "llm_judge",
+    "python",
 }
 TASK_REWARD_NAMES = {"arithmetic_format"}  # registered by their task's file
 

@@ -15,12 +15,14 @@ import logging
 import redis
 from kombu.exceptions import OperationalError
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import update
 
 from service import limits, queues, tenancy
 from service.db import Job, User, jobs
 from service.kinds import KINDS
 from web.context import services
 from web.errors import ApiError
+from web.schemas import JobLabels, JobLabelsPatch
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ def submit(
     idempotency_key: str | None = None,
     parent_id: int | None = None,
     message: str | None = None,
+    labels: JobLabels | None = None,
 ) -> tuple[Job, bool]:
     """Validates `spec` for `kind` and for what `user` may name in it (raises pydantic's
     ValidationError; a spec the API already validated as the kind's model is taken as it is)
@@ -61,6 +64,8 @@ def submit(
             parent_id=parent_id,
             message=message,
         )
+        if created and labels is not None:  # a retried submit keeps the first one's labels
+            job.name, job.tags = labels.name, labels.tags
     if created:
         _send(job.id)
     return job, created
@@ -129,7 +134,8 @@ def retry(user: User, job: Job) -> Job:
         raise ApiError(
             409, "conflict", f"job {job.id} is {job.status}; only finished jobs can be retried"
         )
-    new, _ = submit(user, job.kind, job.spec, parent_id=job.id)
+    labels = JobLabels(name=job.name, tags=job.tags)  # the same run again, under its name
+    new, _ = submit(user, job.kind, job.spec, parent_id=job.id, labels=labels)
     return new
 
 
@@ -153,8 +159,9 @@ def resume(job: Job) -> None:
     _send(job.id)
 
 
-def clone(user: User, job: Job, overrides: dict) -> Job:
-    """A new job of `job`'s kind and spec with `overrides` deep-merged in, linked to `job`.
+def clone(user: User, job: Job, overrides: dict, labels: JobLabels | None = None) -> Job:
+    """A new job of `job`'s kind and spec with `overrides` deep-merged in, linked to `job`,
+    under `labels` (by default `job`'s tags and no name: a variant is a run of its own).
     Raises pydantic's ValidationError when the edited spec is not valid."""
     new, _ = submit(
         user,
@@ -162,8 +169,25 @@ def clone(user: User, job: Job, overrides: dict) -> Job:
         deep_merge(job.spec, overrides),
         parent_id=job.id,
         message=f"clone of job {job.id}",
+        labels=labels or JobLabels(tags=job.tags),
     )
     return new
+
+
+def relabel(user: User, job: Job, patch: JobLabelsPatch) -> Job:
+    """Sets the fields `patch` names of `job`'s name and tags. Only the owner may: an admin
+    sees everyone's jobs but does not rename them."""
+    if job.user_id != user.id:
+        raise ApiError(403, "forbidden", f"only the owner of job {job.id} can rename or tag it")
+    changes = patch.model_dump(exclude_unset=True)
+    if "tags" in changes:
+        changes["tags"] = changes["tags"] or []  # `tags: null` clears them, as `name: null` does
+    if changes:
+        with services().db.begin() as s:  # an UPDATE: loading the row would load its spec
+            s.execute(update(Job).where(Job.id == job.id).values(**changes))
+    for field, value in changes.items():
+        setattr(job, field, value)
+    return job
 
 
 def deep_merge(base: dict, overrides: dict) -> dict:

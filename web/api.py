@@ -13,8 +13,8 @@ from sqlalchemy.orm import defer
 from service import limits, verify_calls
 from service.db import Job, JobEvent, VerdictRow
 from service.kinds import VerifyJobSpec
-from web import actions, monitoring, scrape
-from web.auth import find_job_row, job_or_404, token_required, visible_jobs
+from web import actions, listing, monitoring, scrape
+from web.auth import find_job_row, job_or_404, token_required
 from web.context import reader, services
 from web.errors import ApiError, field_errors, invalid, spec_errors
 from web.openapi import document, operation
@@ -24,6 +24,9 @@ from web.schemas import (
     EventOut,
     Health,
     IndexedVerdict,
+    JobDetail,
+    JobDetailQuery,
+    JobLabelsPatch,
     JobOut,
     JobPage,
     JobQuery,
@@ -49,17 +52,22 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 def submit_job(json: JobSubmission, headers: SubmitHeaders):
     """Submit a job
 
-    `kind` picks the model `spec` must match. The job is queued; poll it, or follow its events.
-    Besides each field's own bounds, the operator's ceilings apply (a 400 naming the field):
-    `RLVR_MAX_STEPS`, `RLVR_MAX_SAMPLES_PER_STEP` (prompts_per_step x group_size, batch_size,
-    num_samples), `RLVR_MAX_NEW_TOKENS`, `RLVR_MAX_EVAL_PROBLEMS`, `RLVR_SANDBOX_MAX_*` (a jail's
-    limits); a reward's `pattern` must be a regex RE2 accepts. A user with
-    `RLVR_USER_MAX_QUEUED` jobs queued gets a 429 with Retry-After.
+    `kind` picks the model `spec` must match; `name` and `tags` are optional. The job is
+    queued; poll it, or follow its events. Besides each field's own bounds, the operator's
+    ceilings apply (a 400 naming the field): `RLVR_MAX_STEPS`, `RLVR_MAX_SAMPLES_PER_STEP`
+    (prompts_per_step x group_size, batch_size, num_samples), `RLVR_MAX_NEW_TOKENS`,
+    `RLVR_MAX_EVAL_PROBLEMS`, `RLVR_SANDBOX_MAX_*` (a jail's limits); a reward's `pattern`
+    must be a regex RE2 accepts. A user with `RLVR_USER_MAX_QUEUED` jobs queued gets a 429
+    with Retry-After.
     """
     submission = json.root
     with spec_errors():
         job, created = actions.submit(
-            g.user, submission.kind, submission.spec, idempotency_key=headers.idempotency_key
+            g.user,
+            submission.kind,
+            submission.spec,
+            idempotency_key=headers.idempotency_key,
+            labels=submission,
         )
     return reply(
         JobOut.of(job), 201 if created else 200, Location=url_for("api.get_job", job_id=job.id)
@@ -70,12 +78,9 @@ def submit_job(json: JobSubmission, headers: SubmitHeaders):
 @token_required
 @operation("jobs", {200: JobPage})
 def list_jobs(query: JobQuery):
-    """Your jobs, newest first (an admin's: everyone's)"""
-    jobs = visible_jobs(g.user).options(defer(Job.spec))  # specs can be megabytes each
-    if query.status:
-        jobs = jobs.where(Job.status == query.status)
-    if query.kind:
-        jobs = jobs.where(Job.kind == query.kind)
+    """Your jobs, newest first (an admin's: everyone's), by state, kind, tag or a word of the name"""
+    jobs = listing.filtered(g.user, query.status, query.kind, query.tag, query.q)
+    jobs = jobs.options(defer(Job.spec))  # specs can be megabytes each
     total = reader().scalar(select(func.count()).select_from(jobs.subquery()))
     page = reader().scalars(jobs.order_by(Job.id.desc()).limit(query.limit).offset(query.offset))
     items = [JobOut.of(job) for job in page]
@@ -84,13 +89,29 @@ def list_jobs(query: JobQuery):
 
 @bp.get("/jobs/<int:job_id>")
 @token_required
-@operation("jobs", {200: JobOut}, errors=[404])
-def get_job(job_id: int):
-    """A job's status, progress, attempts and result"""
+@operation("jobs", {200: JobDetail}, errors=[404])
+def get_job(job_id: int, query: JobDetailQuery):
+    """A job's spec, name, tags, status, progress, attempts and result
+
+    `spec=false` leaves the spec out (it can be megabytes), as the job page does while it polls.
+    """
     job = find_job_row(g.user, job_id)
     if job is None:
         raise ApiError(404, "not found", f"no job {job_id}")
-    return reply(JobOut.of(job))
+    spec = reader().scalar(select(Job.spec).where(Job.id == job_id)) if query.spec else None
+    return reply(JobDetail(**JobOut.of(job).model_dump(), spec=spec))
+
+
+@bp.patch("/jobs/<int:job_id>")
+@token_required
+@operation("jobs", {200: JobOut}, errors=[403, 404])
+def relabel_job(job_id: int, json: JobLabelsPatch):
+    """Rename or retag a job
+
+    Only its owner may (403 for an admin looking at someone else's). Fields left out keep
+    their value; `tags` replaces the whole list.
+    """
+    return reply(JobOut.of(actions.relabel(g.user, job_or_404(job_id), json)))
 
 
 @bp.get("/jobs/<int:job_id>/events")

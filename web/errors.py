@@ -12,6 +12,7 @@ from flask import Flask, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from rlvr.tasks.base import TASKS
 from service.outages import outage
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,20 @@ def field_errors(
             loc = (tagged_by,) if top_tag else loc[1:]
         errors.append(
             {
-                "field": ".".join(str(part) for part in (*prefix, *loc)) or "body",
+                "field": ".".join(str(part) for part in (*prefix, *_untagged_task(loc))) or "body",
                 "message": e["msg"],
             }
         )
     return errors
+
+
+def _untagged_task(loc: tuple) -> tuple:
+    """`loc` without the task's name that pydantic puts after `task` (the spec's task options
+    are a union tagged by `name`): a client wrote `task.source`, not `task.gsm8k.source`."""
+    for at in range(len(loc) - 2):
+        if loc[at] == "task" and loc[at + 1] in TASKS:
+            return (*loc[: at + 1], *loc[at + 2 :])
+    return loc
 
 
 def invalid(errors: list[dict]) -> ApiError:

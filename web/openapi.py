@@ -54,6 +54,7 @@ TAGS = {
 ERRORS = {
     400: "Invalid query, body or header: `detail` lists each bad field as `{field, message}`",
     401: "Missing or unknown token",
+    403: "Yours to read but not to change (an admin and another user's job)",
     404: "No such job, file or token (or not yours)",
     409: "Not allowed in the job's current state",
     413: "Body too large, or too many programs",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, create_model
 
 from sandbox.models import Verdict, VerifyRequest
 from service.db.models import JOB_STATES
@@ -21,11 +21,38 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Tags are matched inside the stored JSON list by `web.listing.filtered` (a LIKE on `"tag"`), so a
+# tag holds no quote, backslash or LIKE wildcard of its own; `_` is escaped there.
+Tag = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/+-]{0,39}$"),
+]
+JobName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class JobLabels(_In):
+    """What a job's owner calls it: a name and tags, set at submit and editable later."""
+
+    name: JobName | None = Field(None, description="A name for people; need not be unique.")
+    tags: list[Tag] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Labels to filter by: letters, digits and `_.:/+-`, at most 40 characters.",
+    )
+
+
+class JobLabelsPatch(_In):
+    """The labels to change; a field left out keeps its value, `name: null` clears the name."""
+
+    name: JobName | None = Field(None, description="The new name; null clears it.")
+    tags: list[Tag] | None = Field(None, max_length=20, description="The new tags, all of them.")
+
+
 def _submission(kind: str, spec: type[BaseModel]) -> type[_In]:
     return create_model(
         f"{kind.title()}Submission",
-        __base__=_In,
-        __doc__=f"A `{kind}` job and its {spec.__name__}.",
+        __base__=JobLabels,
+        __doc__=f"A `{kind}` job and its {spec.__name__}, with an optional name and tags.",
         kind=(Literal[kind], ...),
         spec=(spec, ...),
     )
@@ -57,6 +84,10 @@ class SubmitHeaders(BaseModel):
 class JobQuery(_In):
     status: JobStatus | None = Field(None, description="Only jobs in this state.")
     kind: JobKindName | None = Field(None, description="Only jobs of this kind.")
+    tag: Tag | None = Field(None, description="Only jobs carrying this tag.")
+    q: str | None = Field(
+        None, max_length=200, description="Only jobs whose name contains this (any case)."
+    )
     limit: int = Field(20, ge=1, le=100, description="Jobs per page.")
     offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Jobs to skip.")
 
@@ -79,6 +110,8 @@ class Progress(BaseModel):
 class JobOut(BaseModel):
     id: int
     kind: str
+    name: str | None
+    tags: list[str]
     status: JobStatus
     progress: Progress
     attempt: int
@@ -100,6 +133,20 @@ class JobOut(BaseModel):
         return cls(
             **fields, progress=Progress(done=job.progress_done, total=total, fraction=fraction)
         )
+
+
+class JobDetail(JobOut):
+    spec: dict[str, Any] | None = Field(
+        None,
+        description="The validated spec the job runs, every default filled in; "
+        "left out (null) when asked with `spec=false`.",
+    )
+
+
+class JobDetailQuery(_In):
+    spec: bool = Field(
+        True, description="Include the spec; a client polling a job can leave it out."
+    )
 
 
 class JobPage(BaseModel):

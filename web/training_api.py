@@ -11,12 +11,14 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import time
 from typing import Annotated, Any
 
 from flask import Blueprint, Response, g, send_file, url_for
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rlvr.analysis import convergence_step, error_patterns
+from service import tenancy
 from service.db import training
 from web import actions
 from web.auth import job_or_404, token_required
@@ -272,16 +274,30 @@ def download_model(job_id: int):
     """The job's final model as .tar.gz
 
     A LoRA adapter or full weights; load it with `PeftModel.from_pretrained` or
-    `AutoModelForCausalLM.from_pretrained` once unpacked.
+    `AutoModelForCausalLM.from_pretrained` once unpacked. An adapter's
+    `base_model_name_or_path` is the model as the job's spec named it (`registered:<name>`,
+    a hub name, `job:<id>`), never a path on the server.
     """
-    job_or_404(job_id)
+    job = job_or_404(job_id)
     finals = training.artifacts(reader(), job_id, "final")
     root = services().settings.data_dir / "artifacts"
-    if not finals or not (root / finals[-1].path).is_dir():
+    folder = root / finals[-1].path if finals else None
+    if folder is None or not folder.is_dir():
         raise ApiError(409, "no model", f"job {job_id} has no final model")
+    name = f"job-{job_id}-model"
+    # The copy on disk keeps the server's base path: `job:<id>` specs are resolved through it.
+    public = tenancy.public_adapter_files(folder, (job.spec.get("model") or {}).get("name", ""))
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        archive.add(root / finals[-1].path, arcname=f"job-{job_id}-model")
+        archive.add(
+            folder,
+            arcname=name,
+            filter=lambda info: None if info.name.removeprefix(f"{name}/") in public else info,
+        )
+        for file, data in public.items():
+            info = tarfile.TarInfo(f"{name}/{file}")
+            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+            archive.addfile(info, io.BytesIO(data))
     buffer.seek(0)
     return send_file(
         buffer,

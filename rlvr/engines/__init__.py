@@ -8,7 +8,7 @@ imported only when a job asks for it.
 
 from rlvr.engines.base import Engine
 from rlvr.engines.hf import HFEngine
-from rlvr.policy import resolve_model_path
+from rlvr.policy import pick_dtype, resolve_model_path
 from rlvr.spec import ModelSpec, SamplingSpec
 
 
@@ -27,7 +27,7 @@ def build_engine(
         resolve_model_path(model_spec.name),
         tokenizer,
         device=parameter.device,
-        dtype=parameter.dtype,
+        dtype=pick_dtype(model_spec.dtype, parameter.device),  # compute dtype, not fp32 masters
         gpu_memory_utilization=sampling.vllm_gpu_memory_utilization,
         seed=seed,
     )

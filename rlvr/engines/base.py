@@ -29,8 +29,18 @@ class Engine(Protocol):
         top_p: float = 1.0,
         max_new_tokens: int = 64,
         greedy: bool = False,
+        top_k: int = 0,
+        repetition_penalty: float = 1.0,
+        stop_strings: Sequence[str] = (),
+        max_prompt_tokens: int | None = None,
+        chat_template: str = "auto",
+        system_prompt: str | None = None,
     ) -> Rollout:
-        """``group_size`` completions of each prompt, rows prompt-major, prompts left-padded."""
+        """``group_size`` completions of each prompt, rows prompt-major, prompts left-padded
+        and rendered by ``rlvr.rollout.encode_prompts``; every sampling parameter applies
+        exactly as given (penalty -> temperature -> top-k -> top-p, ``rlvr.logprobs``), none
+        comes from the model's generation_config; a completion ends at any end-of-turn id
+        or stop string (``rlvr.rollout.finish_rollout``)."""
         ...
 
     def load_weights(self, model) -> None:

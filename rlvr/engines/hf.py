@@ -25,10 +25,12 @@ class HFEngine:
         top_p: float = 1.0,
         max_new_tokens: int = 64,
         greedy: bool = False,
+        **options,
     ) -> Rollout:
+        """``rlvr.rollout.generate``; ``options`` are the protocol's other keywords."""
         return generate(
             self.model, self.tokenizer, prompts, group_size=group_size, temperature=temperature,
-            top_p=top_p, max_new_tokens=max_new_tokens, greedy=greedy,
+            top_p=top_p, max_new_tokens=max_new_tokens, greedy=greedy, **options,
         )  # fmt: skip
 
     def load_weights(self, model) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from rlvr.rewards.base import register_reward
 
 
-@register_reward("code_tests")
+@register_reward("code_tests", settings=("all_pass", "partial_scale", "none_pass"))
 def code_tests(
     completions: list[str],
     grade: Sequence[str],

@@ -122,7 +122,10 @@ def chat(
         return json.load(response)["choices"][0]["message"]["content"]
 
 
-@register_reward("llm_judge")
+@register_reward(
+    "llm_judge",
+    settings=("endpoint", "model", "rubric", "max_score", "timeout", "max_tokens", "concurrency"),
+)
 def llm_judge(
     completions: list[str],
     prompt: Sequence[str],

@@ -15,11 +15,11 @@ import functools
 import json
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import re2
 
-from rlvr.rewards.base import register_reward, score
+from rlvr.rewards.base import RewardSpec, register_reward, score
 from rlvr.text import last_boxed, last_number, normalize_number
 
 PATTERN_REWARDS = ("exact_match", "numeric_match", "format")
@@ -69,7 +69,7 @@ def grade_reward(completions: list[str], grade: Sequence[str], **_columns) -> li
     return [{"pass": 1.0, "fail": 0.0}.get(g) for g in grade]
 
 
-@register_reward("exact_match")
+@register_reward("exact_match", settings=("pattern", "case_sensitive"))
 def exact_match(
     completions: list[str],
     answer: Sequence[str],
@@ -108,7 +108,7 @@ def _against_numbers(
     return scores
 
 
-@register_reward("numeric_match")
+@register_reward("numeric_match", settings=("pattern", "tolerance"))
 def numeric_match(
     completions: list[str],
     answer: Sequence[str],
@@ -155,7 +155,7 @@ def f1(completions: list[str], answer: Sequence[str], **_columns) -> list[float 
     return scores
 
 
-@register_reward("classification")
+@register_reward("classification", settings=("labels",))
 def classification(
     completions: list[str], answer: Sequence[str], labels: Sequence[str], **_columns
 ) -> list[float | None]:
@@ -176,7 +176,7 @@ def classification(
     return scores
 
 
-@register_reward("regression")
+@register_reward("regression", settings=("scale", "max_error"))
 def regression(
     completions: list[str],
     answer: Sequence[str],
@@ -203,10 +203,10 @@ def _json_body(completion: str) -> Any:
     return json.loads(fenced.group(1) if fenced else text)
 
 
-@register_reward("format")
+@register_reward("format", settings=("kind", "pattern", "schema"))
 def format_reward(
     completions: list[str],
-    kind: str = "regex",
+    kind: Literal["regex", "boxed", "json", "json_schema"] = "regex",
     pattern: str | None = None,
     schema: dict | Sequence[dict] | None = None,
     **_columns,
@@ -264,11 +264,11 @@ _FORMAT_CHECKS: dict[str, Callable[[str, str | None, dict | None], bool]] = {
 }
 
 
-@register_reward("keyword_contains")
+@register_reward("keyword_contains", settings=("keywords", "mode", "case_sensitive"))
 def keyword_contains(
     completions: list[str],
     keywords: Sequence[str],
-    mode: str = "any",
+    mode: Literal["any", "all"] = "any",
     case_sensitive: bool = False,
     **_columns,
 ) -> list[float | None]:
@@ -285,7 +285,7 @@ def keyword_contains(
     ]
 
 
-@register_reward("length_penalty")
+@register_reward("length_penalty", settings=("target_chars",))
 def length_penalty(
     completions: list[str], target_chars: int = 200, **_columns
 ) -> list[float | None]:
@@ -297,9 +297,9 @@ def length_penalty(
     return [0.0 - min(max(len(c) - target_chars, 0) / target_chars, 1.0) for c in completions]
 
 
-@register_reward("composite")
+@register_reward("composite", settings=("components",))
 def composite(
-    completions: list[str], components: Sequence[dict[str, Any]], **columns
+    completions: list[str], components: Sequence[RewardSpec], **columns
 ) -> list[float | None]:
     """Weighted sum of other rewards, given as ``components=[{name, weight, kwargs}]``.
 

@@ -12,7 +12,16 @@ inputs that the prompt does not show, so a completion that merely copies the sho
 fails. Shown examples are drawn until no other program of the table agrees with them but
 differs on the hidden inputs: every problem has a determined answer.
 
-Owns the operation table, the generator (train and test from different seeds, no test
+With ``operations: composed`` the table grows to 31 primitives (parametrised maps, filters,
+strided slices, a descending sort): about 800 distinct programs at depth 2, too many to
+memorise, so a model must read the examples. ``verifier_only: 0.5`` then sets half of the
+programs (drawn by the seed) apart from supervision: their problems carry no reference, so
+SFT never sees them, and only a verifier can teach them. Every problem says which part its
+program is in (``metadata["part"]``: ``seen`` or ``verifier_only``), so held-out results can
+be reported per part, and ``train_part`` restricts the train split to one part (RL on the
+problems SFT could not learn from).
+
+Owns the operation tables, the generator (train and test from different seeds, no test
 problem in train), the prompt, turning a completion into a program, and the hidden tests.
 Held-out problems are new example sets; the programs themselves recur across splits.
 """
@@ -21,7 +30,7 @@ import functools
 import json
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import Field
@@ -37,7 +46,7 @@ class Operation:
     reduces: bool = False  # list -> int: nothing can follow it
 
 
-OPERATIONS = [
+BASIC = [
     Operation("sorted({})", sorted),
     Operation("{}[::-1]", lambda xs: xs[::-1]),
     Operation("{}[1:]", lambda xs: xs[1:]),
@@ -52,35 +61,83 @@ OPERATIONS = [
     Operation("{}[0]", lambda xs: xs[0], reduces=True),
     Operation("{}[-1]", lambda xs: xs[-1], reduces=True),
 ]
+OPERATIONS = BASIC  # the table `max_depth` chains by default
+
+
+def _map(template: str, fn: Callable[[int], int]) -> Operation:
+    return Operation(f"[{template} for x in {{}}]", lambda xs: [fn(x) for x in xs])
+
+
+def _filter(condition: str, keep: Callable[[int], bool]) -> Operation:
+    return Operation(f"[x for x in {{}} if {condition}]", lambda xs: [x for x in xs if keep(x)])
+
+
+COMPOSED = BASIC + [
+    _map("x+2", lambda x: x + 2),
+    _map("x+3", lambda x: x + 3),
+    _map("x-1", lambda x: x - 1),
+    _map("x*3", lambda x: x * 3),
+    _map("x//2", lambda x: x // 2),
+    _map("x%3", lambda x: x % 3),
+    _map("10-x", lambda x: 10 - x),
+    _filter("x%2==1", lambda x: x % 2 == 1),
+    _filter("x>2", lambda x: x > 2),
+    _filter("x>4", lambda x: x > 4),
+    _filter("x<5", lambda x: x < 5),
+    _filter("x!=0", lambda x: x != 0),
+    Operation("{}[::2]", lambda xs: xs[::2]),
+    Operation("{}[1::2]", lambda xs: xs[1::2]),
+    Operation("{}[:2]", lambda xs: xs[:2]),
+    Operation("{}[-2:]", lambda xs: xs[-2:]),
+    Operation("sorted({},reverse=True)", lambda xs: sorted(xs, reverse=True)),
+    Operation("sum({})%10", lambda xs: sum(xs) % 10, reduces=True),
+]
+TABLES = {"basic": BASIC, "composed": COMPOSED}
 
 
 @dataclass(frozen=True)
 class Program:
     source: str  # the return expression over `xs`
     steps: tuple[Operation, ...]
+    run: Callable[[list[int]], Any] = field(compare=False, repr=False)
 
     def __call__(self, xs: list[int]) -> Any:
-        value: Any = list(xs)
-        for step in self.steps:
-            value = step.apply(value)
-        return value
+        return self.run(xs)
 
 
-def programs(max_depth: int) -> list[Program]:
-    """Every chain of up to ``max_depth`` operations in which no reducer is followed by another step."""
-    chains: list[tuple[Operation, ...]] = [(op,) for op in OPERATIONS]
+def _compiled(source: str) -> Callable[[list[int]], Any]:
+    """The expression as one function that answers ``FAILED`` where the input does not suit
+    it (``max([])``, ``[][0]``). Generating problems runs every program of the table on each
+    drawn input (millions of calls for the composed table), and one compiled function is
+    several times faster than chaining the steps. ``source`` comes from the tables above,
+    never from a user."""
+    namespace: dict[str, Any] = {"FAILED": FAILED}
+    exec(
+        f"def run(xs):\n    try:\n        return {source}\n"
+        "    except (ValueError, IndexError):\n        return FAILED\n",
+        namespace,
+    )
+    return namespace["run"]
+
+
+FAILED = object()
+
+
+def programs(max_depth: int, operations: str = "basic") -> list[Program]:
+    """Every chain of up to ``max_depth`` operations of a table in which no reducer is followed
+    by another step."""
+    table = TABLES[operations]
+    chains: list[tuple[Operation, ...]] = [(op,) for op in table]
     frontier = chains
     for _ in range(max_depth - 1):
-        frontier = [
-            chain + (op,) for chain in frontier if not chain[-1].reduces for op in OPERATIONS
-        ]
+        frontier = [chain + (op,) for chain in frontier if not chain[-1].reduces for op in table]
         chains = chains + frontier
     found = []
     for chain in chains:
         source = "xs"
         for op in chain:
             source = op.template.format(source)
-        found.append(Program(source, chain))
+        found.append(Program(source, chain, _compiled(source)))
     return found
 
 
@@ -99,6 +156,21 @@ class ProgramSynthesisOptions(TaskOptions):
     train_size: int = Field(4000, ge=1, description="Problems in the train split.")
     test_size: int = Field(200, ge=1, description="Problems in the held-out test split.")
     seed: int = Field(4321, description="Seed of the generator; test uses it, train uses seed+1.")
+    operations: Literal["basic", "composed"] = Field(
+        "basic",
+        description="The primitive table: `basic` (13 operations, 91 programs at depth 2) or "
+        "`composed` (31 operations, about 800 programs at depth 2).",
+    )
+    verifier_only: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of the programs whose problems have no reference program: SFT never "
+        "sees them and only the verifier can teach them (`metadata.part` says which part).",
+    )
+    train_part: Literal["all", "seen", "verifier_only"] = Field(
+        "all", description="Train on the problems of one part only (the test split keeps both)."
+    )
 
 
 HEADER = "def f(xs):\n    return"
@@ -124,33 +196,62 @@ def _compact(value: Any) -> str:
 @functools.lru_cache(maxsize=8)
 def _generate(options_json: str, split: str) -> tuple[Problem, ...]:
     opts = ProgramSynthesisOptions.model_validate_json(options_json)
-    table = programs(opts.max_depth)
+    table = programs(opts.max_depth, opts.operations)
+    unseen = verifier_only_programs(table, opts.verifier_only, opts.seed)
     test_ids: set[str] = set()
     test = _draw_problems(
-        opts, table, random.Random(opts.seed), opts.test_size, test_ids, unique=True
+        opts, table, unseen, random.Random(opts.seed), opts.test_size, test_ids, unique=True
     )
     if split == "test":
         return tuple(test)
+    parts = {"all": (SEEN, VERIFIER_ONLY), "seen": (SEEN,), "verifier_only": (VERIFIER_ONLY,)}
+    wanted = parts[opts.train_part]
+    pool = [p for p in table if (VERIFIER_ONLY if p.source in unseen else SEEN) in wanted]
+    if not pool:
+        raise ValueError(f"train_part: no program is in the {opts.train_part!r} part")
     return tuple(
         _draw_problems(
-            opts, table, random.Random(opts.seed + 1), opts.train_size, test_ids, unique=False
+            opts,
+            pool,
+            unseen,
+            random.Random(opts.seed + 1),
+            opts.train_size,
+            test_ids,
+            unique=False,
+            judges=table,
         )
     )
+
+
+SEEN, VERIFIER_ONLY = "seen", "verifier_only"
+
+
+def verifier_only_programs(table: list[Program], share: float, seed: int) -> frozenset[str]:
+    """The sources of the programs set apart from supervision: ``share`` of the table, drawn
+    by ``seed`` (the same for both splits, so a held-out problem is in the part its program is
+    in)."""
+    sources = sorted(p.source for p in table)
+    random.Random(seed).shuffle(sources)
+    return frozenset(sources[: round(share * len(sources))])
 
 
 def _draw_problems(
     opts: ProgramSynthesisOptions,
     table: list[Program],
+    unseen: frozenset[str],
     rng: random.Random,
     size: int,
     exclude: set[str],
     unique: bool,
+    judges: list[Program] | None = None,
 ) -> list[Problem]:
+    """``size`` problems of programs drawn from ``table``, each determined among ``judges``
+    (every program of the task, so a part's problems are as determined as the others')."""
     problems: list[Problem] = []
     for _ in range(size * 50):
         if len(problems) == size:
             break
-        drawn = _draw_one(opts, table, rng)
+        drawn = _draw_one(opts, table, judges or table, rng)
         if drawn is None:
             continue
         program, shown, hidden = drawn
@@ -166,24 +267,28 @@ def _draw_problems(
                 prompt=render_prompt(shown),
                 answer=program.source,
                 difficulty=float(len(program.steps)),
-                metadata={"tests": {"kind": "function", "tests": tests}},
+                metadata={
+                    "tests": {"kind": "function", "tests": tests},
+                    "part": VERIFIER_ONLY if program.source in unseen else SEEN,
+                },
             )
         )
     return problems
 
 
 def _run(program: Program, xs: list[int]) -> Any:
-    try:
-        return program(xs)
-    except (ValueError, IndexError):  # max([]) and [][0]: that input does not suit this program
-        return _FAILED
+    """``program(xs)``, or ``FAILED`` where the input does not suit the program."""
+    return program(xs)
 
 
-_FAILED = object()
-
-
-def _draw_one(opts: ProgramSynthesisOptions, table: list[Program], rng: random.Random):
-    """A program with shown and hidden examples that determine it, or None after a few tries."""
+def _draw_one(
+    opts: ProgramSynthesisOptions,
+    table: list[Program],
+    judges: list[Program],
+    rng: random.Random,
+):
+    """A program of ``table`` with shown and hidden examples that determine it among
+    ``judges``, or None after a few tries."""
     program = rng.choice(table)
 
     def draw_input() -> list[int]:
@@ -197,12 +302,20 @@ def _draw_one(opts: ProgramSynthesisOptions, table: list[Program], rng: random.R
         if len({json.dumps(xs) for xs in inputs}) < len(inputs):
             continue
         outputs = [_run(program, xs) for xs in inputs]
-        if any(out is _FAILED for out in outputs) or all(
+        if any(out is FAILED for out in outputs) or all(
             out == xs for out, xs in zip(outputs, inputs)
         ):
             continue
         shown_in, hidden_in = inputs[: opts.examples], inputs[opts.examples :]
-        if not any(_ambiguous(other, program, shown_in, hidden_in) for other in table):
+        shown_out, hidden_out = outputs[: opts.examples], outputs[opts.examples :]
+        first_in, first_out = shown_in[0], shown_out[0]
+        if not any(
+            other.run(first_in) == first_out
+            and other is not program
+            and _fits(other, shown_in, shown_out)
+            and not _fits(other, hidden_in, hidden_out)
+            for other in judges
+        ):
             pairs = list(zip(inputs, outputs))
             return program, pairs[: opts.examples], pairs[opts.examples :]
     return None
@@ -212,9 +325,16 @@ def _ambiguous(
     other: Program, program: Program, shown: list[list[int]], hidden: list[list[int]]
 ) -> bool:
     """``other`` fits the shown examples yet fails a hidden one."""
-    if other is program or any(_run(other, xs) != program(xs) for xs in shown):
+    if other is program:
         return False
-    return any(_run(other, xs) != program(xs) for xs in hidden)
+    return _fits(other, shown, [program(xs) for xs in shown]) and not _fits(
+        other, hidden, [program(xs) for xs in hidden]
+    )
+
+
+def _fits(other: Program, inputs: list[list[int]], outputs: list[Any]) -> bool:
+    run = other.run
+    return all(run(xs) == out for xs, out in zip(inputs, outputs))
 
 
 @register_task("program_synthesis")
@@ -239,5 +359,8 @@ class ProgramSynthesis(CodeTask):
         expression = completion.strip().split("\n", 1)[0] if completion.strip() else ""
         return f"{HEADER} {expression}\n"
 
-    def reference(self, problem: Problem) -> str:
+    def reference(self, problem: Problem) -> str | None:
+        """The program as a completion, except for a program set apart for the verifier."""
+        if problem.metadata.get("part") == VERIFIER_ONLY:
+            return None
         return f" {problem.answer}"

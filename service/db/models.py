@@ -132,6 +132,10 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None]
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    name: Mapped[str | None] = mapped_column(String(200), doc="What its owner calls it.")
+    tags: Mapped[list[str]] = mapped_column(
+        JSONDoc, default=list, doc="Its owner's labels, for filtering (`web.schemas.Tag`)."
+    )
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     worker: Mapped[str | None] = mapped_column(
         String(200), doc="Hostname of the worker running it."

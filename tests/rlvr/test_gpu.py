@@ -1,4 +1,4 @@
-"""GPU smoke test: bf16 policy on CUDA, one RL step and a greedy eval. Skipped without CUDA."""
+"""GPU smoke test: bf16 autocast with fp32 adapters on CUDA, one RL step and a greedy eval. Skipped without CUDA."""
 
 import pytest
 import torch
@@ -19,7 +19,10 @@ def test_one_rl_step_on_cuda_in_bf16(train_spec, tmp_path):
     )
     trainer = Trainer(spec, tmp_path)
     assert trainer.device.type == "cuda"
-    if torch.cuda.is_bf16_supported():
-        assert next(trainer.model.parameters()).dtype == torch.bfloat16
+    if torch.cuda.is_bf16_supported():  # mixed precision: bf16 compute, fp32 trained weights
+        assert trainer.precision.compute_dtype == torch.bfloat16
+        trained = {p.dtype for p in trainer.model.parameters() if p.requires_grad}
+        frozen = {p.dtype for p in trainer.model.parameters() if not p.requires_grad}
+        assert trained == {torch.float32} and frozen == {torch.bfloat16}  # LoRA: base in bf16
     result = trainer.run()
     assert result.steps == 1 and torch.isfinite(torch.tensor(result.last_metrics["loss"]))

@@ -71,3 +71,38 @@ def test_a_model_that_is_nowhere_fails_clearly(tmp_path):
 def test_dtype_choice():
     assert pick_dtype("auto", torch.device("cpu")) == torch.float32
     assert pick_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
+
+
+@pytest.mark.parametrize("lora", [None, {"r": 2, "alpha": 4}])
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tiny_dir, lora):
+    from rlvr.logprobs import Warp
+    from rlvr.rollout import policy_logprobs
+
+    results = []
+    for checkpointing in (False, True):
+        spec = ModelSpec(name=tiny_dir, lora=lora, gradient_checkpointing=checkpointing)
+        torch.manual_seed(0)  # the same LoRA initialisation both times
+        model, _, _ = load_policy(spec)
+        model.train()
+        active = any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
+        assert active == checkpointing
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.data.normal_()  # give the adapters' A a gradient
+        prompt = torch.tensor([[0, 5, 6, 7], [8, 9, 10, 11]])
+        prompt_mask = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]])
+        completion = torch.tensor([[12, 13, 14], [15, 16, 17]])
+        logprobs, entropies = policy_logprobs(
+            model, prompt, prompt_mask, completion, torch.ones(2, 3), torch.tensor([1.0, 0.7]),
+            with_entropy=True, warp=Warp(top_k=100),
+        )  # fmt: skip
+        loss = -(logprobs.sum() + 0.1 * entropies.sum())
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+        results.append((loss.item(), grads))
+    (plain_loss, plain), (ckpt_loss, ckpt) = results
+    assert ckpt_loss == pytest.approx(plain_loss, abs=1e-5)
+    assert plain.keys() == ckpt.keys()
+    for name in plain:
+        assert torch.allclose(plain[name], ckpt[name], atol=1e-5), name
+    assert sum(g.abs().sum() for g in plain.values()) > 0

@@ -6,7 +6,7 @@ import pickle
 import pytest
 
 from rlvr.rewards import rules
-from rlvr.rewards.base import REWARDS, score
+from rlvr.rewards.base import REWARDS, SETTINGS, register_reward, score
 
 
 def test_doctests():
@@ -73,20 +73,48 @@ def test_score_passes_context_such_as_an_injected_verify_to_rewards():
         seen.append(list(completions))
         return ["pass"] * len(completions)
 
-    REWARDS["_test_uses_verify"] = lambda completions, verify, **_: [
-        1.0 if v == "pass" else 0.0 for v in verify([], completions)
-    ]
+    register_reward("_test_uses_verify")(
+        lambda completions, verify, **_: [
+            1.0 if v == "pass" else 0.0 for v in verify([], completions)
+        ]
+    )
     try:
         totals, _ = score([{"name": "_test_uses_verify"}], ["a", "b"], {"verify": verify})
     finally:
-        del REWARDS["_test_uses_verify"]
+        del REWARDS["_test_uses_verify"], SETTINGS["_test_uses_verify"]
     assert (totals, seen) == ([1.0, 1.0], [["a", "b"]])
 
 
 def test_score_rejects_a_reward_that_returns_the_wrong_count():
-    REWARDS["_test_short"] = lambda completions, **_: [1.0]
+    register_reward("_test_short")(lambda completions, **_: [1.0])
     try:
         with pytest.raises(ValueError, match="returned 1 values for 2"):
             score([{"name": "_test_short"}], ["a", "b"], {})
     finally:
-        del REWARDS["_test_short"]
+        del REWARDS["_test_short"], SETTINGS["_test_short"]
+
+
+def test_settings_are_each_rewards_signature_and_score_checks_them_too():
+    """The spec's check at submit and the worker's call use the same model."""
+    assert SETTINGS["code_tests"].model_validate({"partial_scale": "0.25"}).model_dump() == {
+        "all_pass": 1.0,
+        "partial_scale": 0.25,
+        "none_pass": -0.5,
+    }
+    assert set(SETTINGS["format"].model_validate({"schema": {}}).model_dump(by_alias=True)) == {
+        "kind",
+        "pattern",
+        "schema",
+    }
+    with pytest.raises(ValueError, match="partial_scale"):
+        score(
+            [{"name": "code_tests", "kwargs": {"partial_scale": "x"}}], ["a"], {"grade": ["pass"]}
+        )
+    with pytest.raises(ValueError, match="answer"):  # a column is not a setting
+        score([{"name": "exact_match", "kwargs": {"answer": "x"}}], ["a"], {"answer": ["a"]})
+    totals, _ = score(
+        [{"name": "format", "kwargs": {"kind": "json_schema", "schema": {"type": "integer"}}}],
+        ["3", "x"],
+        {},
+    )
+    assert totals == [1.0, 0.0]

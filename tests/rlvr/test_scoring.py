@@ -32,14 +32,16 @@ def test_rewards_see_task_metadata_and_the_injected_verify():
         calls.append(len(completions))
         return ["pass"] * len(completions)
 
-    from rlvr.rewards.base import REWARDS
+    from rlvr.rewards.base import REWARDS, SETTINGS, register_reward
 
-    REWARDS["_sees_columns"] = lambda completions, numbers, verify, **_: [
-        float(sum(n)) if v == "pass" else 0.0
-        for n, v in zip(numbers, verify([problem], completions))
-    ]
+    register_reward("_sees_columns")(
+        lambda completions, numbers, verify, **_: [
+            float(sum(n)) if v == "pass" else 0.0
+            for n, v in zip(numbers, verify([problem], completions))
+        ]
+    )
     try:
         result = score_batch(task, [problem], [" 3+4"], [{"name": "_sees_columns"}], verify=verify)
     finally:
-        del REWARDS["_sees_columns"]
+        del REWARDS["_sees_columns"], SETTINGS["_sees_columns"]
     assert (result.rewards, result.grades, calls) == ([7.0], ["pass"], [1])

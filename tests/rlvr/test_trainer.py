@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 from rlvr.callbacks import Callback
-from rlvr.rewards.base import REWARDS
+from rlvr.rewards.base import REWARDS, SETTINGS, register_reward
 from rlvr.trainer import Trainer, train
 
 
@@ -41,10 +41,12 @@ def _by_length(completions, **_):
 
 @pytest.fixture(autouse=True)
 def _test_rewards():
-    REWARDS.update({"_always_none": _always_none, "_constant": _constant, "_by_length": _by_length})
+    added = {"_always_none": _always_none, "_constant": _constant, "_by_length": _by_length}
+    for name, fn in added.items():
+        register_reward(name)(fn)
     yield
-    for name in ("_always_none", "_constant", "_by_length"):
-        del REWARDS[name]
+    for name in added:
+        del REWARDS[name], SETTINGS[name]
 
 
 TRL_METRICS = {
@@ -215,3 +217,33 @@ def test_a_pass_rate_held_over_the_window_stops_the_run(train_spec, tmp_path):
     )
     result = train(spec, tmp_path / "run")
     assert (result.steps, result.stop_reason) == (2, "target_pass_rate")
+
+
+@pytest.mark.parametrize("aggregation", ["token", "sequence", "constant"])
+def test_micro_batches_accumulate_the_gradient_of_one_pass(train_spec, tmp_path, aggregation):
+    """Gradient accumulation over uneven micro-batches (3, 3, 2 rows) is the one-pass gradient."""
+    spec = train_spec(
+        model={"lora": None},
+        algorithm={"loss_aggregation": aggregation, "kl_coef": 0.1, "entropy_coef": 0.01},
+    )
+    trainer = Trainer(spec, tmp_path)
+    batch = trainer.collect()
+    advantages = trainer.advantages(batch)
+    advantages = advantages + torch.linspace(-1, 1, len(advantages))  # every row counts
+    rollout = batch.rollout
+    rows = torch.arange(len(rollout.completions))
+    with trainer.reference.active() as reference:
+        ref_logprobs = trainer._frozen_logprobs(reference, rollout)
+    grads = []
+    for size in (None, 3):
+        optim = trainer.spec.optim.model_copy(update={"micro_batch_size": size})
+        trainer.spec = trainer.spec.model_copy(update={"optim": optim})
+        trainer.optimizer.zero_grad()
+        kept = trainer.accumulate_gradients(
+            rollout, rows, rollout.completion_mask, advantages, ref_logprobs
+        )
+        grads.append([p.grad.clone() for p in trainer.params])
+        assert kept["logprobs"].shape == rollout.completion_ids.shape
+    for whole, pieces in zip(*grads, strict=True):
+        assert torch.allclose(whole, pieces, atol=1e-6, rtol=1e-4)
+    assert sum(g.abs().sum() for g in grads[0]) > 0

@@ -133,3 +133,19 @@ def test_judge_options_and_endpoints(db, people, stack_settings):
         "rewards.1.kwargs.api_key",
         "rewards.1.kwargs.endpoint",
     ]
+
+
+def test_a_local_source_must_be_one_the_operator_has(
+    db, people, stack_settings, tmp_path, monkeypatch
+):
+    user, _ = people
+    monkeypatch.setenv("RLVR_DATASETS_ROOT", str(tmp_path / "datasets"))
+    (tmp_path / "datasets" / "mine").mkdir(parents=True)
+    (tmp_path / "datasets" / "afile").write_text("{}")
+    task = {"name": "gsm8k", "source": None}
+    for ok in ("bundled", "hf:openai/gsm8k:main", "local:mine"):
+        assert refused(db, user, {"task": {**task, "source": ok}}, stack_settings) == [], ok
+    for missing in ("local:theirs", "local:afile"):
+        assert refused(db, user, {"task": {**task, "source": missing}}, stack_settings) == [
+            "task.source"
+        ], missing

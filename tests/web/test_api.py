@@ -224,3 +224,44 @@ def test_submit_survives_a_dead_redis(api, redis_server):
     finally:
         redis_server.start()
     assert (response.status_code, response.json["status"]) == (201, "queued")
+
+
+def test_a_job_reads_back_with_its_spec_and_can_be_left_without_it(api):
+    job_id = submit(api).json["id"]
+    job = api.get(f"/jobs/{job_id}").json
+    assert job["spec"]["requests"][0]["program"] == "def f():\n    return 0"
+    assert job["spec"]["requests"][0]["limits"]["wall_seconds"] > 0  # defaults filled in
+    assert api.get(f"/jobs/{job_id}?spec=false").json["spec"] is None
+
+
+def test_names_and_tags_are_set_at_submit_filtered_and_edited_by_the_owner_only(api, as_user):
+    body = {"kind": "verify", "spec": verify_spec(), "name": " Baseline run ", "tags": ["lr-1e5"]}
+    first = api.post("/jobs", json=body).json
+    assert (first["name"], first["tags"]) == ("Baseline run", ["lr-1e5"])
+    other = submit(api).json["id"]
+    assert (api.get(f"/jobs/{other}").json["name"], api.get(f"/jobs/{other}").json["tags"]) == (
+        None,
+        [],
+    )
+    # "lr_1e5" must not match "lr-1e5" (the LIKE wildcard `_` is escaped), nor "lr" a part of it
+    for tag, ids in (("lr-1e5", [first["id"]]), ("lr_1e5", []), ("lr", [])):
+        assert [j["id"] for j in api.get(f"/jobs?tag={tag}").json["jobs"]] == ids, tag
+    assert [j["id"] for j in api.get("/jobs?q=BASELINE").json["jobs"]] == [first["id"]]
+    assert api.get("/jobs?q=100%25").json["total"] == 0
+
+    renamed = api.patch(f"/jobs/{other}", json={"name": "second", "tags": ["lr-1e5", "big"]})
+    assert renamed.status_code == 200 and renamed.json["tags"] == ["lr-1e5", "big"]
+    assert [j["id"] for j in api.get("/jobs?tag=lr-1e5").json["jobs"]] == [other, first["id"]]
+    kept = api.patch(f"/jobs/{other}", json={"tags": []}).json
+    assert (kept["name"], kept["tags"]) == ("second", [])
+    assert api.patch(f"/jobs/{other}", json={"name": None}).json["name"] is None
+
+    assert api.post(f"/jobs/{first['id']}/cancel").status_code == 202
+    retried = api.post(f"/jobs/{first['id']}/retry").json  # the same run again: same labels
+    assert (retried["name"], retried["tags"]) == ("Baseline run", ["lr-1e5"])
+
+    for bad in ({"tags": ['quo"te']}, {"tags": ["x" * 41]}, {"name": ""}, {"colour": "red"}):
+        assert api.patch(f"/jobs/{other}", json=bad).status_code == 400, bad
+    assert as_user().patch(f"/jobs/{other}", json={"name": "mine"}).status_code == 404
+    assert as_user(admin=True).patch(f"/jobs/{other}", json={"name": "mine"}).status_code == 403
+    assert api.get(f"/jobs/{other}").json["name"] is None

@@ -6,6 +6,7 @@ app is built once with settings that nothing here connects to."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -117,7 +118,9 @@ def test_query_parameters_carry_their_bounds(doc):
         return {p["name"]: p for p in doc["paths"][path]["get"]["parameters"] if p["in"] == "query"}
 
     jobs = params("/api/v1/jobs")
-    assert set(jobs) == {"status", "kind", "limit", "offset"}
+    assert set(jobs) == {"status", "kind", "tag", "q", "limit", "offset"}
+    assert '"pattern"' in json.dumps(jobs["tag"]) and '"maxLength": 200' in json.dumps(jobs["q"])
+    assert params("/api/v1/jobs/{job_id}")["spec"]["schema"]["default"] is True
     assert (jobs["limit"]["schema"]["minimum"], jobs["limit"]["schema"]["maximum"]) == (1, 100)
     assert jobs["offset"]["schema"]["minimum"] == 0 and not jobs["limit"]["required"]
     assert params("/api/v1/jobs/{job_id}/verdicts")["limit"]["schema"]["maximum"] == 1000
@@ -130,6 +133,19 @@ def test_query_parameters_carry_their_bounds(doc):
     compare = params("/api/v1/compare")["jobs"]
     assert compare["required"] and (compare["style"], compare["explode"]) == ("form", False)  # 3,5
     assert compare["schema"]["maxItems"] == 20
+
+
+def test_a_job_reads_with_its_spec_and_is_relabelled_by_patch(doc):
+    job = doc["paths"]["/api/v1/jobs/{job_id}"]
+    detail = job["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert "spec" in doc["components"]["schemas"][detail.rsplit("/", 1)[1]]["properties"]
+    patch = job["patch"]
+    assert patch["operationId"] == "relabel_job" and "403" in patch["responses"]
+    body = patch["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert set(doc["components"]["schemas"][body.rsplit("/", 1)[1]]["properties"]) == {
+        "name",
+        "tags",
+    }
 
 
 def test_replies_are_typed(doc):

@@ -235,6 +235,8 @@ def test_rollout_browser_filters_pages_and_opens_a_rollout(client, signed_in, db
     assert detail, "a row opens its full rollout by its anchor"
     text = detail.group(1)
     assert "What is 1 + 1?" in text and "= 3 (step 2)" in text
+    row = re.search(r'<tr class="rollout">(.*?)</tr>', failing, re.S).group(1)
+    assert '<td class="prompt"' in row and "What is 0 + 0?" in row  # the prompt, without opening it
     assert "assert f(2) == 4 failed: got 3" in text and "1/2 tests passed" in text
     assert "page=2" not in failing  # the filters fit on one page
 
@@ -336,3 +338,192 @@ def test_resume_and_clone_with_edits_from_the_job_page(client, signed_in, db):
             and clone.spec["optim"]["seed"] == 9
             and clone.spec["model"]["lora"] is None
         )
+
+
+TRAIN_SPEC = {
+    "model": {"name": "tiny", "lora": None},
+    "task": {"name": "arithmetic", "operators": ["+"]},
+    "optim": {"learning_rate": 1e-5, "seed": 0},
+    "stopping": {"max_steps": 3},
+}
+
+
+def test_job_list_shows_model_task_duration_final_metric_and_error_filters_and_pages(
+    client, signed_in, db
+):
+    from datetime import UTC, datetime, timedelta
+
+    from service.db import training
+
+    token = signed_in()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    done = own_job(
+        db,
+        token,
+        spec=TRAIN_SPEC,
+        status="succeeded",
+        started_at=start,
+        finished_at=start + timedelta(minutes=2, seconds=5),
+        result={"steps": 3, "pass_rate": 0.8125, "reward": 0.5},
+        name="Baseline",
+        tags=["lr-1e5", "baseline"],
+    )
+    failed = own_job(db, token, spec=TRAIN_SPEC, status="failed", error="RuntimeError: CUDA OOM")
+    with db.begin() as session:  # no result: the latest logged value stands in
+        training.save_metrics(session, failed, 1, {"reward": 0.25})
+    page = client.get("/jobs").data.decode()
+    row = re.search(rf'href="/jobs/{done}">#{done}</a>(.*?)</tr>', page, re.S).group(1)
+    assert "Baseline" in row and ">lr-1e5</a>" in row and "tiny · arithmetic" in row
+    assert "2m 05s" in row and "pass_rate</span> 0.8125" in row
+    row = re.search(rf'href="/jobs/{failed}">#{failed}</a>(.*?)</tr>', page, re.S).group(1)
+    assert "RuntimeError: CUDA OOM" in row and "reward</span> 0.25" in row
+
+    assert f'href="/jobs/{done}"' not in client.get("/jobs?tag=lr").data.decode()
+    assert f'href="/jobs/{done}"' in client.get("/jobs?tag=lr-1e5").data.decode()
+    by_name = client.get("/jobs?q=basel").data.decode()
+    assert f'href="/jobs/{done}"' in by_name and f'href="/jobs/{failed}"' not in by_name
+    assert "No jobs match these filters" in client.get("/jobs?q=nothing").data.decode()
+
+    more = [own_job(db, token, kind="sft") for _ in range(50)]
+    first = client.get("/jobs").data.decode()
+    assert "52 jobs · page 1 of 2" in first and f'href="/jobs/{more[-1]}"' in first
+    assert f'href="/jobs/{done}"' not in first  # the oldest are on the next page
+    second = client.get("/jobs?page=2&kind=").data.decode()
+    assert f'href="/jobs/{done}"' in second and f'href="/jobs/{failed}"' in second
+    assert client.get(f"/jobs?page={10**30}").status_code == 200  # past the end: an empty page
+    filtered = client.get("/jobs?kind=train").data.decode()
+    assert "2 jobs" in filtered and "page 1 of" not in filtered
+
+
+def test_job_page_shows_its_settings_and_its_owner_names_and_tags_it(
+    client, signed_in, db, make_user
+):
+    token = signed_in()
+    job_id = own_job(db, token, spec=TRAIN_SPEC)
+    page = client.get(f"/jobs/{job_id}").data.decode()
+    settings = "".join(re.findall(r'<table class="settings">(.*?)</table>', page, re.S))
+    assert re.search(r"<th>optim.learning_rate</th><td><code>1e-05</code>", settings)
+    assert re.search(r"<th>model.lora</th><td><code>null</code>", settings)
+    assert re.search(r"<th>task.operators</th><td><code>\[&#34;\+&#34;\]</code>", settings)
+
+    form = {"csrf_token": csrf(page.encode()), "name": "  Lower LR ", "tags": "lr-1e5, small"}
+    assert client.post(f"/jobs/{job_id}/labels", data=form).status_code == 302
+    page = client.get(f"/jobs/{job_id}").data.decode()
+    assert '<span id="job-name">Lower LR</span>' in page and ">small</a>" in page
+    bad = client.post(f"/jobs/{job_id}/labels", data={**form, "tags": 'a"b'}, follow_redirects=True)
+    assert b"tags: String should match pattern" in bad.data
+    assert '<span id="job-name">Lower LR</span>' in client.get(f"/jobs/{job_id}").data.decode()
+
+    signed_in(admin=True)  # sees the job, may not rename it
+    page = client.get(f"/jobs/{job_id}").data.decode()
+    assert 'id="edit-labels"' not in page
+    refused = client.post(
+        f"/jobs/{job_id}/labels",
+        data={"csrf_token": csrf(page.encode()), "name": "admin's"},
+        follow_redirects=True,
+    )
+    assert b"only the owner of job" in refused.data and b"Lower LR" in refused.data
+
+
+def test_a_failed_job_page_shows_its_error_and_log_tail_not_no_steps(client, signed_in, db):
+    from service.db import jobs
+
+    token = signed_in()
+    job_id = own_job(db, token, spec=TRAIN_SPEC)
+    with db.begin() as session:
+        jobs.claim(session, job_id, "worker-1")
+        jobs.finish(session, job_id, "failed", error="ValueError: task 'nope' is not registered")
+    page = client.get(f"/jobs/{job_id}").data.decode()
+    failure = re.search(r'<section class="failure" id="failure">(.*?)</section>', page, re.S)
+    assert failure and "ValueError: task &#39;nope&#39; is not registered" in failure.group(1)
+    assert 'id="log-tail"' in failure.group(1) and "queued: submitted" in failure.group(1)
+    assert "No steps yet" not in page and "It logged no metrics before it ended as failed" in page
+
+
+def test_compare_page_lists_the_settings_that_differ_under_the_job_names(client, signed_in, db):
+    token = signed_in()
+    base = own_job(db, token, spec=TRAIN_SPEC, name="base")
+    faster = own_job(
+        db, token, spec={**TRAIN_SPEC, "optim": {"learning_rate": 3e-5, "seed": 0}}, name="faster"
+    )
+    sft = own_job(db, token, kind="sft", spec={"model": {"name": "tiny"}, "max_steps": 9})
+    page = client.get(f"/compare?jobs={base}&jobs={faster}&jobs={sft}").data.decode()
+    table = re.search(r'<table class="settings" id="differences">(.*?)</table>', page, re.S)
+    rows = dict(re.findall(r"<tr><th>([^<]+)</th>(.*?)</tr>", table.group(1), re.S))
+    assert (
+        "model.name" not in rows and "optim.seed" in rows
+    )  # the same everywhere but absent in SFT
+    assert re.findall(r"<code>([^<]*)</code>", rows["optim.learning_rate"]) == [
+        "1e-05",
+        "3e-05",
+        "—",
+    ]
+    assert re.findall(r"<code>([^<]*)</code>", rows["max_steps"]) == ["—", "—", "9"]
+    assert f"#{base} base" in table.group(1) and f"#{faster} faster" in table.group(1)
+    assert (
+        f'data-labels="[&#34;#{base} base&#34;, &#34;#{faster} faster&#34;, &#34;#{sft}&#34;]"'
+        in page
+    )
+    one = client.get(f"/compare?jobs={base}").data.decode()
+    assert "Settings that differ" not in one
+
+
+def test_new_train_job_form_lays_its_common_fields_over_the_yaml(client, signed_in, db):
+    import yaml
+
+    from service.db import Job
+
+    signed_in()
+    form = client.get("/jobs/new/train").data.decode()
+    assert re.search(r'id="set_optim_learning_rate"[^>]*placeholder="1e-05"', form)
+    spec = yaml.safe_load(
+        re.search(r'<textarea[^>]*id="spec"[^>]*>(.*?)</textarea>', form, re.S)
+        .group(1)
+        .replace("&#39;", "'")
+    )
+    spec["stopping"]["max_steps"] = 7
+    data = {
+        "csrf_token": csrf(form.encode()),
+        "spec": yaml.safe_dump(spec),
+        "name": "from the form",
+        "tags": "form-test",
+        "set_model_name": "tiny",
+        "set_optim_learning_rate": "0.0003",
+        "set_algorithm_group_size": "4",
+        "set_stopping_max_steps": "",  # empty: the YAML's 7 stands
+    }
+    bad = client.post("/jobs/new/train", data={**data, "set_algorithm_group_size": "0"})
+    assert bad.status_code == 400
+    assert re.search(
+        rb'id="set_algorithm_group_size-error">algorithm.group_size: Input should be', bad.data
+    )
+    created = client.post("/jobs/new/train", data=data)
+    assert created.status_code == 302, created.data.decode()[-2000:]
+    job_id = int(created.headers["Location"].rsplit("/", 1)[1])
+    with db.read() as session:
+        job = session.get(Job, job_id)
+    assert (job.name, job.tags) == ("from the form", ["form-test"])
+    assert job.spec["optim"]["learning_rate"] == 0.0003 and job.spec["algorithm"]["group_size"] == 4
+    assert job.spec["stopping"]["max_steps"] == 7
+
+
+def test_workers_page_lists_pools_and_queue_depths(client, signed_in, api):
+    signed_in()
+    for _ in range(2):  # a verify job's message waits on the coordinate queue: no worker runs here
+        api.post(
+            "/jobs",
+            json={
+                "kind": "verify",
+                "spec": {
+                    "requests": [
+                        {"program": "x = 1", "tests": {"kind": "function", "tests": ["assert x"]}}
+                    ]
+                },
+            },
+        )
+    page = client.get("/workers").data.decode()
+    pools = re.search(r'<table id="pools">(.*?)</table>', page, re.S).group(1)
+    rows = dict(re.findall(r"<td><strong>(\w+)</strong></td>(.*?)</tr>", pools, re.S))
+    assert set(rows) == {"train", "verify", "coordinate"}
+    assert "<td>2</td>" in rows["coordinate"] and "<td>0</td>" in rows["train"]
+    assert all("none" in rest for rest in rows.values())

@@ -7,7 +7,9 @@ a real train worker: cancel, resume, and the job ends with every step exactly on
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 
 import pytest
 import redis
@@ -487,3 +489,94 @@ def test_a_specs_mlflow_uri_is_checked_at_submit(stack_env, make_user, allowed, 
             and response.json["detail"][0]["field"] == "spec.tracking.mlflow.uri"
         )
         assert error in response.json["detail"][0]["message"], response.json
+
+
+@pytest.mark.parametrize(
+    "spec, fields",
+    [
+        (
+            {
+                "rewards": [
+                    {"name": "verdict"},
+                    {"name": "code_tests", "kwargs": {"partial_scale": "x"}},
+                ]
+            },
+            ["spec.rewards.1.kwargs.partial_scale"],
+        ),
+        (
+            {"rewards": [{"name": "exact_match", "kwargs": {"patern": "a"}}]},
+            ["spec.rewards.0.kwargs.patern"],
+        ),
+        (
+            {"rewards": [{"name": "format", "kwargs": {"kind": "xml"}}]},
+            ["spec.rewards.0.kwargs.kind"],
+        ),
+        ({"rewards": [{"name": "classification"}]}, ["spec.rewards.0.kwargs.labels"]),
+        (
+            {
+                "rewards": [
+                    {
+                        "name": "composite",
+                        "kwargs": {
+                            "components": [
+                                {"name": "f1"},
+                                {"name": "length_penalty", "kwargs": {"target_chars": []}},
+                            ]
+                        },
+                    }
+                ]
+            },
+            ["spec.rewards.0.kwargs.components.1.kwargs.target_chars"],
+        ),
+        ({"rewards": [{"name": "no_such_reward"}]}, ["spec.rewards.0.name"]),
+        (
+            {"rewards": [{"name": "python", "kwargs": {"source": "def reward(completion): ..."}}]},
+            ["spec.rewards.0.kwargs.source"],
+        ),
+        ({"task": {"name": "gsm8k", "source": "local:nobody-saved-this"}}, ["spec.task.source"]),
+        ({"task": {"name": "gsm8k", "source": "/etc/passwd"}}, ["spec.task.source"]),
+    ],
+)
+def test_reward_settings_and_dataset_refs_are_checked_at_submit(api, spec, fields):
+    """A 400 naming the field, not a 201 and a job that fails on the worker."""
+    response = api.post("/jobs", json={"kind": "train", "spec": {**SPEC, **spec}})
+    assert response.status_code == 400, response.json
+    assert sorted(e["field"] for e in response.json["detail"]) == fields
+
+
+def test_a_downloaded_adapter_names_the_model_as_the_spec_did(
+    api, db, stack_settings, tiny_model, tmp_path
+):
+    """peft writes the server's path of the base model into the adapter's config and its model
+    card; the download names it as the user did, and the copy on disk keeps the path that
+    `job:<id>` specs are resolved through."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    job_id = submit(api, spec={**SPEC, "model": {"name": TINY}})
+    final = stack_settings.data_dir / "artifacts" / "jobs" / str(job_id) / "final"
+    base = AutoModelForCausalLM.from_pretrained(tiny_model)
+    get_peft_model(base, LoraConfig(r=2, target_modules="all-linear")).save_pretrained(final)
+    with db.begin() as s:
+        training.save_artifact(s, job_id, "final", f"jobs/{job_id}/final")
+
+    download = api.get(f"/jobs/{job_id}/download")
+    assert download.status_code == 200
+    with tarfile.open(fileobj=io.BytesIO(download.data)) as archive:
+        names = sorted(archive.getnames())
+        archive.extractall(tmp_path, filter="data")
+    unpacked = tmp_path / f"job-{job_id}-model"
+    assert names.count(f"job-{job_id}-model/adapter_config.json") == 1
+    assert (
+        json.loads((unpacked / "adapter_config.json").read_text())["base_model_name_or_path"]
+        == TINY
+    )
+    for file in unpacked.iterdir():
+        if file.suffix in (".json", ".md"):
+            assert str(stack_settings.models_dir) not in file.read_text(), file.name
+    assert f"base_model: {TINY}" in (unpacked / "README.md").read_text()
+    on_disk = json.loads((final / "adapter_config.json").read_text())
+    assert on_disk["base_model_name_or_path"] == tiny_model
+    # what a user does with it: load it onto their own copy of the base model
+    loaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), unpacked)
+    assert any("lora" in name for name, _ in loaded.named_parameters())

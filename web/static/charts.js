@@ -1,40 +1,39 @@
-/* Line charts in SVG from metric series, as the API sends them ([[step, value], ...]).
-   No library and no network: `RlvrCharts.figure(parent, name)` makes (or finds) a chart,
-   `RlvrCharts.draw(figure, lines)` redraws it with lines = [{label, points}], one colour
-   each. A drawn figure says in data-points how many points it plots. Hovering shows the
-   values at the nearest step. */
+/* Metric charts of the job and compare pages, drawn by uPlot (web/static/vendor/uplot, MIT,
+   kept in the repo: the pages load nothing from elsewhere). One chart per metric, a line per
+   run; the legend under each chart shows the values under the cursor, and the cursors of all
+   charts move together, so one step can be read across every metric.
+
+   Controls the page may hold: #smoothing, a range 0..0.99 that smooths every line with an
+   exponential moving average (the raw points stay as a faint line behind), and
+   #metric-filter, which shows only the charts whose metric name contains its text.
+
+   Each chart's <figure> carries data-metric and data-points (raw points drawn), and its
+   uPlot instance as `figure.uplot`, which the browser tests read. */
 "use strict";
 
-window.RlvrCharts = (() => {
-  const NS = "http://www.w3.org/2000/svg";
-  const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563"];
-  const W = 380, H = 150, M = {left: 48, right: 10, top: 8, bottom: 20};
-  const MARKERS_UP_TO = 60;  // points per line drawn as dots too; past that the line alone reads better
+const RlvrCharts = (() => {
+  const COLORS = ["#1565c0", "#c62828", "#2e7d32", "#ef6c00", "#6a1b9a", "#00838f", "#5d4037", "#ad1457"];
+  const HEIGHT = 220;
+  const drawn = new Map();  // figure -> {plot, lines}: redrawn when the smoothing changes
+  let smoothing = 0;
 
-  function el(name, attrs, parent, text) {
-    const node = document.createElementNS(NS, name);
-    for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
-    if (text !== undefined) node.textContent = text;
-    parent.appendChild(node);
-    return node;
+  /* TensorBoard's smoothing: an EMA debiased by 1 - weight^n, so the first points are not
+     pulled toward zero the way a plain EMA started at 0 would pull them. */
+  function ema(values, weight) {
+    if (!weight) return values;
+    let last = 0, n = 0;
+    return values.map(v => {
+      if (v === null || v === undefined || !Number.isFinite(v)) return null;
+      last = last * weight + (1 - weight) * v;
+      n += 1;
+      return last / (1 - weight ** n);
+    });
   }
 
   function format(v) {
+    if (v === null || v === undefined) return "–";
     const a = Math.abs(v);
-    if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(2);
-    return String(Number(v.toPrecision(4)));
-  }
-
-  /* An axis label: as many decimals as the axis' span needs to tell its labels apart. */
-  function tick(v, span) {
-    const decimals = Math.min(Math.max(1 - Math.floor(Math.log10(span)), 0), 8);
-    return Math.abs(v) >= 1e5 || (v !== 0 && Math.abs(v) < 1e-3 && span < 1e-3) ? v.toExponential(2) : v.toFixed(decimals);
-  }
-
-  function range(values) {
-    let low = Infinity, high = -Infinity;
-    for (const v of values) { low = Math.min(low, v); high = Math.max(high, v); }
-    return low === high ? [low - (Math.abs(low) * 0.1 || 1), high + (Math.abs(high) * 0.1 || 1)] : [low, high];
+    return a !== 0 && (a >= 1e5 || a < 1e-3) ? v.toExponential(2) : String(+v.toPrecision(4));
   }
 
   function figure(parent, name) {
@@ -45,64 +44,104 @@ window.RlvrCharts = (() => {
     fig.dataset.metric = name;
     fig.dataset.points = "0";
     const caption = document.createElement("figcaption");
-    caption.append(name + " ");
-    const readout = document.createElement("span");
-    readout.className = "readout muted";
-    caption.appendChild(readout);
+    caption.textContent = name;
     fig.appendChild(caption);
-    const svg = el("svg", {viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img",
-                           "aria-label": `${name} by step`}, fig);
-    svg.classList.add("plot");
     parent.appendChild(fig);
+    applyFilter(fig);
     return fig;
   }
 
-  function draw(fig, lines) {
-    const svg = fig.querySelector("svg");
-    svg.replaceChildren();
-    const all = lines.flatMap(line => line.points);
-    fig.dataset.points = String(all.length);
-    if (!all.length) return;
-    const [x0, x1] = range(all.map(p => p[0]));
-    const [y0, y1] = range(all.map(p => p[1]));
-    const x = s => M.left + (W - M.left - M.right) * (s - x0) / (x1 - x0);
-    const y = v => H - M.bottom - (H - M.top - M.bottom) * (v - y0) / (y1 - y0);
-    el("rect", {x: M.left, y: M.top, width: W - M.left - M.right, height: H - M.top - M.bottom, class: "frame"}, svg);
-    for (const v of [y0, (y0 + y1) / 2, y1]) {
-      el("line", {x1: M.left, x2: W - M.right, y1: y(v), y2: y(v), class: "grid"}, svg);
-      el("text", {x: M.left - 4, y: y(v) + 4, "text-anchor": "end", class: "tick"}, svg, tick(v, y1 - y0));
-    }
-    const steps = [...new Set(all.map(p => p[0]))].sort((a, b) => a - b);
-    for (const s of [steps[0], steps[steps.length - 1]]) {
-      el("text", {x: x(s), y: H - 5, "text-anchor": s === steps[0] ? "start" : "end", class: "tick"}, svg, `step ${s}`);
-    }
-    lines.forEach((line, i) => {
-      const color = COLORS[i % COLORS.length];
-      const coords = line.points.map(([s, v]) => `${x(s).toFixed(1)},${y(v).toFixed(1)}`);
-      el("polyline", {points: coords.join(" "), class: "line", stroke: color}, svg);
-      if (line.points.length <= MARKERS_UP_TO) {
-        for (const [s, v] of line.points) el("circle", {cx: x(s).toFixed(1), cy: y(v).toFixed(1), r: 2.2, fill: color}, svg);
-      }
-    });
-    const cursor = el("line", {y1: M.top, y2: H - M.bottom, class: "cursor", visibility: "hidden"}, svg);
-    const readout = fig.querySelector(".readout");
-    const summary = lines.length === 1
-      ? `last ${format(lines[0].points[lines[0].points.length - 1][1])} · steps ${steps[0]}–${steps[steps.length - 1]}`
-      : `steps ${steps[0]}–${steps[steps.length - 1]}`;
-    readout.textContent = summary;
-    svg.onmousemove = event => {
-      const box = svg.getBoundingClientRect();
-      const at = x0 + (x1 - x0) * ((event.clientX - box.left) * W / box.width - M.left) / (W - M.left - M.right);
-      const step = steps.reduce((best, s) => Math.abs(s - at) < Math.abs(best - at) ? s : best, steps[0]);
-      cursor.setAttribute("x1", x(step));
-      cursor.setAttribute("x2", x(step));
-      cursor.setAttribute("visibility", "visible");
-      const values = lines.map(line => [line.label, line.points.find(p => p[0] === step)])
-        .filter(([, point]) => point).map(([label, point]) => (label ? `${label} ` : "") + format(point[1]));
-      readout.textContent = `step ${step}: ${values.join(" · ")}`;
-    };
-    svg.onmouseleave = () => { cursor.setAttribute("visibility", "hidden"); readout.textContent = summary; };
+  function width(fig) {
+    return Math.max(fig.clientWidth - 16, 240);
   }
 
-  return {figure, draw, COLORS};
+  /* uPlot wants one shared x array: the union of the lines' steps, nulls where a line has no
+     point (uPlot.join), with gaps bridged so a sparse metric (a periodic eval) is one line. */
+  function options(fig, lines) {
+    const series = [{label: "step", value: (u, v) => v ?? "–"}];
+    lines.forEach((line, i) => {
+      const color = line.color || COLORS[i % COLORS.length];
+      const label = line.label || fig.dataset.metric;
+      series.push({label, stroke: color, width: 1.6, spanGaps: true, value: (u, v) => format(v),
+                   points: {show: line.points.length <= 30}});
+      if (smoothing) series.push({label: `${label} (raw)`, stroke: color + "44", width: 1, spanGaps: true,
+                                  value: (u, v) => format(v), points: {show: false}});
+    });
+    return {
+      width: width(fig),
+      height: HEIGHT,
+      series,
+      scales: {x: {time: false}},
+      axes: [
+        {label: "step", size: 36, labelSize: 14, grid: {stroke: "#eceef1"}},
+        {size: 64, values: (u, ticks) => ticks.map(format), grid: {stroke: "#eceef1"}},
+      ],
+      cursor: {sync: {key: "rlvr"}, drag: {x: true, y: false}},
+      legend: {live: true},
+    };
+  }
+
+  function data(lines) {
+    const tables = lines.map(line => {
+      const xs = line.points.map(p => p[0]), ys = line.points.map(p => p[1]);
+      return smoothing ? [xs, ema(ys, smoothing), ys] : [xs, ys];
+    });
+    return uPlot.join(tables);
+  }
+
+  /* lines: [{label, points: [[step, value], ...], color?}]; a line without points is left out,
+     so give each a color when the colors must match a legend. */
+  function draw(fig, lines) {
+    lines = lines.filter(line => line.points.length);
+    fig.dataset.points = String(lines.reduce((n, line) => n + line.points.length, 0));
+    const old = drawn.get(fig);
+    const sameShape = old && old.lines.length === lines.length && old.smoothing === smoothing;
+    if (sameShape) {
+      old.plot.setData(data(lines));
+      old.lines = lines;
+      return;
+    }
+    if (old) old.plot.destroy();
+    if (!lines.length) { drawn.delete(fig); fig.uplot = null; return; }
+    const plot = new uPlot(options(fig, lines), data(lines), fig);
+    // the legend shows each run's smoothed value; its raw twin stays off the legend
+    if (smoothing) {
+      plot.root.querySelectorAll(".u-legend .u-series").forEach((row, i) => {
+        if (i > 0 && i % 2 === 0) row.style.display = "none";  // uPlot's CSS overrides `hidden`
+      });
+    }
+    drawn.set(fig, {plot, lines, smoothing});
+    fig.uplot = plot;
+  }
+
+  function redrawAll() {
+    for (const [fig, {lines}] of [...drawn]) draw(fig, lines);
+  }
+
+  function applyFilter(fig) {
+    const filter = document.getElementById("metric-filter");
+    const text = filter ? filter.value.trim().toLowerCase() : "";
+    fig.hidden = Boolean(text) && !fig.dataset.metric.toLowerCase().includes(text);
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const slider = document.getElementById("smoothing");
+    if (slider) {
+      const shown = document.getElementById("smoothing-value");
+      slider.addEventListener("input", () => {
+        smoothing = Number(slider.value);
+        if (shown) shown.textContent = smoothing.toFixed(2);
+        redrawAll();
+      });
+    }
+    const filter = document.getElementById("metric-filter");
+    if (filter) filter.addEventListener("input", () => document.querySelectorAll("figure.chart").forEach(applyFilter));
+    let pending = null;
+    window.addEventListener("resize", () => {
+      clearTimeout(pending);
+      pending = setTimeout(() => drawn.forEach(({plot}, fig) => plot.setSize({width: width(fig), height: HEIGHT})), 100);
+    });
+  });
+
+  return {figure, draw, ema, COLORS};
 })();

@@ -1,14 +1,15 @@
 /* The job page while its job moves. Every two seconds it reads the job from the JSON API
    (the session cookie signs the request), updates the status, progress, ETA and cancel
    button, refetches the timeline when the job's row changed and the newest metric steps
-   when a step was added, and redraws the charts; no page reload. When the job ends it reloads
+   when a step was added, and redraws the charts: every metric the job logged, the usual
+   ones (data-metrics) first; no page reload. When the job ends it reloads
    once, so that the server renders the result and the buttons of a finished job. */
 "use strict";
 
 (() => {
   const root = document.getElementById("job");
   const api = `/api/v1/jobs/${root.dataset.jobId}`;
-  const names = JSON.parse(root.dataset.metrics);
+  const usual = JSON.parse(root.dataset.metrics);
   const terminal = JSON.parse(root.dataset.terminal);
   const endedBeforeLoad = terminal.includes(root.dataset.status);
   const note = document.getElementById("live-note");
@@ -17,7 +18,7 @@
   let series = {}, lastStep = 0;  // what the charts show: name -> [[step, value], ...]
 
   async function get(path) {
-    const response = await fetch(api + path, {headers: {Accept: "application/json"}, credentials: "same-origin"});
+    const response = await fetch(api + (path || "?spec=false"), {headers: {Accept: "application/json"}, credentials: "same-origin"});
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     return response.json();
   }
@@ -67,16 +68,16 @@
   /* Fetches only the steps after the last one but one: metrics can join a step after it was
      first seen (a periodic eval reports under the step it follows). */
   async function showCharts() {
-    if (!names.length) return;
+    if (!usual.length) return;
     const after = lastStep > 0 ? lastStep - 1 : null;
-    const query = `names=${encodeURIComponent(names.join(","))}` + (after === null ? "" : `&after=${after}`);
-    const fresh = (await get(`/metrics?${query}`)).series;
+    const fresh = (await get("/metrics" + (after === null ? "" : `?after=${after}`))).series;
     for (const [name, points] of Object.entries(fresh)) {
       series[name] = (series[name] || []).filter(([step]) => after !== null && step <= after).concat(points);
       lastStep = Math.max(lastStep, points[points.length - 1][0]);
     }
     const charts = document.getElementById("charts");
-    for (const name of names.filter(n => series[n] && series[n].length)) {
+    const rest = Object.keys(series).filter(n => !usual.includes(n)).sort();
+    for (const name of usual.concat(rest).filter(n => series[n] && series[n].length)) {
       RlvrCharts.draw(RlvrCharts.figure(charts, name), [{label: "", points: series[name]}]);
     }
     document.getElementById("no-metrics").hidden = charts.querySelector("figure") !== null;
