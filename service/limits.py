@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticCustomError, ValidationError
 
+from rlvr.rewards.python import jail_seconds
 from rlvr.rewards.rules import PATTERN_REWARDS, user_pattern
 from rlvr.spec import EvalSpec, SFTSpec, TrainSpec
 from service.kinds import VerifyJobSpec
@@ -82,6 +83,18 @@ def refusals(spec: BaseModel, settings: Settings) -> list[Refusal]:
             ("sampling", "max_new_tokens"), spec.sampling.max_new_tokens, settings, "max_new_tokens"
         )
         found += _at_most(("data", "eval_size"), spec.data.eval_size, settings, "max_eval_problems")
+        passes = (("algorithm", "ppo_epochs"), spec.algorithm.ppo_epochs)
+        refills = (("data", "max_refills"), spec.data.max_refills)
+        for loc, value in (passes, refills):
+            found += _at_most(loc, value, settings, "max_passes_per_step")
+        if spec.algorithm.minibatches > prompts * group:
+            found.append(
+                (
+                    ("algorithm", "minibatches"),
+                    f"{spec.algorithm.minibatches} minibatches of {prompts * group} completions "
+                    "a step: at most one minibatch per completion",
+                )
+            )
     elif isinstance(spec, SFTSpec):
         found += _at_most(("max_steps",), spec.max_steps, settings, "max_steps")
         found += _at_most(("batch_size",), spec.batch_size, settings, "max_samples_per_step")
@@ -98,7 +111,9 @@ def refusals(spec: BaseModel, settings: Settings) -> list[Refusal]:
     task_limits = getattr(spec.task, "limits", None)
     if isinstance(task_limits, dict):
         found += _sandbox(task_limits, settings, ("task", "limits"))
-    found += _patterns([r.model_dump() for r in getattr(spec, "rewards", [])], ("rewards",))
+    rewards = [r.model_dump() for r in getattr(spec, "rewards", [])]
+    found += _patterns(rewards, ("rewards",))
+    found += _python_jails(rewards, settings, ("rewards",))
     return found
 
 
@@ -138,3 +153,24 @@ def _patterns(rewards: list[Any], loc: Location) -> Iterator[Refusal]:
                 yield (*loc, index, "kwargs", "pattern"), str(exc)
         elif reward.get("name") == "composite" and isinstance(kwargs.get("components"), list):
             yield from _patterns(kwargs["components"], (*loc, index, "kwargs", "components"))
+
+
+def _python_jails(rewards: list[Any], settings: Settings, loc: Location) -> Iterator[Refusal]:
+    """Each ``python`` reward whose jails would run longer than a jail may: its ``timeout``
+    per row sizes them (`rlvr.rewards.python.jail_seconds`), inside `composite` rewards too."""
+    for index, reward in enumerate(rewards):
+        if not isinstance(reward, dict):
+            continue
+        kwargs = reward.get("kwargs") or {}
+        if reward.get("name") == "python" and isinstance(kwargs.get("timeout", 1.0), int | float):
+            timeout = kwargs.get("timeout", 1.0)
+            if jail_seconds(timeout) > settings.sandbox_max_seconds:
+                yield (
+                    (*loc, index, "kwargs", "timeout"),
+                    f"{timeout:g} s a call makes {jail_seconds(timeout):g} s jails, at most "
+                    f"{settings.sandbox_max_seconds:g} (RLVR_SANDBOX_MAX_SECONDS)",
+                )
+        elif reward.get("name") == "composite" and isinstance(kwargs.get("components"), list):
+            yield from _python_jails(
+                kwargs["components"], settings, (*loc, index, "kwargs", "components")
+            )

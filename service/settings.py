@@ -183,6 +183,13 @@ class Settings(BaseSettings):
         "Most held-out problems one eval (eval_size, num_problems) may judge.",
         ge=1,
     )
+    max_passes_per_step: int = _env(
+        "RLVR_MAX_PASSES_PER_STEP",
+        16,
+        "Most passes one train step makes: PPO epochs over its rollouts (algorithm.ppo_epochs), "
+        "and extra rollout rounds of dynamic sampling (data.max_refills).",
+        ge=1,
+    )
     sandbox_max_seconds: float = _env(
         "RLVR_SANDBOX_MAX_SECONDS",
         60.0,

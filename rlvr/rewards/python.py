@@ -190,6 +190,13 @@ def scores_from(verdict: dict[str, Any], count: int, low: float, high: float) ->
     return [found.get(index, PythonScore(0.0, ended)) for index in range(count)]
 
 
+def jail_seconds(timeout: float, rows: int = CHUNK) -> float:
+    """The wall time a jail of ``rows`` rows is given: the source loads once, then each row has
+    ``timeout``; the rest is start-up slack. The service refuses a ``timeout`` whose full jail
+    would pass its sandbox ceiling (``service.limits``)."""
+    return timeout * (rows + 1) + 5.0
+
+
 def run_python_reward(
     source: str,
     rows: Sequence[tuple[str, str, str]],
@@ -206,8 +213,7 @@ def run_python_reward(
             "id": f"python-reward-{number}",
             "program": code,
             "tests": {"kind": "script", "stdin": json.dumps(chunk)},
-            # The source loads once, then each row has `timeout`; the rest is start-up slack.
-            "limits": {"wall_seconds": min(600.0, timeout * (len(chunk) + 1) + 5.0)},
+            "limits": {"wall_seconds": jail_seconds(timeout, len(chunk))},
         }
         for number, chunk in enumerate(chunks)
     ]

@@ -58,6 +58,9 @@ def evaluation(**fields) -> dict:
     return {"model": {"name": TINY}, "task": {"name": "arithmetic"}, "num_problems": 2, **fields}
 
 
+PY = "def reward(prompt, completion, answer):\n    return 1.0\n"
+
+
 def fmt(pattern: str) -> list[dict]:
     return [{"name": "format", "kwargs": {"kind": "regex", "pattern": pattern}}]
 
@@ -88,6 +91,24 @@ SPEC_ATTACKS = [
         ["sampling.max_new_tokens"],
     ),
     ("max_steps_1e9", "train", train(stopping__max_steps=10**9), ["stopping.max_steps"]),
+    (
+        "ppo_epochs_and_refills_1e6",
+        "train",
+        train(algorithm__ppo_epochs=10**6, data__max_refills=10**6),
+        ["algorithm.ppo_epochs", "data.max_refills"],
+    ),
+    (
+        "more_minibatches_than_completions",
+        "train",
+        train(algorithm__minibatches=10**6),
+        ["algorithm.minibatches"],
+    ),
+    (
+        "python_reward_whose_jails_outlast_the_ceiling",
+        "train",
+        {**train(), "rewards": [{"name": "python", "kwargs": {"source": PY, "timeout": 10}}]},
+        ["rewards.0.kwargs.timeout"],
+    ),
     ("sft_batch_1e9", "sft", sft(batch_size=10**9), ["batch_size"]),
     (
         "sft_steps_and_tokens_1e9",
