@@ -97,6 +97,28 @@ def uses_chat_template(tokenizer, chat_template: str) -> bool:
     return has and chat_template != "off"
 
 
+def render_prompts(
+    tokenizer, rows: Sequence[str], chat_template: str = "auto", system_prompt: str | None = None
+) -> tuple[list[str], bool]:
+    """The prompts as the model is shown them, and whether the tokenizer should add its special
+    tokens: the chat template writes its own (a BOS, if the model has one). Rollouts and SFT
+    both render through here, so an SFT model is trained on the prompts RL will sample from."""
+    if uses_chat_template(tokenizer, chat_template):
+        system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+        texts = [
+            tokenizer.apply_chat_template(
+                [*system, {"role": "user", "content": row}],
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+            for row in rows
+        ]
+        return texts, False
+    if system_prompt:
+        return [f"{system_prompt}\n\n{row}" for row in rows], True
+    return list(rows), True
+
+
 def encode_prompts(
     tokenizer,
     rows: Sequence[str],
@@ -108,22 +130,8 @@ def encode_prompts(
 
     A prompt longer than ``max_prompt_tokens`` is an error that says by how much: cutting a
     task's question would grade the model on a question it never saw."""
-    if uses_chat_template(tokenizer, chat_template):
-        system = [{"role": "system", "content": system_prompt}] if system_prompt else []
-        texts = [
-            tokenizer.apply_chat_template(
-                [*system, {"role": "user", "content": row}],
-                tokenize=False,
-                add_generation_prompt=True,
-            )
-            for row in rows
-        ]
-        # The template writes its own special tokens (a BOS, if the model has one).
-        encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    else:
-        if system_prompt:
-            rows = [f"{system_prompt}\n\n{row}" for row in rows]
-        encoded = tokenizer(list(rows), return_tensors="pt", padding=True)
+    texts, special = render_prompts(tokenizer, rows, chat_template, system_prompt)
+    encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=special)
     longest = int(encoded["attention_mask"].sum(dim=1).max()) if len(rows) else 0
     if max_prompt_tokens is not None and longest > max_prompt_tokens:
         raise ValueError(

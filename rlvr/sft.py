@@ -18,6 +18,7 @@ from rlvr.callbacks import Callback
 from rlvr.data import ProblemStream
 from rlvr.evaluate import evaluate
 from rlvr.policy import load_policy, precision_of
+from rlvr.rollout import render_prompts
 from rlvr.scoring import reward_specs
 from rlvr.spec import SamplingSpec, SFTSpec
 from rlvr.tasks.base import Problem, Task, VerifyFn, build_task
@@ -33,12 +34,24 @@ class SFTResult:
 
 
 def sft_batch(
-    tokenizer, task: Task, problems: list[Problem], device: torch.device
+    tokenizer,
+    task: Task,
+    problems: list[Problem],
+    device: torch.device,
+    chat_template: str = "auto",
+    system_prompt: str | None = None,
 ) -> dict[str, torch.Tensor]:
-    """input_ids, attention_mask and labels (-100 on prompt and padding), right-padded.  -> 3 x (N, L)"""
+    """input_ids, attention_mask and labels (-100 on prompt and padding), right-padded.  -> 3 x (N, L)
+
+    Prompts are rendered as rollouts render them (`rlvr.rollout.render_prompts`: the chat
+    template and system prompt), so the RL job that starts from this model samples from the
+    prompts it was trained on."""
+    texts, special = render_prompts(
+        tokenizer, [p.prompt for p in problems], chat_template, system_prompt
+    )
     rows, labels = [], []
-    for problem in problems:
-        prompt = tokenizer(problem.prompt).input_ids
+    for problem, text in zip(problems, texts):
+        prompt = tokenizer(text, add_special_tokens=special).input_ids
         completion = tokenizer(task.reference(problem), add_special_tokens=False).input_ids
         rows.append(prompt + completion + [tokenizer.eos_token_id])
         labels.append([IGNORE] * len(prompt) + completion + [tokenizer.eos_token_id])
@@ -78,8 +91,11 @@ def run_sft(
     ]
     stream = ProblemStream(problems, spec.seed)
     held_out = task.problems("test")[: spec.eval_size]
-    # SFT trains on the task's raw prompts (sft_batch), so its evals prompt the same way.
-    sampling = SamplingSpec(max_new_tokens=spec.max_new_tokens, chat_template="off")
+    sampling = SamplingSpec(  # the evals prompt as training does
+        max_new_tokens=spec.max_new_tokens,
+        chat_template=spec.chat_template,
+        system_prompt=spec.system_prompt,
+    )
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
     scheduler = get_scheduler(
@@ -107,7 +123,15 @@ def run_sft(
     for step in range(1, spec.max_steps + 1):
         started = time.perf_counter()
         with precision.autocast():
-            loss = model(**sft_batch(tokenizer, task, stream.take(spec.batch_size), device)).loss
+            batch = sft_batch(
+                tokenizer,
+                task,
+                stream.take(spec.batch_size),
+                device,
+                spec.chat_template,
+                spec.system_prompt,
+            )
+            loss = model(**batch).loss
         optimizer.zero_grad()
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)  # clip the true gradient

@@ -529,6 +529,14 @@ class SFTSpec(_Spec):
     )
     eval_size: int = Field(64, ge=1, description="Held-out problems per eval.")
     max_new_tokens: int = Field(32, ge=1, description="Generation length for the evals.")
+    chat_template: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Render prompts with the model's chat template (auto: when it has one), as "
+        "`sampling.chat_template` does for RL: set both the same.",
+    )
+    system_prompt: str | None = Field(
+        None, description="System turn before each prompt, as `sampling.system_prompt`."
+    )
     seed: int = Field(0, description="Seed for data order and init of new weights.")
     verifier: VerifierSpec = Field(
         default_factory=VerifierSpec, description="The sandbox pool for code tasks' evals."

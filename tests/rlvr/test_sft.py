@@ -52,3 +52,24 @@ def test_sft_lowers_the_loss_and_saves_a_loadable_model(tiny_dir, tmp_path):
         for a, b in zip(model.state_dict().values(), trained.state_dict().values())
     )
     assert "eval/greedy/pass_rate" in result.metrics
+
+
+def test_prompts_are_rendered_as_rollouts_render_them(tmp_path):
+    """A chat model's SFT prompt is the chat template's rendering, token for token the prompt a
+    rollout samples from (`encode_prompts`), system turn included; `off` keeps the raw text."""
+    from rlvr.rollout import encode_prompts
+    from rlvr.tiny import build_chat_model
+
+    _, tokenizer, _ = load_policy(ModelSpec(name=str(build_chat_model(tmp_path)), lora=None))
+    task = build_task(ArithmeticOptions(max_digits=1))
+    problem = task.problems("test")[0]
+    for chat_template, system in (("auto", None), ("on", "Answer with a number."), ("off", None)):
+        batch = sft_batch(tokenizer, task, [problem], torch.device("cpu"), chat_template, system)
+        rollout = encode_prompts(tokenizer, [problem.prompt], chat_template, system)
+        prompt = rollout["input_ids"][0].tolist()
+        assert batch["input_ids"][0, : len(prompt)].tolist() == prompt
+        assert (batch["labels"][0, : len(prompt)] == IGNORE).all()
+        assert batch["labels"][0, len(prompt)] != IGNORE
+        rendered = tokenizer.decode(prompt)
+        assert ("<|im_start|>user" in rendered) == (chat_template != "off")
+        assert (system is not None) == ("Answer with a number." in rendered)
