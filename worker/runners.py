@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import ValidationError
@@ -173,11 +174,35 @@ def _watch(services: Services, pid: int, job_id: int, worker_name: str, attempt:
 
 
 def _kill(pid: int, job_id: int, why: str) -> None:
+    """SIGKILL to the job's process and every process it started (a vLLM engine's workers, a
+    data loader's), so none is left holding a GPU or a core. The tree is stopped first, then
+    read again, so a process forked while it was read is not missed. ``pid`` is this worker's
+    unreaped child, so it cannot have been reused."""
     log.error("job %s: killing its process %s: %s", job_id, pid, why)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    for sig in (signal.SIGSTOP, signal.SIGKILL):
+        for target in [pid, *_descendants(pid)]:
+            try:
+                os.kill(target, sig)
+            except ProcessLookupError:
+                pass
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live process below ``pid``, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue  # ended while the table was read
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        found.append(todo.pop())
+        todo += children.get(found[-1], [])
+    return found
 
 
 def _exit_code(pid: int) -> int:

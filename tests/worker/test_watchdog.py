@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import time
+from pathlib import Path
 
 import pytest
 from support import TINY, train_spec, wait_for, wait_until
@@ -73,3 +75,40 @@ def test_a_job_that_ignores_its_cancel_is_killed_and_the_worker_goes_on(api, pro
     assert "still running 1s after its cancel" in job["error"], job["error"]
     wait_until(lambda: gone(pid), 10, f"process {pid} to be gone")
     assert wait_for(api, following, "succeeded", "failed", timeout=180)["status"] == "succeeded"
+
+
+def test_a_kill_takes_the_processes_the_job_started_with_it(database_url):
+    """A job process that started others (as a vLLM engine starts its workers): the watchdog's
+    kill leaves none of them running."""
+    import subprocess
+    import sys
+
+    from worker import runners
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the job's process: a child, and a grandchild below it
+        os.close(read)
+        inner = "import subprocess, sys, time; p = subprocess.Popen(['sleep', '600']); "
+        inner += "print(p.pid, flush=True); time.sleep(600)"
+        child = subprocess.Popen([sys.executable, "-c", inner], stdout=subprocess.PIPE, text=True)
+        grandchild = int(child.stdout.readline())
+        os.write(write, f"{child.pid} {grandchild}".encode())
+        time.sleep(600)
+        os._exit(0)
+    os.close(write)
+    child, grandchild = map(int, os.read(read, 100).split())
+    assert not any(ended(p) for p in (pid, child, grandchild))
+    runners._kill(pid, 0, "test")
+    os.waitpid(pid, 0)
+    wait_until(lambda: ended(child) and ended(grandchild), 10, "the job's processes to end")
+
+
+def ended(pid: int) -> bool:
+    """Gone, or a zombie that nothing has reaped yet (orphans go to PID 1, which in a container
+    may not reap): either way it runs no more."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
