@@ -110,34 +110,15 @@ def build_tiny_model(
     seed: int = 0,
 ) -> Path:
     """Build tokenizer + randomly initialised Llama into ``out_dir``; returns the path."""
-    import torch
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(out, vocab_size=vocab_size, seed=seed)
     config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=hidden_size * 4,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=heads,
-        max_position_embeddings=max_positions,
-        tie_word_embeddings=True,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        **_shape(tokenizer, hidden_size, layers, heads, max_positions), tie_word_embeddings=True
     )
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
-    model.generation_config = GenerationConfig(
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    model.save_pretrained(str(out))
-    return out
+    return _save_random(out, LlamaForCausalLM, config, tokenizer, tokenizer.eos_token_id, seed)
 
 
 def build_qwen2_model(
@@ -205,8 +186,7 @@ def build_chat_model(
     lists both ids as ``eos_token_id``, which is all that tells a sampler to stop at it.
     Untied output embeddings, so a test can make ``<|im_end|>`` likely without touching
     the input side."""
-    import torch
-    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+    from transformers import Qwen2Config, Qwen2ForCausalLM
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -216,24 +196,40 @@ def build_chat_model(
     tokenizer.save_pretrained(str(out))
     end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
     config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=hidden_size * 4,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=heads,
-        max_position_embeddings=1024,
-        tie_word_embeddings=False,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        **_shape(tokenizer, hidden_size, layers, heads, 1024), tie_word_embeddings=False
     )
+    eos = [end_of_turn, tokenizer.eos_token_id]
+    return _save_random(out, Qwen2ForCausalLM, config, tokenizer, eos, seed)
+
+
+def _shape(tokenizer, hidden_size: int, layers: int, heads: int, max_positions: int) -> dict:
+    """The config fields both tiny architectures share: sizes, and the tokenizer's ids."""
+    return {
+        "vocab_size": len(tokenizer),
+        "hidden_size": hidden_size,
+        "intermediate_size": hidden_size * 4,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "num_key_value_heads": heads,
+        "max_position_embeddings": max_positions,
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+
+
+def _save_random(out: Path, model_type, config, tokenizer, eos_token_id, seed: int) -> Path:
+    """A randomly initialised ``model_type`` (seeded) saved to ``out``, whose generation config
+    stops at ``eos_token_id`` (an id, or every end-of-turn id) and sets nothing else."""
+    import torch
+    from transformers import GenerationConfig
+
     torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(config)
+    model = model_type(config)
     model.generation_config = GenerationConfig(
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=[end_of_turn, tokenizer.eos_token_id],
+        eos_token_id=eos_token_id,
     )
     model.save_pretrained(str(out))
     return out
