@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from rlvr.code import defines, extract_code
 from rlvr.tasks.base import CodeTask, Problem, TaskOptions, check_split, register_task
@@ -172,6 +172,18 @@ class ProgramSynthesisOptions(TaskOptions):
     train_part: Literal["all", "seen", "verifier_only"] = Field(
         "all", description="Train on the problems of one part only (the test split keeps both)."
     )
+
+    @model_validator(mode="after")
+    def _part_exists(self) -> "ProgramSynthesisOptions":
+        """A spec that trains on a part with no program in it is refused at submit, naming
+        ``train_part``, rather than failing on the worker."""
+        empty = {"verifier_only": self.verifier_only == 0.0, "seen": self.verifier_only == 1.0}
+        if empty.get(self.train_part):
+            raise ValueError(
+                f"train_part: no program is in the {self.train_part!r} part with "
+                f"verifier_only {self.verifier_only:g}"
+            )
+        return self
 
 
 HEADER = "def f(xs):\n    return"

@@ -131,6 +131,10 @@ def test_train_part_keeps_one_part_and_the_test_split_whole(composed):
     none = COMPOSED.model_copy(update={"verifier_only": 0.0, "train_part": "verifier_only"})
     with pytest.raises(ValueError, match="train_part"):
         ProgramSynthesis(none).problems("train")
+    with pytest.raises(ValueError, match="train_part: no program is in the 'verifier_only'"):
+        ProgramSynthesisOptions.model_validate(none.model_dump())
+    with pytest.raises(ValueError, match="train_part: no program is in the 'seen'"):
+        ProgramSynthesisOptions(verifier_only=1.0, train_part="seen")
 
 
 def test_composed_problems_are_determined_and_their_programs_pass_in_the_sandbox(composed, verify):
