@@ -1,16 +1,24 @@
-"""Proof that code rewards teach: SFT, then GRPO, on programs-from-examples, judged in nsjail.
+"""Proof that code rewards teach: SFT, then RL, on programs-from-examples, judged in nsjail.
 
-    .venv/bin/python bench/learn_code.py [--sft-steps 400] [--rl-cpu-minutes 10] [--lr 2e-4] [--warmup 20]
-        [--kl 0] [--eval-every 50] [--out bench/results/learn_code.json]
+    .venv/bin/python bench/learn_code.py [--sft-steps 400] [--rl-cpu-minutes 10] [--lr 2e-4]
+        [--methods grpo,rft] [--operations basic --max-depth 2 --verifier-only 0.5
+        --rl-part verifier_only] [--sft-dir DIR] [--eval-every 50] [--out bench/results/X.json]
 
-Builds the tiny Llama (rlvr.tiny) from scratch, warm-starts it with a short SFT on reference
-programs, then runs GRPO with the ``code_tests`` reward, every reward computed by running the
-completion on hidden inputs in a fresh nsjail jail (rlvr.verifier.local_sandbox_verifier),
-until its CPU budget is spent (CPU, not wall time, so that other work on a shared machine
-does not shrink the run; the jails' CPU counts).
-Reports held-out pass@1 (greedy, and the unbiased estimate from n samples at temperature 1)
-of the base model, after SFT and after GRPO; wall and CPU time of each phase (CPU includes
-the jails, which are child processes); and the share of GRPO step time spent verifying.
+Builds the tiny Llama (rlvr.tiny) from scratch and warm-starts it with a short SFT on
+reference programs (or reuses ``--sft-dir``). From that one SFT model, each of ``--methods``
+then trains with the same CPU budget (CPU, not wall time, so that other work on a shared
+machine does not shrink the run; the jails' CPU counts), every reward computed by running the
+completion on hidden inputs in nsjail (rlvr.verifier.local_sandbox_verifier):
+``grpo`` is this project's trainer with the ``code_tests`` reward; ``rft`` is rejection-sampling
+fine-tuning, the baseline that learns from the same verifier without negatives.
+
+With ``--verifier-only S`` a share S of the programs has no reference: SFT never sees them and
+``--rl-part verifier_only`` trains RL on them alone, as users run RLVR where only a verifier
+exists. Reports held-out pass@1 (greedy, and the unbiased estimate from n samples at
+temperature 1) and pass@8, overall and per part (``seen`` in SFT, ``verifier_only``), after
+SFT and after each method; wall and CPU time of each phase (CPU includes the jails, which are
+child processes); and the share of GRPO step time spent verifying. TRL's GRPOTrainer from the
+same SFT model runs in its own venv: bench/learn_code_trl.py.
 
 With ``--eval-every N`` the trainer's own held-out eval (greedy, all 200 test problems, in
 nsjail) runs every N GRPO steps and the curve goes into the results file; its time counts
@@ -28,15 +36,19 @@ import argparse
 import json
 import os
 import platform
+import random
 import time
 from pathlib import Path
 
 import torch
 
 from rlvr.callbacks import Callback
+from rlvr.data import ProblemStream
 from rlvr.evaluate import evaluate
 from rlvr.policy import load_policy
-from rlvr.sft import run_sft
+from rlvr.rollout import generate
+from rlvr.scoring import score_batch
+from rlvr.sft import run_sft, sft_batch
 from rlvr.spec import ModelSpec, SamplingSpec, SFTSpec, TrainSpec
 from rlvr.tasks.base import build_task
 from rlvr.tasks.program_synthesis import ProgramSynthesisOptions
@@ -102,11 +114,12 @@ class StepLog(Callback):
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         if "eval/greedy/pass_rate" in metrics:
-            self.evals.append({"step": step, "greedy_pass@1": metrics["eval/greedy/pass_rate"]})
-            print(
-                f"  step {step:3d} held-out greedy pass@1 {metrics['eval/greedy/pass_rate']:.3f}",
-                flush=True,
-            )
+            found = {"step": step}
+            for part in ("", "seen/", "verifier_only/"):
+                if f"eval/{part}greedy/pass_rate" in metrics:
+                    found[f"{part}greedy_pass@1"] = metrics[f"eval/{part}greedy/pass_rate"]
+            self.evals.append(found)
+            print(f"  step {step:3d} held-out greedy pass@1 {found}", flush=True)
             return
         if "step_time" not in metrics:
             return
@@ -138,37 +151,154 @@ def held_out(
     (``seen`` in SFT, ``verifier_only``) when the task sets a part apart."""
     model, tokenizer, _ = load_policy(ModelSpec(name=model_dir, lora=None))
     task = build_task(task_options)
-    problems = task.problems("test")
-    parts = {"": problems}  # each part evaluated once; the whole is their weighted mean
-    if task_options.verifier_only:
-        parts = {
-            f"{part}/": [p for p in problems if p.metadata["part"] == part]
-            for part in ("seen", "verifier_only")
+    metrics = evaluate(
+        model,
+        tokenizer,
+        task,
+        task.problems("test"),
+        task.default_rewards,
+        SamplingSpec(max_new_tokens=32),
+        greedy=True,
+        num_samples=samples,
+        ks=[k for k in (1, 8) if k <= samples],
+        batch_size=256,
+        verify=verify,
+    )
+    named = {"greedy/pass_rate": "greedy_pass@1", "pass@1": "sampled_pass@1"}
+    named |= {"pass@8": "pass@8", "mean_reward": "mean_reward"}
+    found = {}
+    for prefix in ("", "seen/", "verifier_only/"):
+        for theirs, ours in named.items():
+            if prefix + theirs in metrics:
+                found[prefix + ours] = metrics[prefix + theirs]
+    return found
+
+
+def run_grpo(
+    start_dir: str,
+    task_options: ProgramSynthesisOptions,
+    verify,
+    cpu_budget: float,
+    work: Path,
+    args,
+) -> tuple[Path, list[dict[str, float]], list[dict[str, float]]]:
+    """This project's GRPO from ``start_dir`` until ``cpu_budget`` CPU seconds are spent, every
+    reward computed in nsjail.  -> final model, per-step rows, held-out curve"""
+    rl_spec = TrainSpec.model_validate(
+        {
+            "model": {"name": start_dir, "lora": None},
+            "task": task_options.model_dump(),
+            "rewards": [{"name": "code_tests", "kwargs": {"partial_scale": args.partial_scale}}],
+            "algorithm": {
+                "name": "grpo",
+                "group_size": args.group,
+                "clip_low": 0.2,
+                "clip_high": 0.28,
+                "ppo_epochs": args.ppo_epochs,
+                "minibatches": args.ppo_epochs,
+                "kl_coef": args.kl,
+                "loss_aggregation": args.aggregation,
+            },
+            "sampling": {"max_new_tokens": 32, "temperature": args.temperature},
+            "optim": {
+                "learning_rate": args.lr,
+                "warmup_steps": args.warmup,
+                "prompts_per_step": args.prompts,
+                "seed": 0,
+            },
+            "data": {
+                "dynamic_sampling": True,
+                "max_refills": 2,
+                "eval_every": args.eval_every,
+                "eval_size": task_options.test_size,
+            },
+            "stopping": {"max_steps": 100_000},
         }
-    found: dict[str, float] = {}
-    for prefix, chosen in parts.items():
-        metrics = evaluate(
+    )
+    steps = StepLog(verify, cpu_budget)
+    result = train(rl_spec, work / "grpo", steps, verify)
+    return result.final_dir, steps.rows, steps.evals
+
+
+def run_rft(
+    start_dir: str,
+    task_options: ProgramSynthesisOptions,
+    verify,
+    cpu_budget: float,
+    out_dir: Path,
+    prompts: int,
+    group: int,
+    temperature: float,
+    learning_rate: float,
+    batch_size: int,
+) -> tuple[Path, list[dict[str, float]]]:
+    """Rejection-sampling fine-tuning, online: each step samples ``group`` completions for
+    ``prompts`` train problems as a GRPO step does, keeps those the sandbox passes (every
+    test) in a buffer of distinct (problem, program) pairs, and takes one SFT step on
+    ``batch_size`` pairs drawn from the buffer, until ``cpu_budget`` CPU seconds are spent.
+    The baseline RL must beat: it learns from the same verifier, without negatives."""
+    torch.manual_seed(0)
+    draw = random.Random(0)
+    model, tokenizer, device = load_policy(ModelSpec(name=start_dir, lora=None))
+    task = build_task(task_options)
+    stream = ProblemStream(task.problems("train"), seed=0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
+    buffer: dict[tuple[str, str], tuple] = {}
+    rows: list[dict[str, float]] = []
+    limit = cpu_seconds() + cpu_budget
+    while cpu_seconds() < limit:
+        started = time.perf_counter()
+        chosen = stream.take(prompts)
+        rollout = generate(
             model,
             tokenizer,
-            task,
-            chosen,
-            task.default_rewards,
-            SamplingSpec(max_new_tokens=32),
-            greedy=True,
-            num_samples=samples,
-            ks=[k for k in (1, 8) if k <= samples],
-            batch_size=256,
-            verify=verify,
+            [p.prompt for p in chosen],
+            group_size=group,
+            temperature=temperature,
+            max_new_tokens=32,
         )
-        named = {"greedy_pass@1": "greedy/pass_rate", "sampled_pass@1": "pass@1"}
-        named |= {"pass@8": "pass@8", "mean_reward": "mean_reward"}
-        for ours, theirs in named.items():
-            if theirs in metrics:
-                found[f"{prefix}{ours}"] = metrics[theirs]
-                if prefix:
-                    share = len(chosen) / len(problems)
-                    found[ours] = found.get(ours, 0.0) + share * metrics[theirs]
-    return found
+        repeated = [p for p in chosen for _ in range(group)]
+        scored = score_batch(task, repeated, rollout.completions, task.default_rewards, verify)
+        passed = [
+            (p, c) for p, c, g in zip(repeated, rollout.completions, scored.grades) if g == "pass"
+        ]
+        for problem, completion in passed:
+            buffer[(problem.prompt, completion)] = (problem, completion)
+        loss = float("nan")
+        if buffer:
+            pairs = draw.sample(list(buffer.values()), min(batch_size, len(buffer)))
+            batch = sft_batch(
+                tokenizer,
+                task,
+                [p for p, _ in pairs],
+                device,
+                completions=[c for _, c in pairs],
+            )
+            model.train()
+            output = model(**batch)
+            optimizer.zero_grad()
+            output.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            loss = output.loss.item()
+        rows.append(
+            {
+                "step": len(rows) + 1,
+                "step_time": time.perf_counter() - started,
+                "pass_rate": len(passed) / len(repeated),
+                "buffer": len(buffer),
+                "loss": loss,
+            }
+        )
+        print(
+            f"  rft step {len(rows):3d} pass {len(passed) / len(repeated):.2f} "
+            f"buffer {len(buffer)} loss {loss:.3f} step {rows[-1]['step_time']:.1f}s",
+            flush=True,
+        )
+    final_dir = out_dir / "final"
+    model.save_pretrained(str(final_dir))
+    tokenizer.save_pretrained(str(final_dir))
+    return final_dir, rows
 
 
 def main() -> None:
@@ -216,6 +346,20 @@ def main() -> None:
         default="all",
         help="the train problems GRPO samples from",
     )
+    parser.add_argument(
+        "--methods",
+        default="grpo",
+        help="comma-separated, each from the same SFT model with the same CPU budget: "
+        "grpo (this project's trainer), rft (rejection-sampling fine-tuning); empty: SFT only",
+    )
+    parser.add_argument(
+        "--aggregation",
+        choices=["sequence", "token", "constant"],
+        default=None,
+        help="GRPO loss aggregation (default: the grpo preset's)",
+    )
+    parser.add_argument("--rft-lr", type=float, default=5e-4, help="RFT learning rate")
+    parser.add_argument("--rft-batch", type=int, default=32, help="RFT pairs per SFT step")
     parser.add_argument("--work-dir", default="/tmp/learn_code")
     parser.add_argument("--out", default="bench/results/learn_code.json")
     args = parser.parse_args()
@@ -229,10 +373,11 @@ def main() -> None:
     started_wall, started_cpu = time.perf_counter(), cpu_seconds()
 
     base_dir = str(build_tiny_model(work / "base", seed=0))
-    with Clock() as clock:
-        phases["base"] = {"held_out": held_out(base_dir, task, verify, args.samples)}
-    phases["base"].update(clock.report())
-    print("base", phases["base"], flush=True)
+    if not args.sft_dir:  # the untrained model, once: a reused SFT model was measured with it
+        with Clock() as clock:
+            phases["base"] = {"held_out": held_out(base_dir, task, verify, args.samples)}
+        phases["base"].update(clock.report())
+        print("base", phases["base"], flush=True)
 
     sft_spec = SFTSpec.model_validate(
         {
@@ -252,45 +397,33 @@ def main() -> None:
     phases["sft"].update(clock.report())
     print("sft", phases["sft"], flush=True)
 
-    rl_spec = TrainSpec.model_validate(
-        {
-            "model": {"name": sft_dir, "lora": None},
-            "task": task.model_copy(update={"train_part": args.rl_part}).model_dump(),
-            "rewards": [{"name": "code_tests", "kwargs": {"partial_scale": args.partial_scale}}],
-            "algorithm": {
-                "name": "grpo",
-                "group_size": args.group,
-                "clip_low": 0.2,
-                "clip_high": 0.28,
-                "ppo_epochs": args.ppo_epochs,
-                "minibatches": args.ppo_epochs,
-                "kl_coef": args.kl,
-            },
-            "sampling": {"max_new_tokens": 32, "temperature": args.temperature},
-            "optim": {
-                "learning_rate": args.lr,
-                "warmup_steps": args.warmup,
-                "prompts_per_step": args.prompts,
-                "seed": 0,
-            },
-            "data": {
-                "dynamic_sampling": True,
-                "max_refills": 2,
-                "eval_every": args.eval_every,
-                "eval_size": task.test_size,
-            },
-            "stopping": {"max_steps": 100_000},
-        }
-    )
-    steps = StepLog(verify, args.rl_cpu_minutes * 60)
-    with Clock() as clock:
-        result = train(rl_spec, work / "grpo", steps, verify)
-        phases["grpo"] = {"held_out": held_out(str(result.final_dir), task, verify, args.samples)}
-    phases["grpo"].update(clock.report())
-    print("grpo", phases["grpo"], flush=True)
+    budget = args.rl_cpu_minutes * 60
+    rl_task = task.model_copy(update={"train_part": args.rl_part})
+    runs: dict[str, dict] = {}
+    for method in [m for m in args.methods.split(",") if m]:
+        with Clock() as clock:
+            if method == "grpo":
+                final_dir, rows, evals = run_grpo(sft_dir, rl_task, verify, budget, work, args)
+            else:
+                evals = []
+                final_dir, rows = run_rft(
+                    sft_dir,
+                    rl_task,
+                    verify,
+                    budget,
+                    work / "rft",
+                    args.prompts,
+                    args.group,
+                    args.temperature,
+                    args.rft_lr,
+                    args.rft_batch,
+                )
+            phases[method] = {"held_out": held_out(str(final_dir), task, verify, args.samples)}
+        phases[method].update(clock.report())
+        print(method, phases[method], flush=True)
+        runs[method] = {"steps": len(rows), "rows": rows, "evals": evals}
 
-    step_time = sum(row["step_time"] for row in steps.rows)
-    verify_time = sum(row["verify_time"] for row in steps.rows)
+    sft_found = phases["sft"]["held_out"]
     report = {
         "command": "python bench/learn_code.py "
         + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
@@ -302,33 +435,34 @@ def main() -> None:
         },
         "task": task.model_dump(),
         "phases": phases,
-        "gain_points": {
-            metric: round(
-                100 * (phases["grpo"]["held_out"][metric] - phases["sft"]["held_out"][metric]), 1
-            )
-            for metric in phases["grpo"]["held_out"]
-            if "pass@" in metric
+        "gain_points": {  # each method's gain over its start, the SFT model
+            method: {
+                metric: round(100 * (phases[method]["held_out"][metric] - sft_found[metric]), 1)
+                for metric in phases[method]["held_out"]
+                if "pass@" in metric
+            }
+            for method in runs
         },
-        "gain_points_from_base": {
-            metric: round(
-                100 * (phases["grpo"]["held_out"][metric] - phases["base"]["held_out"][metric]), 1
-            )
-            for metric in ("greedy_pass@1", "sampled_pass@1")
-        },
-        "grpo_steps": len(steps.rows),
-        "verify_share_of_step_time": round(verify_time / step_time, 3) if step_time else None,
-        "programs_verified": verify.stats.programs,
-        "distinct_programs_run": verify.stats.distinct,
-        "unjudged": verify.stats.unjudged,
+        "steps": {method: run["steps"] for method, run in runs.items()},
         "total_wall_seconds": round(time.perf_counter() - started_wall, 1),
         "total_cpu_seconds": round(cpu_seconds() - started_cpu, 1),
-        "held_out_curve": [{"step": 0, "greedy_pass@1": phases["sft"]["held_out"]["greedy_pass@1"]}]
-        + steps.evals,
-        "steps": steps.rows,
+        "programs_verified": verify.stats.programs,
+        "unjudged": verify.stats.unjudged,
     }
+    if "grpo" in runs:
+        rows = runs["grpo"]["rows"]
+        step_time = sum(row["step_time"] for row in rows)
+        verify_time = sum(row["verify_time"] for row in rows)
+        report["verify_share_of_grpo_step_time"] = (
+            round(verify_time / step_time, 3) if step_time else None
+        )
+        report["grpo_held_out_curve"] = [
+            {"step": 0, "greedy_pass@1": sft_found["greedy_pass@1"]}
+        ] + runs["grpo"]["evals"]
+    report["step_rows"] = {method: run["rows"] for method, run in runs.items()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
-    print(json.dumps({k: v for k, v in report.items() if k != "steps"}, indent=2))
+    print(json.dumps({k: v for k, v in report.items() if k != "step_rows"}, indent=2))
 
 
 if __name__ == "__main__":

@@ -58,16 +58,16 @@ def evaluate(
     batch_size: int = 64,
     verify: VerifyFn | None = None,
 ) -> dict[str, float]:
-    """Metrics over ``problems``: ``greedy/*`` from argmax decoding, the rest from n samples each."""
-    metrics: dict[str, float] = {"num_problems": float(len(problems))}
-    if greedy:
-        grades, scores = _run(
-            model, tokenizer, task, problems, rewards, sampling, 1, True, batch_size, verify
-        )
-        metrics["greedy/pass_rate"] = sum(g[0] == "pass" for g in grades) / len(problems)
-        metrics["greedy/mean_reward"] = _mean([s[0] for s in scores])
-    if num_samples:
-        grades, scores = _run(
+    """Metrics over ``problems``: ``greedy/*`` from argmax decoding, the rest from n samples
+    each. Where problems carry ``metadata["part"]`` (program_synthesis's ``seen`` and
+    ``verifier_only``), every metric is also reported per part as ``<part>/<metric>``."""
+    greedy_run = (
+        _run(model, tokenizer, task, problems, rewards, sampling, 1, True, batch_size, verify)
+        if greedy
+        else None
+    )
+    sampled_run = (
+        _run(
             model,
             tokenizer,
             task,
@@ -79,13 +79,46 @@ def evaluate(
             batch_size,
             verify,
         )
-        passes = [sum(g == "pass" for g in row) for row in grades]
-        metrics["pass_rate"] = sum(passes) / (len(problems) * num_samples)
-        metrics["mean_reward"] = _mean([s for row in scores for s in row])
-        metrics["num_none_rewards"] = float(sum(s is None for row in scores for s in row))
+        if num_samples
+        else None
+    )
+    chosen = range(len(problems))
+    metrics = _metrics(chosen, greedy_run, sampled_run, num_samples, ks)
+    parts = sorted({p.metadata["part"] for p in problems if "part" in p.metadata})
+    for part in parts:
+        chosen = [i for i, p in enumerate(problems) if p.metadata.get("part") == part]
+        found = _metrics(chosen, greedy_run, sampled_run, num_samples, ks)
+        metrics |= {f"{part}/{name}": value for name, value in found.items()}
+    return metrics
+
+
+Run = tuple[list[list[Grade]], list[list[float | None]]]
+
+
+def _metrics(
+    chosen: Sequence[int],
+    greedy_run: Run | None,
+    sampled_run: Run | None,
+    num_samples: int,
+    ks: Sequence[int],
+) -> dict[str, float]:
+    """The metrics of the problems at indices ``chosen`` from their grades and rewards."""
+    count = max(len(chosen), 1)
+    metrics: dict[str, float] = {"num_problems": float(len(chosen))}
+    if greedy_run is not None:
+        grades, scores = greedy_run
+        metrics["greedy/pass_rate"] = sum(grades[i][0] == "pass" for i in chosen) / count
+        metrics["greedy/mean_reward"] = _mean([scores[i][0] for i in chosen])
+    if sampled_run is not None:
+        grades, scores = sampled_run
+        passes = [sum(g == "pass" for g in grades[i]) for i in chosen]
+        rewards = [scores[i] for i in chosen]
+        metrics["pass_rate"] = sum(passes) / (count * num_samples)
+        metrics["mean_reward"] = _mean([s for row in rewards for s in row])
+        metrics["num_none_rewards"] = float(sum(s is None for row in rewards for s in row))
         for k in ks:
-            metrics[f"pass@{k}"] = sum(pass_at_k(num_samples, c, k) for c in passes) / len(problems)
-            metrics[f"best_of_{k}/reward"] = _mean([best_of_k(row, k) for row in scores])
+            metrics[f"pass@{k}"] = sum(pass_at_k(num_samples, c, k) for c in passes) / count
+            metrics[f"best_of_{k}/reward"] = _mean([best_of_k(row, k) for row in rewards])
     return metrics
 
 

@@ -8,6 +8,7 @@ and loading as RL jobs.
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,19 +41,22 @@ def sft_batch(
     device: torch.device,
     chat_template: str = "auto",
     system_prompt: str | None = None,
+    completions: Sequence[str] | None = None,
 ) -> dict[str, torch.Tensor]:
     """input_ids, attention_mask and labels (-100 on prompt and padding), right-padded.  -> 3 x (N, L)
 
-    Prompts are rendered as rollouts render them (`rlvr.rollout.render_prompts`: the chat
-    template and system prompt), so the RL job that starts from this model samples from the
-    prompts it was trained on."""
+    The targets are ``completions`` (one per problem: verified samples, for rejection-sampling
+    fine-tuning), else the task's reference completions. Prompts are rendered as rollouts
+    render them (`rlvr.rollout.render_prompts`: the chat template and system prompt), so the
+    RL job that starts from this model samples from the prompts it was trained on."""
     texts, special = render_prompts(
         tokenizer, [p.prompt for p in problems], chat_template, system_prompt
     )
+    targets = completions if completions is not None else [task.reference(p) for p in problems]
     rows, labels = [], []
-    for problem, text in zip(problems, texts):
+    for text, target in zip(texts, targets, strict=True):
         prompt = tokenizer(text, add_special_tokens=special).input_ids
-        completion = tokenizer(task.reference(problem), add_special_tokens=False).input_ids
+        completion = tokenizer(target, add_special_tokens=False).input_ids
         rows.append(prompt + completion + [tokenizer.eos_token_id])
         labels.append([IGNORE] * len(prompt) + completion + [tokenizer.eos_token_id])
     width = max(len(row) for row in rows)

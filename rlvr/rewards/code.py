@@ -20,15 +20,24 @@ def code_tests(
     none_pass: float = -0.5,
     **_columns,
 ) -> list[float | None]:
-    """``all_pass`` when every test passes, ``partial_scale`` x the passed fraction when some
-    do, ``none_pass`` when none do (syntax errors and timeouts included); None when the
-    sandbox could not judge. A grade without test counts (a rule task's) scores as all or none.
+    """``all_pass`` when every test passes, ``none_pass`` when none do (syntax errors and
+    timeouts included), None when the sandbox could not judge. A program that passes some of
+    its tests earns ``partial_scale`` x the passed fraction of the gap between the two, so
+    ``partial_scale: 0`` is a binary reward and ``1`` is linear in the passed fraction. A
+    grade without test counts (a rule task's) scores as all or none.
+
+    Partial credit sits on top of ``none_pass`` rather than on top of 0: with ``none_pass`` at
+    -0.5 a program passing one test of four and scoring 0 would, in a group where nothing
+    passes, get an advantage of about +2.5 for being wrong (bench/learn_code.py measured the
+    two rules side by side; README, "Where only the verifier teaches").
 
     >>> from rlvr.verifier import CodeGrade
     >>> grades = [CodeGrade("ok", 4, 4), CodeGrade("ok", 1, 4), CodeGrade("ok", 0, 4),
     ...           CodeGrade("timeout", 0, 4), CodeGrade("sandbox_error")]
     >>> code_tests([""] * 5, grade=grades)
-    [1.0, 0.125, -0.5, -0.5, None]
+    [1.0, -0.3125, -0.5, -0.5, None]
+    >>> code_tests([""] * 5, grade=grades, partial_scale=0.0)
+    [1.0, -0.5, -0.5, -0.5, None]
     >>> code_tests(["", ""], grade=["pass", "fail"], none_pass=0.0)
     [1.0, 0.0]
     """
@@ -40,7 +49,7 @@ def code_tests(
         elif one == "pass":
             scores.append(all_pass)
         elif passed and total:
-            scores.append(partial_scale * passed / total)
+            scores.append(none_pass + partial_scale * (all_pass - none_pass) * passed / total)
         else:
             scores.append(none_pass)
     return scores

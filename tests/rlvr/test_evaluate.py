@@ -1,5 +1,6 @@
 """Eval: pass@k and best-of-k estimators, and running a model over a split."""
 
+import dataclasses
 import doctest
 import json
 
@@ -64,6 +65,33 @@ def test_greedy_accuracy_and_sampled_estimates(half_right_task):
     assert metrics["pass@1"] == pytest.approx(metrics["pass_rate"])
     assert metrics["pass@4"] >= metrics["pass@1"]
     assert metrics["best_of_4/reward"] >= metrics["mean_reward"]
+
+
+def test_metrics_per_part_when_problems_carry_one(half_right_task):
+    """program_synthesis marks problems ``seen`` or ``verifier_only``: each part is reported
+    on its own, and the whole is their weighted mean."""
+    model, tokenizer, task = half_right_task
+    problems = [  # the fixture's answers are right on even rows: part "right", wrong on odd
+        dataclasses.replace(p, metadata={"part": "right" if i % 2 == 0 else "wrong"})
+        for i, p in enumerate(task.problems("test"))
+    ]
+    metrics = evaluate(
+        model,
+        tokenizer,
+        task,
+        problems,
+        [{"name": "verdict", "weight": 1.0}],
+        SamplingSpec(max_new_tokens=4),
+        greedy=True,
+        num_samples=2,
+        ks=[1],
+        batch_size=8,
+    )
+    assert metrics["right/greedy/pass_rate"] == 1.0 and metrics["wrong/greedy/pass_rate"] == 0.0
+    assert metrics["right/num_problems"] == metrics["wrong/num_problems"] == 3
+    assert metrics["pass@1"] == pytest.approx(
+        (metrics["right/pass@1"] + metrics["wrong/pass@1"]) / 2
+    )
 
 
 def test_run_eval_writes_eval_json(tiny_dir, tmp_path):

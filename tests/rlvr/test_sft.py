@@ -23,6 +23,18 @@ def test_labels_cover_the_reference_and_eos_only(tiny_dir):
     assert tokenizer.decode(completion[:-1]) == task.reference(problem)
 
 
+
+def test_given_completions_replace_the_references(tiny_dir):
+    """Rejection-sampling fine-tuning trains on verified samples, not on the task's reference."""
+    _, tokenizer, _ = load_policy(ModelSpec(name=tiny_dir, lora=None))
+    task = build_task(ArithmeticOptions(max_digits=1))
+    problems = task.problems("test")[:2]
+    batch = sft_batch(tokenizer, task, problems, torch.device("cpu"), completions=["7", "12 3"])
+    for labels, completion in zip(batch["labels"], ["7", "12 3"]):
+        kept = [t for t in labels.tolist() if t != IGNORE]
+        assert kept[-1] == tokenizer.eos_token_id
+        assert tokenizer.decode(kept[:-1]) == completion
+
 def test_sft_lowers_the_loss_and_saves_a_loadable_model(tiny_dir, tmp_path):
     losses = []
 
