@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import time
 import warnings
@@ -255,7 +256,9 @@ def main() -> None:
     for round_ in range(args.rounds):
         order = ["ours", "trl"] if round_ % 2 == 0 else ["trl", "ours"]
         for name in order:
-            found = runners[name](args, model_dir, work / f"{name}-{round_}")
+            run_dir = work / f"{name}-{round_}"
+            shutil.rmtree(run_dir, ignore_errors=True)  # rlvr would resume from a checkpoint there
+            found = runners[name](args, model_dir, run_dir)
             rows[name] += found[1:]  # the first step warms up
             print(
                 f"round {round_} {name}: period median "
