@@ -36,8 +36,9 @@ What cannot be matched:
 * The ratio's old log-probs. rlvr takes them from the sampler (the warped distribution each
   token was drawn from); TRL with one iteration uses the training forward's own, detached, so
   its ratio is exactly 1 while rlvr's differs from 1 by the two forwards' rounding.
-* A reward of None (a program the sandbox could not judge): rlvr masks the sample out of the
-  loss and its group's statistics; TRL counts it as reward 0.
+* A reward of None (a program the sandbox could not judge): both leave it out of its group's
+  mean and std; rlvr also masks it out of the loss, TRL gives it advantage 0 and still counts
+  it in the loss's mean over completions (the results file's ``unjudged`` says how many).
 * Data order and sampling draws: both shuffle the train problems and sample with seed 0, but
   through different samplers and RNG streams, so the problems and completions differ.
 """
