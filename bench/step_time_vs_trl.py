@@ -44,13 +44,14 @@ from learn_code_trl import check_same_tokens
 from transformers import PrinterCallback, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
+import rlvr.rollout
+import rlvr.trainer
 from rlvr.callbacks import Callback
 from rlvr.policy import load_policy
 from rlvr.scoring import score_batch
 from rlvr.spec import ModelSpec, TrainSpec
 from rlvr.tasks.base import build_task
 from rlvr.tiny import build_tiny_model
-from rlvr.trainer import train
 
 TASK = {
     "name": "arithmetic",
@@ -64,15 +65,23 @@ OURS_PHASES = ("generation_time", "verify_wait_time", "update_time")
 
 
 class OurSteps(Callback):
-    def __init__(self):
-        self.rows: list[dict[str, float]] = []
+    def __init__(self, totals: dict[str, float]):
+        self.totals, self.rows = totals, []
         self.last = time.perf_counter()
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         now = time.perf_counter()
+        t = self.totals
         row = {"period": now - self.last, "inner": metrics["step_time"]}
         row |= {name: metrics[name] for name in OURS_PHASES}
         row["other_time"] = row["inner"] - sum(row[name] for name in OURS_PHASES)
+        # within generation_time: prompt encoding and the rollout's finishing (decode, masks)
+        row["encode_time"] = t.get("encode", 0.0)
+        row["finish_rollout_time"] = t.get("finish", 0.0)
+        # within update_time: the loss's forward and backward, and the rest (clip, optimizer)
+        row["loss_forward_backward_time"] = t.get("forward_backward", 0.0)
+        row["optimizer_and_other_time"] = row["update_time"] - t.get("forward_backward", 0.0)
+        t.clear()
         row["verify_time"] = metrics["verify_time"]  # the scoring thread's, waited for or not
         row["completion_length"] = metrics["completions/mean_length"]
         self.rows.append(row)
@@ -105,9 +114,36 @@ def run_ours(args, model_dir: str, work: Path) -> list[dict[str, float]]:
             "stopping": {"max_steps": args.steps},
         }
     )
-    steps = OurSteps()
-    train(spec, work, steps)
+    totals: dict[str, float] = {}
+    patched = (
+        (rlvr.rollout, "encode_prompts", "encode"),
+        (rlvr.rollout, "finish_rollout", "finish"),
+        (rlvr.trainer.Trainer, "accumulate_gradients", "forward_backward"),
+    )
+    originals = [getattr(owner, name) for owner, name, _ in patched]
+    for (owner, name, label), original in zip(patched, originals):
+        setattr(owner, name, _timed_function(totals, label, original))
+    steps = OurSteps(totals)
+    try:
+        rlvr.trainer.train(spec, work, steps)
+    finally:  # only this process's copies of rlvr's functions were wrapped, and only for this run
+        for (owner, name, _), original in zip(patched, originals):
+            setattr(owner, name, original)
     return steps.rows
+
+
+def _timed_function(totals: dict[str, float], name: str, function):
+    """``function`` (a plain function or a method looked up on its class), adding its wall time
+    into ``totals[name]``."""
+
+    def timed(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            totals[name] = totals.get(name, 0.0) + time.perf_counter() - started
+
+    return timed
 
 
 class Timed:
