@@ -1,5 +1,5 @@
 # The README's two commands are `make demo` and `make test`; both set up everything first.
-.PHONY: setup demo up down test lint format bench vllm-venv test-vllm
+.PHONY: setup demo up down test lint format bench vllm-venv test-vllm trl-venv
 
 setup:
 	scripts/bootstrap.sh
@@ -38,6 +38,11 @@ bench: setup
 VLLM_FLAVOUR ?= $(if $(shell command -v nvidia-smi),gpu,cpu)
 vllm-venv:
 	scripts/vllm_venv.sh $(VLLM_FLAVOUR)
+
+# TRL in its own venv, .venv-trl, for bench/learn_code_trl.py and bench/step_time_vs_trl.py only:
+# TRL's GRPOTrainer beside rlvr's on the same task. TRL is never a dependency of the project.
+trl-venv: setup
+	scripts/trl_venv.sh
 
 # The vllm engine's tests, for real, in that venv (tests/conftest.py's service fixtures stay out).
 test-vllm: vllm-venv
