@@ -20,7 +20,8 @@ SMALL = {
         "algorithm": {"group_size": 2},
         "data": {"dynamic_sampling": False, "eval_every": 0, "checkpoint_every": 0},
     },
-    "eval": {"num_problems": 3, "num_samples": 2, "k": [1]},
+    # 8 problems: the code task's first 8 held-out problems include both of its parts.
+    "eval": {"num_problems": 8, "num_samples": 2, "k": [1]},
 }
 
 
