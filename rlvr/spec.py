@@ -159,7 +159,10 @@ ALGORITHM_PRESETS: dict[str, dict[str, Any]] = {
         "advantage": "group",
         "scale_rewards": True,
         "policy_loss": "clipped",
-        "loss_aggregation": "sequence",
+        # Token mean (DAPO's, TRL's default): the sequence mean weighs each token by 1/length,
+        # so a long wrong program is pushed down up to 3x less than a short one. On the
+        # verifier-only code task it gained +18.7 points against +12.1 (README, issue 17).
+        "loss_aggregation": "token",
     },
     "dr_grpo": {
         "advantage": "group",

@@ -85,7 +85,13 @@ def test_presets_fill_only_unset_fields(name):
     assert {key: getattr(resolved, key) for key in ALGORITHM_PRESETS[name]} == ALGORITHM_PRESETS[
         name
     ]
-    assert AlgorithmSpec(name=name, loss_aggregation="token").resolved().loss_aggregation == "token"
+    other = "sequence" if ALGORITHM_PRESETS[name]["loss_aggregation"] != "sequence" else "token"
+    assert AlgorithmSpec(name=name, loss_aggregation=other).resolved().loss_aggregation == other
+
+
+def test_grpo_averages_the_loss_over_tokens():
+    """Not per sequence, which weighs a long wrong program's tokens less (issue 17)."""
+    assert AlgorithmSpec(name="grpo").resolved().loss_aggregation == "token"
 
 
 def test_dr_grpo_means_no_std_and_a_constant_normaliser():
