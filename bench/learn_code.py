@@ -456,9 +456,8 @@ def main() -> None:
         report["verify_share_of_grpo_step_time"] = (
             round(verify_time / step_time, 3) if step_time else None
         )
-        report["grpo_held_out_curve"] = [
-            {"step": 0, "greedy_pass@1": sft_found["greedy_pass@1"]}
-        ] + runs["grpo"]["evals"]
+        start = {k: v for k, v in sft_found.items() if k.endswith("greedy_pass@1")}
+        report["grpo_held_out_curve"] = [{"step": 0, **start}] + runs["grpo"]["evals"]
     report["step_rows"] = {method: run["rows"] for method, run in runs.items()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
