@@ -23,7 +23,6 @@ def test_labels_cover_the_reference_and_eos_only(tiny_dir):
     assert tokenizer.decode(completion[:-1]) == task.reference(problem)
 
 
-
 def test_given_completions_replace_the_references(tiny_dir):
     """Rejection-sampling fine-tuning trains on verified samples, not on the task's reference."""
     _, tokenizer, _ = load_policy(ModelSpec(name=tiny_dir, lora=None))
@@ -34,6 +33,7 @@ def test_given_completions_replace_the_references(tiny_dir):
         kept = [t for t in labels.tolist() if t != IGNORE]
         assert kept[-1] == tokenizer.eos_token_id
         assert tokenizer.decode(kept[:-1]) == completion
+
 
 def test_sft_lowers_the_loss_and_saves_a_loadable_model(tiny_dir, tmp_path):
     losses = []
