@@ -74,8 +74,8 @@ def test_reward_distribution_per_step(experiences):
     by_step = error_patterns(experiences)["reward_by_step"]
     assert by_step[1]["count"] == 3 and by_step[1]["none"] == 0
     assert by_step[1]["max"] == 1.0 and by_step[1]["min"] == -0.5
-    assert by_step[2]["histogram"]["[0,0.25)"] == 1  # f = 2 passes one test of three: 0.5 / 3
-    assert by_step[2]["none"] == 1 and by_step[2]["histogram"]["[-0.5,0)"] == 1
+    # A -0.5 and f = 2, which passes one test of three: -0.5 + 0.5 x 1.5 / 3 = -0.25.
+    assert by_step[2]["none"] == 1 and by_step[2]["histogram"]["[-0.5,0)"] == 2
 
 
 def test_records_of_rule_tasks_count_only_in_rewards():

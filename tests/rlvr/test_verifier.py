@@ -37,7 +37,7 @@ def test_grades_carry_what_the_sandbox_found(verify):
     assert grades[4].tests[0].error_type == "SyntaxError"
     assert score([{"name": "code_tests"}], [""] * 5, {"grade": grades})[0] == [
         1.0,
-        0.25,
+        -0.125,  # one test of two: -0.5 + 0.5 x 1.5 / 2
         -0.5,
         -0.5,
         -0.5,
