@@ -147,6 +147,62 @@ def check_same_tokens(trainer: GRPOTrainer, tokenizer, model, prompts: list, tex
         )
 
 
+def grpo_config(
+    output_dir: str,
+    prompts: int,
+    group: int,
+    max_new_tokens: int,
+    temperature: float,
+    learning_rate: float,
+    warmup: int,
+    loss_type: str,
+    max_steps: int,
+) -> GRPOConfig:
+    """TRL's GRPOConfig set as rlvr's GRPO is set: ``prompts`` x ``group`` completions and one
+    optimizer step per generation, top_k 0 / top_p 1, AdamW (0.9/0.999, eps 1e-8, no weight
+    decay, clip 1), lr constant after ``warmup`` steps, clip 0.2 / 0.28, no KL, advantages
+    scaled per group, fp32 on the CPU, seed 0, no checkpoints or reporting."""
+    return GRPOConfig(
+        output_dir=output_dir,
+        per_device_train_batch_size=prompts * group,
+        num_generations=group,
+        gradient_accumulation_steps=1,
+        steps_per_generation=1,
+        num_iterations=1,
+        max_completion_length=max_new_tokens,
+        temperature=temperature,
+        top_k=0,
+        top_p=1.0,
+        learning_rate=learning_rate,
+        lr_scheduler_type="constant_with_warmup" if warmup else "constant",
+        warmup_steps=warmup,
+        optim="adamw_torch",
+        adam_beta1=0.9,
+        adam_beta2=0.999,
+        adam_epsilon=1e-8,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        epsilon=0.2,
+        epsilon_high=0.28,
+        beta=0.0,
+        scale_rewards="group",
+        loss_type=loss_type,
+        mask_truncated_completions=False,
+        use_cpu=True,
+        bf16=False,
+        fp16=False,
+        gradient_checkpointing=False,
+        seed=0,
+        data_seed=0,
+        max_steps=max_steps,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -209,44 +265,16 @@ def main() -> None:
     prompts = [[{"role": "user", "content": t}] for t in texts] if chat else texts
     dataset = Dataset.from_dict({"prompt": prompts, "index": list(range(len(problems)))})
     reward = CodeReward(task, problems, args.partial_scale, verify)
-    config = GRPOConfig(
-        output_dir=str(work / "grpo"),
-        per_device_train_batch_size=args.prompts * args.group,
-        num_generations=args.group,
-        gradient_accumulation_steps=1,
-        steps_per_generation=1,
-        num_iterations=1,
-        max_completion_length=32,
+    config = grpo_config(
+        str(work / "grpo"),
+        args.prompts,
+        args.group,
+        max_new_tokens=32,
         temperature=args.temperature,
-        top_k=0,
-        top_p=1.0,
         learning_rate=args.lr,
-        lr_scheduler_type="constant_with_warmup",
-        warmup_steps=args.warmup,
-        optim="adamw_torch",
-        adam_beta1=0.9,
-        adam_beta2=0.999,
-        adam_epsilon=1e-8,
-        weight_decay=0.0,
-        max_grad_norm=1.0,
-        epsilon=0.2,
-        epsilon_high=0.28,
-        beta=0.0,
-        scale_rewards="group",
+        warmup=args.warmup,
         loss_type=args.loss_type,
-        mask_truncated_completions=False,
-        use_cpu=True,
-        bf16=False,
-        fp16=False,
-        gradient_checkpointing=False,
-        seed=0,
-        data_seed=0,
         max_steps=100_000,  # the CPU budget stops it (StepLog)
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
     )
     trainer = GRPOTrainer(
         model=model,

@@ -40,9 +40,10 @@ from pathlib import Path
 import torch
 import trl
 from datasets import Dataset
-from learn_code_trl import check_same_tokens
+from learn_arith import TASK  # the batch is bench/learn_arith.py's task
+from learn_code_trl import check_same_tokens, grpo_config
 from transformers import PrinterCallback, TrainerCallback
-from trl import GRPOConfig, GRPOTrainer
+from trl import GRPOTrainer
 
 import rlvr.rollout
 import rlvr.trainer
@@ -53,13 +54,6 @@ from rlvr.spec import ModelSpec, TrainSpec
 from rlvr.tasks.base import build_task
 from rlvr.tiny import build_tiny_model
 
-TASK = {
-    "name": "arithmetic",
-    "min_digits": 2,
-    "max_digits": 2,
-    "operators": ["+"],
-    "test_size": 200,
-}
 REWARDS = [{"name": "verdict", "weight": 1.0}, {"name": "arithmetic_format", "weight": 0.1}]
 OURS_PHASES = ("generation_time", "verify_wait_time", "update_time")
 
@@ -204,39 +198,16 @@ def run_trl(args, model_dir: str, work: Path) -> list[dict[str, float]]:
         scored = score_batch(task, [problems[i] for i in index], completions, REWARDS)
         return scored.rewards
 
-    config = GRPOConfig(
-        output_dir=str(work),
-        per_device_train_batch_size=args.prompts * args.group,
-        num_generations=args.group,
-        gradient_accumulation_steps=1,
-        steps_per_generation=1,
-        num_iterations=1,
-        max_completion_length=args.max_new_tokens,
+    config = grpo_config(
+        str(work),
+        args.prompts,
+        args.group,
+        max_new_tokens=args.max_new_tokens,
         temperature=1.0,
-        top_k=0,
-        top_p=1.0,
         learning_rate=2e-4,
-        lr_scheduler_type="constant",
-        optim="adamw_torch",
-        weight_decay=0.0,
-        max_grad_norm=1.0,
-        epsilon=0.2,
-        epsilon_high=0.28,
-        beta=0.0,
-        scale_rewards="group",
+        warmup=0,
         loss_type="grpo",
-        use_cpu=True,
-        bf16=False,
-        fp16=False,
-        gradient_checkpointing=False,
-        seed=0,
-        data_seed=0,
         max_steps=args.steps,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
     )
     trainer = GRPOTrainer(
         model=model,
